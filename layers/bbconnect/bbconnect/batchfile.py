@@ -1,0 +1,342 @@
+"""The batch file format: JSON Lines or CSV, one letter per line.
+
+Formats, chosen by the file name's extension:
+
+* **JSON Lines** (`.jsonl`, `.ndjson`): one JSON object per line.
+* **CSV** (`.csv`): comma-separated, `"`-quoted (RFC 4180), a header row naming the columns. Nested
+  fields are dotted columns: `address.street`, `data.assessment_number`, and list items by index,
+  `data.lines.0.amount`. `attachments` is a `;`-separated list. An empty cell means "absent". A quoted
+  cell may span lines; the row's line number is the line it starts on.
+
+Both: UTF-8 (a leading BOM is stripped), lines end in `\\n`, `\\r\\n` or `\\r`; blank lines are
+skipped. Columns: `reference`, `sender`, `stream`, `bsn`, `subject`, `text`, `publish_at`,
+`act_before`, `template`, `data`, `attachments`, `address` (see `bbconnect.validation` for the rules).
+
+`parse_batch_file` checks the file as a whole at once (extension, encoding, emptiness, CSV header) and
+raises `BadBatchFile`; it then yields one `RawRow` per letter line, or a `Rejection` with code
+`MALFORMED_ROW` for a line that cannot be read. Messages never quote a line's content (it may hold
+a BSN): they give line numbers, byte offsets and column counts.
+"""
+from __future__ import annotations
+
+import codecs
+import csv
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from bbconnect.letters import MALFORMED_ROW, Rejection
+
+__all__ = [
+    "ADDRESS_COLUMNS",
+    "BadBatchFile",
+    "COLUMNS",
+    "FORMATS",
+    "REQUIRED_COLUMNS",
+    "RawRow",
+    "batch_format",
+    "parse_batch_file",
+]
+
+FORMATS: dict[str, str] = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
+
+COLUMNS: tuple[str, ...] = (
+    "reference",
+    "sender",
+    "stream",
+    "bsn",
+    "subject",
+    "text",
+    "publish_at",
+    "act_before",
+    "template",
+    "data",
+    "attachments",
+    "address",
+)
+REQUIRED_COLUMNS: tuple[str, ...] = ("reference", "sender", "stream", "bsn", "subject", "text")
+ADDRESS_COLUMNS: tuple[str, ...] = ("name", "street", "house_number", "postcode", "city", "country")
+_CSV_SCALAR_COLUMNS = frozenset(COLUMNS) - {"data", "address"}
+
+_LINE_RE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$")
+_SAFE_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]{0,59}")
+
+
+class BadBatchFile(ValueError):
+    """The file as a whole cannot be read; no letter of it is processed."""
+
+
+@dataclass(frozen=True, slots=True)
+class RawRow:
+    """One letter line as read, before validation: `fields` as in the JSON object (CSV: nested)."""
+
+    line: int
+    fields: dict[str, Any] = field(repr=False)
+
+
+def batch_format(name: str) -> str:
+    """`jsonl` or `csv` from the file name (an S3 key is fine); `BadBatchFile` otherwise."""
+    base = name.rsplit("/", 1)[-1]
+    dot = base.rfind(".")
+    extension = base[dot:].lower() if dot > 0 else ""
+    try:
+        return FORMATS[extension]
+    except KeyError:
+        known = ", ".join(sorted(FORMATS))
+        shown = repr(extension) if extension else "none"
+        raise BadBatchFile(f"unknown format: extension {shown}; use one of {known}") from None
+
+
+def parse_batch_file(
+    name: str, content: bytes, *, max_line_bytes: int = 1_000_000
+) -> Iterator[RawRow | Rejection]:
+    """Read a batch file. Raises `BadBatchFile` now; yields rows and `MALFORMED_ROW` rejections."""
+    kind = batch_format(name)
+    text = _decode(content)
+    lines = _LINE_RE.findall(text)
+    if not any(line.strip() for line in lines):
+        raise BadBatchFile("empty file: no letters")
+    if kind == "jsonl":
+        return _jsonl_rows(lines, max_line_bytes)
+    return _csv_rows(lines, max_line_bytes)
+
+
+# --- whole file ---------------------------------------------------------------------------------------
+def _decode(content: bytes) -> str:
+    if not content:
+        raise BadBatchFile("empty file: no letters")
+    skip = len(codecs.BOM_UTF8) if content.startswith(codecs.BOM_UTF8) else 0
+    try:
+        return content[skip:].decode("utf-8")
+    except UnicodeDecodeError as exc:
+        offset = exc.start + skip
+        line = content.count(b"\n", 0, offset) + 1
+        hint = ""
+        if content.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+            hint = "; the file looks like UTF-16"
+        raise BadBatchFile(
+            f"not UTF-8: byte 0x{content[offset]:02X} at byte offset {offset} (line {line}) "
+            f"cannot be decoded{hint}"
+        ) from None
+
+
+def _too_long(line: str, limit: int) -> bool:
+    if len(line) > limit:
+        return True
+    if len(line) * 4 <= limit:
+        return False
+    return len(line.encode("utf-8")) > limit
+
+
+def _shown(name: str) -> str:
+    """A column or key name, quoted only when it looks like a name (it could be a shifted value)."""
+    return repr(name) if _SAFE_NAME_RE.fullmatch(name) and not re.search(r"[0-9]{5}", name) else "(name not shown)"
+
+
+def _malformed(line: int, reason: str) -> Rejection:
+    return Rejection(line=line, reference=None, code=MALFORMED_ROW, reason=reason)
+
+
+# --- JSON Lines ---------------------------------------------------------------------------------------
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _object_without_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise _DuplicateKey(key)
+        result[key] = value
+    return result
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not allowed")
+
+
+def _jsonl_rows(lines: list[str], max_line_bytes: int) -> Iterator[RawRow | Rejection]:
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        if _too_long(line, max_line_bytes):
+            yield _malformed(number, f"line {number} is longer than the limit of {max_line_bytes} bytes")
+            continue
+        try:
+            value = json.loads(
+                line,
+                object_pairs_hook=_object_without_duplicates,
+                parse_constant=_reject_constant,
+            )
+        except json.JSONDecodeError as exc:
+            yield _malformed(number, f"line {number} is not valid JSON: {exc.msg} at column {exc.colno}")
+            continue
+        except _DuplicateKey as exc:
+            yield _malformed(number, f"line {number} has the key {_shown(str(exc))} twice")
+            continue
+        except (ValueError, RecursionError) as exc:
+            detail = str(exc) if isinstance(exc, ValueError) else "nested too deeply"
+            yield _malformed(number, f"line {number} is not valid JSON: {detail}")
+            continue
+        if not isinstance(value, dict):
+            kind = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(
+                type(value), "a number"
+            )
+            yield _malformed(number, f"line {number} is {kind}, not a JSON object")
+            continue
+        yield RawRow(line=number, fields=value)
+
+
+# --- CSV ----------------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class _Column:
+    kind: str  # "scalar", "attachments", "address", "data"
+    path: tuple[str, ...]
+
+
+def _read_header(lines: list[str]) -> tuple[int, list[_Column]]:
+    index = next(i for i, line in enumerate(lines) if line.strip())
+    number = index + 1
+    try:
+        cells = next(csv.reader([lines[index]], strict=True))
+    except (csv.Error, StopIteration):
+        raise BadBatchFile(f"the CSV header on line {number} cannot be read") from None
+    names = [cell.strip() for cell in cells]
+    if len(names) == 1 and ";" in names[0]:
+        raise BadBatchFile(
+            f"the CSV header on line {number} looks semicolon-separated; columns are separated by commas"
+        )
+    columns: list[_Column] = []
+    seen: dict[str, int] = {}
+    problems: list[str] = []
+    for position, raw_name in enumerate(names, start=1):
+        lowered = raw_name.lower()
+        if not raw_name:
+            problems.append(f"column {position} has no name")
+            continue
+        if lowered in _CSV_SCALAR_COLUMNS:
+            key = lowered
+            column = _Column("attachments" if lowered == "attachments" else "scalar", (lowered,))
+        elif lowered.startswith("address."):
+            part = lowered[len("address.") :]
+            if part not in ADDRESS_COLUMNS:
+                problems.append(f"column {position} {_shown(raw_name)} is not an address part")
+                continue
+            key = lowered
+            column = _Column("address", ("address", part))
+        elif lowered.startswith("data."):
+            path = tuple(raw_name[len("data.") :].split("."))
+            if any(not segment for segment in path):
+                problems.append(f"column {position} {_shown(raw_name)} has an empty path segment")
+                continue
+            key = "data." + ".".join(path)
+            column = _Column("data", ("data", *path))
+        else:
+            problems.append(f"column {position} {_shown(raw_name)} is not a known column")
+            continue
+        if key in seen:
+            problems.append(f"column {position} {_shown(raw_name)} repeats column {seen[key]}")
+            continue
+        seen[key] = position
+        columns.append(column)
+    data_paths = {c.path for c in columns if c.kind == "data"}
+    for path in sorted(data_paths):
+        for cut in range(2, len(path)):
+            if path[:cut] in data_paths:
+                problems.append(
+                    f"column {_shown('.'.join(path))} is nested under column {_shown('.'.join(path[:cut]))}"
+                )
+    missing = [name for name in REQUIRED_COLUMNS if name not in seen]
+    if missing:
+        problems.append("required columns are missing: " + ", ".join(missing))
+    if problems:
+        raise BadBatchFile(f"the CSV header on line {number} is not usable: " + "; ".join(problems))
+    return index, columns
+
+
+def _csv_rows(lines: list[str], max_line_bytes: int) -> Iterator[RawRow | Rejection]:
+    header_index, columns = _read_header(lines)
+    if not any(line.strip() for line in lines[header_index + 1 :]):
+        raise BadBatchFile("the CSV file has a header but no letters")
+    return _csv_records(lines, header_index + 1, columns, max_line_bytes)
+
+
+def _csv_records(
+    lines: list[str], start: int, columns: list[_Column], max_line_bytes: int
+) -> Iterator[RawRow | Rejection]:
+    index = start
+    total = len(lines)
+    while index < total:
+        number = index + 1
+        first = lines[index]
+        if not first.strip():
+            index += 1
+            continue
+        # A record continues while it has an odd number of quotes (a quoted cell spans lines).
+        end = index
+        quotes = first.count('"')
+        size = len(first)
+        while quotes % 2 and end + 1 < total and size <= max_line_bytes:
+            end += 1
+            quotes += lines[end].count('"')
+            size += len(lines[end])
+        record = lines[index : end + 1]
+        if quotes % 2:
+            # Unclosed quote: reject this line only and read on from the next one.
+            where = "before the end of the file" if end + 1 >= total else f"within {max_line_bytes} bytes"
+            yield _malformed(number, f"line {number} opens a quote that is not closed {where}")
+            index += 1
+            continue
+        if _too_long("".join(record), max_line_bytes):
+            yield _malformed(number, f"line {number} is longer than the limit of {max_line_bytes} bytes")
+            index = end + 1
+            continue
+        index = end + 1
+        try:
+            rows = list(csv.reader(record, strict=True))
+        except csv.Error as exc:
+            yield _malformed(number, f"line {number} cannot be read as CSV: {exc}")
+            continue
+        if len(rows) != 1:
+            yield _malformed(number, f"line {number} cannot be read as one CSV row")
+            continue
+        cells = rows[0]
+        if all(not cell.strip() for cell in cells):
+            continue  # a row of empty cells, as spreadsheets write them: like a blank line
+        if len(cells) != len(columns):
+            yield _malformed(
+                number, f"line {number} has {len(cells)} columns; the header has {len(columns)}"
+            )
+            continue
+        yield RawRow(line=number, fields=_nest(columns, cells))
+
+
+def _nest(columns: list[_Column], cells: list[str]) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    for column, cell in zip(columns, cells):
+        if not cell.strip():
+            continue  # empty cell = absent
+        if column.kind == "scalar":
+            fields[column.path[0]] = cell
+        elif column.kind == "attachments":
+            fields["attachments"] = [part.strip() for part in cell.split(";") if part.strip()]
+        else:
+            target = fields
+            for segment in column.path[:-1]:
+                target = target.setdefault(segment, {})
+            target[column.path[-1]] = cell
+    if "data" in fields:
+        fields["data"] = _lists_from_indices(fields["data"])
+    return fields
+
+
+def _lists_from_indices(value: Any) -> Any:
+    """`{"0": a, "1": b}` -> `[a, b]` (by index, gaps closed), recursively."""
+    if not isinstance(value, dict):
+        return value
+    converted = {key: _lists_from_indices(item) for key, item in value.items()}
+    if converted and all(key.isdigit() and key.isascii() for key in converted):
+        return [converted[key] for key in sorted(converted, key=int)]
+    return converted

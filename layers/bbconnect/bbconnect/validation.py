@@ -1,0 +1,449 @@
+"""Validate the rows of a batch file against a tenant's configuration.
+
+`validate_row` turns one `RawRow` into a `Letter` or a `Rejection`; `validate_rows` does a whole file
+and also rejects a repeated `reference`. A row gets one rejection: the first rule it breaks, in this
+order:
+
+1. shape: no unknown fields; `reference`, `sender`, `stream`, `bsn`, `subject`, `text` present and
+   strings (an empty string or JSON null counts as absent);
+2. `reference`: at most 64 characters, no control characters;
+3. `bsn`: exactly 9 digits, not all zeros, 11-test (python-stdnum);
+4. tenant: the sender exists, the stream exists, is active and may use the BSN, the berichttype is
+   activated for the sender, and the sender has a connection unless the stream is `paper_only`;
+5. `subject`: no control characters, and 1-50 characters once the stream's `subject_prefix` is put
+   before it (`Letter.subject` holds that full Onderwerp, prefix included);
+   `text`: at most 4000 characters counting each line break as 4 (Logius' `\\r\\n`), no control
+   characters other than tab, line feed and carriage return;
+6. dates: `publish_at` no more than a day before `now` and at most 13 days after it; `act_before`
+   not before the publication date (Amsterdam calendar days). A date without a time means midnight in
+   Europe/Amsterdam, as does a date-time without an offset; both are stored UTC-aware;
+7. `template` known (absent: the stream's template; `Letter.template` holds the one that applies),
+   `data` an object without control characters in its strings; for `aanslag` it must fit
+   `AanslagData` and is stored in that model's canonical JSON form (amounts as "61.80" strings);
+8. `attachments`: at most `MAX_ATTACHMENTS` (1) plain `.pdf` file names, no folders, no repeats
+   (Logius takes two PDFs per letter; the rendered letter is the first);
+9. `address`: required when the letter can end up on paper (`address_required`), and complete.
+
+Reasons name the field and the limit; they never contain the BSN, the subject or the text.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from datetime import datetime, timedelta, timezone
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from pydantic import ValidationError
+
+from bbconnect import letters as L
+from bbconnect.batchfile import ADDRESS_COLUMNS, COLUMNS, RawRow
+from bbconnect.letters import AanslagData, Address, Letter, Rejection
+from bbconnect.tenants import TEMPLATES, Stream, TenantConfig
+
+__all__ = [
+    "AMSTERDAM",
+    "PUBLISH_MAX_AHEAD",
+    "PUBLISH_MAX_BEHIND",
+    "address_required",
+    "parse_when",
+    "validate_row",
+    "validate_rows",
+]
+
+AMSTERDAM = ZoneInfo("Europe/Amsterdam")
+PUBLISH_MAX_AHEAD = timedelta(days=13)  # Logius: PublicatieDatum at most 13 days after delivery
+PUBLISH_MAX_BEHIND = timedelta(days=1)
+
+_REQUIRED = ("reference", "sender", "stream", "bsn", "subject", "text")
+_OPTIONAL_STRINGS = ("publish_at", "act_before", "template")
+_REQUIRED_ADDRESS_PARTS = ("name", "street", "house_number", "city")
+_SAFE_VALUE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\-]{0,39}")
+_ATTACHMENT_RE = re.compile(r"[^/\\]+\.pdf", re.IGNORECASE)
+
+
+class _Reject(Exception):
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(code)
+        self.code = code
+        self.reason = reason
+
+
+def address_required(stream: Stream) -> bool:
+    """Must a letter of this stream carry a postal address?
+
+    The one place this rule lives. Every policy can lead to paper: `paper_only` and
+    `digital_and_paper` always print, and `digital_first` prints when the citizen has no Berichtenbox
+    subscription or digital delivery fails. So: always.
+    """
+    return stream.policy in ("digital_first", "digital_and_paper", "paper_only")
+
+
+def parse_when(value: str) -> datetime:
+    """ISO 8601 date or date-time -> UTC-aware datetime (no offset: Europe/Amsterdam local time).
+
+    Raises ValueError (without the value in its message).
+    """
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=AMSTERDAM)
+        return parsed.astimezone(timezone.utc)
+    except (ValueError, OverflowError):
+        raise ValueError("not an ISO 8601 date or date-time") from None
+
+
+def _shown(value: str) -> str:
+    """Echo a short identifier-like value; hide anything that could be personal data."""
+    if _SAFE_VALUE_RE.fullmatch(value) and not re.search(r"[0-9]{5}", value):
+        return repr(value)
+    return "(value not shown)"
+
+
+def _reference_of(fields: dict[str, Any]) -> str | None:
+    """The row's reference if it is usable as one (for rejections and duplicate detection)."""
+    value = fields.get("reference")
+    if not isinstance(value, str):
+        return None
+    value = value.strip()
+    if not value or len(value) > L.MAX_REFERENCE_LENGTH:
+        return None
+    if L.xml_illegal_character(value, allow_line_breaks=False):
+        return None
+    return value
+
+
+def _string(fields: dict[str, Any], name: str, *, required: bool) -> str | None:
+    value = fields.get(name)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        if required:
+            raise _Reject(L.MISSING_FIELD, f"{name} is required and missing or empty")
+        return None
+    if not isinstance(value, str):
+        raise _Reject(L.FIELD_INVALID, f"{name} must be a string, not {_json_type(value)}")
+    return value
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return "a " + type(value).__name__
+
+
+def _no_controls(name: str, value: str, *, allow_line_breaks: bool, code: str = L.INVALID_CHARACTERS) -> None:
+    found = L.xml_illegal_character(value, allow_line_breaks=allow_line_breaks)
+    if found:
+        allowed = " (only tab and line breaks are allowed)" if allow_line_breaks else ""
+        raise _Reject(code, f"{name} contains a {found}{allowed}")
+
+
+def _check_data_strings(value: Any, path: str) -> None:
+    if isinstance(value, str):
+        _no_controls(path, value, allow_line_breaks=True)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_data_strings(item, f"{path}.{key}" if _SAFE_VALUE_RE.fullmatch(str(key)) else path)
+    elif isinstance(value, list):
+        for position, item in enumerate(value):
+            _check_data_strings(item, f"{path}.{position}")
+
+
+def _validate(row: RawRow, tenant: TenantConfig, now: datetime) -> Letter:
+    fields = row.fields
+    unknown = [key for key in fields if key not in COLUMNS]
+    if unknown:
+        names = ", ".join(_shown(str(key)) for key in unknown)
+        raise _Reject(L.UNKNOWN_FIELD, f"unknown field(s) {names}; known fields are {', '.join(COLUMNS)}")
+
+    values = {name: _string(fields, name, required=True) for name in _REQUIRED}
+    optional = {name: _string(fields, name, required=False) for name in _OPTIONAL_STRINGS}
+
+    # reference
+    reference = values["reference"].strip()
+    if len(reference) > L.MAX_REFERENCE_LENGTH:
+        raise _Reject(
+            L.FIELD_TOO_LONG,
+            f"reference is {len(reference)} characters; the limit is {L.MAX_REFERENCE_LENGTH}",
+        )
+    _no_controls("reference", reference, allow_line_breaks=False)
+
+    # bsn
+    bsn = values["bsn"].strip()
+    if not re.fullmatch(r"[0-9]{9}", bsn):
+        raise _Reject(L.INVALID_BSN, "bsn must be exactly 9 digits")
+    if bsn == "000000000":
+        raise _Reject(L.INVALID_BSN, "bsn may not be all zeros")
+    if not L.is_valid_bsn(bsn):
+        raise _Reject(L.INVALID_BSN, "bsn fails the 11-test (elfproef)")
+
+    # tenant rules
+    sender = values["sender"].strip()
+    stream_code = values["stream"].strip()
+    if sender not in tenant.organisations:
+        raise _Reject(L.UNKNOWN_SENDER, f"sender {_shown(sender)} is not an organisation of tenant {tenant.tenant!r}")
+    stream = tenant.streams.get(stream_code)
+    if stream is None:
+        raise _Reject(L.UNKNOWN_STREAM, f"stream {_shown(stream_code)} is not configured for tenant {tenant.tenant!r}")
+    if not stream.active:
+        raise _Reject(L.STREAM_INACTIVE, f"stream {stream.code!r} is not active")
+    if not stream.bsn_lawful:
+        raise _Reject(
+            L.BSN_NOT_LAWFUL, f"stream {stream.code!r} has no legal ground to use the BSN (bsn_lawful is false)"
+        )
+    if not tenant.may_send(sender, stream.code):
+        raise _Reject(
+            L.SENDER_NOT_ALLOWED, f"berichttype {stream.code!r} is not activated for sender {sender!r}"
+        )
+    if stream.policy != "paper_only" and tenant.connection_for(sender) is None:
+        raise _Reject(
+            L.NO_CONNECTION,
+            f"sender {sender!r} has no Logius connection, and stream {stream.code!r} is {stream.policy}",
+        )
+
+    # subject and text
+    subject = values["subject"].strip()
+    _no_controls("subject", subject, allow_line_breaks=False)
+    full_subject = stream.subject_for(subject)
+    if len(full_subject) > L.MAX_SUBJECT_LENGTH:
+        with_prefix = " including the stream's subject_prefix" if stream.subject_prefix else ""
+        raise _Reject(
+            L.FIELD_TOO_LONG,
+            f"subject is {len(full_subject)} characters{with_prefix}; Logius allows {L.MAX_SUBJECT_LENGTH}",
+        )
+    text = values["text"]
+    _no_controls("text", text, allow_line_breaks=True)
+    text = L.normalise_line_breaks(text)
+    text_length = L.logius_text_length(text)
+    if text_length > L.MAX_TEXT_LENGTH:
+        raise _Reject(
+            L.FIELD_TOO_LONG,
+            f"text is {text_length} characters counting each line break as 4; Logius allows {L.MAX_TEXT_LENGTH}",
+        )
+
+    # dates
+    publish_at = _when("publish_at", optional["publish_at"])
+    act_before = _when("act_before", optional["act_before"])
+    if publish_at is not None:
+        if publish_at < now - PUBLISH_MAX_BEHIND:
+            raise _Reject(
+                L.PUBLISH_IN_PAST,
+                f"publish_at {_day(publish_at)} is more than a day before now ({_day(now)})",
+            )
+        if publish_at > now + PUBLISH_MAX_AHEAD:
+            raise _Reject(
+                L.PUBLISH_TOO_FAR,
+                f"publish_at {_day(publish_at)} is more than 13 days after now; the latest allowed is "
+                f"{_day(now + PUBLISH_MAX_AHEAD)}",
+            )
+    if act_before is not None:
+        published = publish_at if publish_at is not None else now
+        if _day(act_before) < _day(published):
+            which = "publish_at" if publish_at is not None else "today, the publication date"
+            raise _Reject(
+                L.ACT_BEFORE_TOO_EARLY,
+                f"act_before {_day(act_before)} lies before {which} ({_day(published)})",
+            )
+
+    # template and data
+    template = optional["template"].strip() if optional["template"] else stream.template
+    if template not in TEMPLATES:
+        raise _Reject(L.UNKNOWN_TEMPLATE, f"template {_shown(template)} is not one of {', '.join(TEMPLATES)}")
+    data = fields.get("data")
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise _Reject(L.FIELD_INVALID, f"data must be an object, not {_json_type(data)}")
+    _check_data_strings(data, "data")
+    if template == "aanslag":
+        data = _aanslag_data(data)
+
+    attachments = _attachments(fields.get("attachments"))
+    address = _address(fields.get("address"), stream)
+
+    try:
+        return Letter(
+            line=row.line,
+            reference=reference,
+            sender=sender,
+            stream=stream.code,
+            bsn=bsn,
+            subject=full_subject,
+            text=text,
+            publish_at=publish_at,
+            act_before=act_before,
+            template=template,
+            data=data,
+            attachments=attachments,
+            address=address,
+        )
+    except ValidationError as exc:  # a rule above should have caught it; input is hidden in errors
+        first = exc.errors(include_url=False, include_input=False)[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise _Reject(L.FIELD_INVALID, f"{where}: {first['msg']}") from None
+
+
+def _day(moment: datetime) -> str:
+    return moment.astimezone(AMSTERDAM).date().isoformat()
+
+
+def _when(name: str, value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return parse_when(value)
+    except ValueError:
+        raise _Reject(
+            L.DATE_INVALID,
+            f"{name} is not an ISO 8601 date or date-time (e.g. 2027-03-01 or 2027-03-01T09:00:00+01:00)",
+        ) from None
+
+
+def _aanslag_data(data: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return AanslagData.model_validate(data).model_dump(mode="json", exclude_none=True)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors(include_url=False, include_input=False)[:3]:
+            where = ".".join(str(part) for part in ("data", *error["loc"]))
+            message = error["msg"].removeprefix("Value error, ")
+            problems.append(f"{where}: {message}")
+        raise _Reject(L.DATA_INVALID, "data does not fit the aanslag template: " + "; ".join(problems)) from None
+
+
+def _attachments(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise _Reject(L.FIELD_INVALID, "attachments must be a list of file names")
+    names = [item.strip() for item in value if item.strip()]
+    if len(names) > L.MAX_ATTACHMENTS:
+        raise _Reject(
+            L.TOO_MANY_ATTACHMENTS,
+            f"{len(names)} attachments; at most {L.MAX_ATTACHMENTS} (Logius takes 2 PDFs per letter and the "
+            "letter itself is the first)",
+        )
+    for position, name in enumerate(names, start=1):
+        _no_controls(f"attachment {position}", name, allow_line_breaks=False, code=L.ATTACHMENT_INVALID)
+        if len(name) > L.MAX_ATTACHMENT_NAME_LENGTH:
+            raise _Reject(
+                L.ATTACHMENT_INVALID,
+                f"attachment {position} has a name of {len(name)} characters; the limit is "
+                f"{L.MAX_ATTACHMENT_NAME_LENGTH}",
+            )
+        if not _ATTACHMENT_RE.fullmatch(name) or name.startswith("."):
+            raise _Reject(
+                L.ATTACHMENT_INVALID,
+                f"attachment {position} must be a plain file name ending in .pdf, without a folder",
+            )
+    if len({name.lower() for name in names}) != len(names):
+        raise _Reject(L.ATTACHMENT_INVALID, "attachments lists the same file twice")
+    return names
+
+
+def _address(value: Any, stream: Stream) -> Address | None:
+    if value is None or value == {}:
+        if address_required(stream):
+            raise _Reject(
+                L.ADDRESS_REQUIRED,
+                f"address is required: letters of stream {stream.code!r} ({stream.policy}) can go on paper",
+            )
+        return None
+    if not isinstance(value, dict):
+        raise _Reject(L.ADDRESS_INVALID, f"address must be an object, not {_json_type(value)}")
+    unknown = [key for key in value if key not in ADDRESS_COLUMNS]
+    if unknown:
+        names = ", ".join(_shown(str(key)) for key in unknown)
+        raise _Reject(L.UNKNOWN_FIELD, f"unknown address field(s) {names}; known are {', '.join(ADDRESS_COLUMNS)}")
+    parts: dict[str, str] = {}
+    for name in ADDRESS_COLUMNS:
+        item = value.get(name)
+        if item is None or (isinstance(item, str) and not item.strip()):
+            continue
+        if not isinstance(item, str):
+            raise _Reject(L.ADDRESS_INVALID, f"address.{name} must be a string, not {_json_type(item)}")
+        item = item.strip()
+        _no_controls(f"address.{name}", item, allow_line_breaks=False, code=L.ADDRESS_INVALID)
+        if name != "country" and len(item) > L.ADDRESS_LIMITS[name]:
+            raise _Reject(
+                L.FIELD_TOO_LONG,
+                f"address.{name} is {len(item)} characters; the limit is {L.ADDRESS_LIMITS[name]}",
+            )
+        parts[name] = item
+    country = parts.get("country", "NL").upper()
+    if not re.fullmatch(r"[A-Z]{2}", country):
+        raise _Reject(L.ADDRESS_INVALID, "address.country must be a two-letter ISO 3166 code such as NL")
+    parts["country"] = country
+    required = _REQUIRED_ADDRESS_PARTS + (("postcode",) if country == "NL" else ())
+    missing = [name for name in required if name not in parts]
+    if missing:
+        raise _Reject(
+            L.ADDRESS_INCOMPLETE, "address is incomplete: missing " + ", ".join(f"address.{m}" for m in missing)
+        )
+    if country == "NL":
+        try:
+            parts["postcode"] = L.normalise_dutch_postcode(parts["postcode"])
+        except ValueError as exc:
+            raise _Reject(L.ADDRESS_INVALID, f"address.postcode: {exc}") from None
+    try:
+        return Address(**parts)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False, include_input=False)[0]
+        where = ".".join(str(part) for part in ("address", *first["loc"]))
+        raise _Reject(L.ADDRESS_INVALID, f"{where}: {first['msg']}") from None
+
+
+def _check_now(now: datetime) -> None:
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise ValueError("now must be timezone-aware")
+
+
+def validate_row(row: RawRow, tenant: TenantConfig, *, now: datetime) -> Letter | Rejection:
+    """One row -> a `Letter`, or a `Rejection` for the first rule it breaks."""
+    _check_now(now)
+    try:
+        return _validate(row, tenant, now.astimezone(timezone.utc))
+    except _Reject as rejected:
+        return Rejection(
+            line=row.line, reference=_reference_of(row.fields), code=rejected.code, reason=rejected.reason
+        )
+
+
+def validate_rows(
+    rows: Iterable[RawRow | Rejection], tenant: TenantConfig, *, now: datetime
+) -> tuple[list[Letter], list[Rejection]]:
+    """Validate a file's rows (as `parse_batch_file` yields them, rejections passed through).
+
+    A `reference` seen on an earlier line (whether that row was accepted or not) makes the later
+    row a `DUPLICATE_REFERENCE`. `len(letters) + len(rejections)` is the number of rows received.
+    """
+    _check_now(now)
+    letters: list[Letter] = []
+    rejections: list[Rejection] = []
+    first_line: dict[str, int] = {}
+    for row in rows:
+        if isinstance(row, Rejection):
+            rejections.append(row)
+            continue
+        reference = _reference_of(row.fields)
+        if reference is not None:
+            if reference in first_line:
+                rejections.append(
+                    Rejection(
+                        line=row.line,
+                        reference=reference,
+                        code=L.DUPLICATE_REFERENCE,
+                        reason=f"reference was already used on line {first_line[reference]}; "
+                        "a reference must be unique within the file",
+                    )
+                )
+                continue
+            first_line[reference] = row.line
+        result = validate_row(row, tenant, now=now)
+        (letters if isinstance(result, Letter) else rejections).append(result)
+    return letters, rejections
