@@ -1,0 +1,16 @@
+"""Inbound ebMS endpoint (API Gateway with mutual TLS): GLOBE-R-BV-Result messages from Logius."""
+from bbconnect.adapters.certificates import oin_of_certificate
+from bbconnect.observability import logger_for, metrics_for
+from bbconnect.service.context import services
+from bbconnect.service.results import from_api_gateway, receive
+
+logger = logger_for("receive-result")
+metrics = metrics_for("receive-result")
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context(clear_state=True)
+def handler(event, context):
+    answer = receive(from_api_gateway(event), services(), certificate_oin=oin_of_certificate)
+    logger.info("inbound ebMS message answered", extra={"status": answer["statusCode"]})
+    return answer

@@ -1,0 +1,26 @@
+"""Intake queue -> one batch execution per dropped file (deterministic name)."""
+import json
+
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+from bbconnect import runtime
+from bbconnect.observability import logger_for, metrics_for
+from bbconnect.service.starter import dropped_files, start
+
+logger = logger_for("starter")
+metrics = metrics_for("starter")
+processor = BatchProcessor(event_type=EventType.SQS)
+
+
+def record_handler(record: SQSRecord) -> None:
+    for dropped in dropped_files(record.body):
+        batch_id, started = start(runtime.client("stepfunctions"), runtime.settings().state_machine_arn, dropped)
+        logger.info("batch file dropped", extra={"batch_id": batch_id, "key": dropped["key"], "started": started})
+        metrics.add_metric(name="BatchFilesStarted" if started else "BatchFilesAlreadyStarted", unit="Count", value=1)
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context
+def handler(event, context):
+    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

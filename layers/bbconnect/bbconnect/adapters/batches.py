@@ -1,0 +1,94 @@
+"""Batch-level records in one DynamoDB table, by key prefix:
+
+- `file#<batch id>`: a dropped batch file and its outcome;
+- `globe#<GLOBE BatchID>`: the ebMS delivery of one GLOBE batch (MessageId, state, when sent and
+  acknowledged) and, once it arrives, where its processing report is;
+- `inbound#<CPAId>#<MessageId>`: an inbound ebMS message seen, with the answer given, so a
+  duplicate gets the same answer and is not processed twice.
+"""
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+from botocore.exceptions import ClientError
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+class BatchRepository:
+    def __init__(self, table, retention_days: int):
+        self._table = table
+        self._retention_seconds = retention_days * 86400
+
+    def _expires(self) -> int:
+        return int(time.time()) + self._retention_seconds
+
+    def _put_new(self, item: dict) -> bool:
+        try:
+            self._table.put_item(Item={**item, "expires_at": self._expires()}, ConditionExpression="attribute_not_exists(pk)")
+            return True
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+
+    def _update(self, pk: str, fields: dict, condition: str | None = None, condition_values: dict | None = None) -> bool:
+        names = {f"#f{i}": name for i, name in enumerate(fields)}
+        values = {f":f{i}": value for i, value in enumerate(fields.values())}
+        values.update(condition_values or {})
+        kwargs = {
+            "Key": {"pk": pk},
+            "UpdateExpression": "SET " + ", ".join(f"#f{i} = :f{i}" for i in range(len(fields))),
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
+        }
+        if condition:
+            kwargs["ConditionExpression"] = condition
+        try:
+            self._table.update_item(**kwargs)
+            return True
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+
+    def get(self, pk: str) -> dict | None:
+        return self._table.get_item(Key={"pk": pk}, ConsistentRead=True).get("Item")
+
+    # ---- batch files
+    def record_file(self, batch_id: str, **fields) -> None:
+        self._update(f"file#{batch_id}", {**fields, "updated_at": _now(), "expires_at": self._expires()})
+
+    # ---- GLOBE batches (outbound ebMS)
+    def globe(self, globe_batch_id: str) -> dict | None:
+        return self.get(f"globe#{globe_batch_id}")
+
+    def create_globe(self, globe_batch_id: str, **fields) -> bool:
+        """Record the ebMS message of a GLOBE batch once; False when it already exists (reuse it)."""
+        return self._put_new({"pk": f"globe#{globe_batch_id}", "state": "created", "created_at": _now(), "attempts": 0, **fields})
+
+    def update_globe(self, globe_batch_id: str, **fields) -> None:
+        self._update(f"globe#{globe_batch_id}", {**fields, "updated_at": _now()})
+
+    def mark_acknowledged(self, globe_batch_id: str, acknowledged_at: str) -> None:
+        self._update(f"globe#{globe_batch_id}", {"state": "acknowledged", "acknowledged_at": acknowledged_at})
+
+    def record_result(self, globe_batch_id: str, result_key: str, message_id: str) -> bool:
+        """Attach the first processing report that arrives for a batch; later ones are kept in S3 only."""
+        return self._update(
+            f"globe#{globe_batch_id}", {"result_key": result_key, "result_message_id": message_id, "result_at": _now()},
+            condition="attribute_not_exists(result_key)",
+        )
+
+    # ---- inbound ebMS messages
+    def inbound_seen(self, cpa_id: str, message_id: str) -> dict | None:
+        return self.get(f"inbound#{cpa_id}#{message_id}")
+
+    def record_inbound(self, cpa_id: str, message_id: str, *, action: str, response_headers: dict, response_body: str) -> bool:
+        return self._put_new({
+            "pk": f"inbound#{cpa_id}#{message_id}", "action": action, "received_at": _now(),
+            "response_headers": response_headers, "response_body": response_body,
+        })

@@ -1,0 +1,54 @@
+"""Tenant configurations: `tenants/<tenant>.json` in the config bucket on AWS, `<dir>/<tenant>.json`
+locally. Kept for a few minutes per container, so a new version is picked up without a deploy."""
+from __future__ import annotations
+
+import re
+import threading
+import time
+from pathlib import Path
+
+from bbconnect.tenants import TenantConfig, TenantConfigError, load_tenant_config
+
+_TENANT_ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,39}$")
+
+
+class UnknownTenant(LookupError):
+    pass
+
+
+class TenantConfigStore:
+    def __init__(self, *, directory: str | None = None, s3=None, bucket: str | None = None, max_age_seconds: float = 300):
+        if not directory and not (s3 and bucket):
+            raise ValueError("a tenant config store needs a directory or a bucket")
+        self._directory = Path(directory) if directory else None
+        self._s3, self._bucket = s3, bucket
+        self._max_age = max_age_seconds
+        self._cache: dict[str, tuple[float, TenantConfig]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, tenant: str) -> TenantConfig:
+        if not _TENANT_ID.match(tenant or ""):
+            raise UnknownTenant(f"{tenant!r} is not a tenant id (lower-case letters, digits and '-', 2-40 characters)")
+        with self._lock:
+            cached = self._cache.get(tenant)
+            if cached and time.monotonic() - cached[0] < self._max_age:
+                return cached[1]
+        raw, source = self._read(tenant)
+        config = load_tenant_config(raw, source=source)
+        if config.tenant != tenant:
+            raise TenantConfigError(f"{source}: declares tenant {config.tenant!r}, but is stored as {tenant!r}")
+        with self._lock:
+            self._cache[tenant] = (time.monotonic(), config)
+        return config
+
+    def _read(self, tenant: str) -> tuple[bytes, str]:
+        if self._directory is not None:
+            path = self._directory / f"{tenant}.json"
+            if not path.is_file():
+                raise UnknownTenant(f"no configuration for tenant {tenant!r} ({path})")
+            return path.read_bytes(), str(path)
+        key = f"tenants/{tenant}.json"
+        try:
+            return self._s3.get_object(Bucket=self._bucket, Key=key)["Body"].read(), f"s3://{self._bucket}/{key}"
+        except self._s3.exceptions.NoSuchKey:
+            raise UnknownTenant(f"no configuration for tenant {tenant!r} (s3://{self._bucket}/{key})") from None

@@ -1,0 +1,78 @@
+"""HTTPS with two-way TLS to Logius (GLOBE): TLS 1.2 or higher, the server verified against the
+configured CA bundle and host name, our client certificate from a secret reference."""
+from __future__ import annotations
+
+import hashlib
+import http.client
+import os
+import ssl
+import tempfile
+import threading
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from bbconnect.adapters.references import read_reference
+
+
+class TransportError(Exception):
+    """The request did not get an HTTP answer (refused, reset, timed out, TLS failure)."""
+
+
+@dataclass(frozen=True)
+class HttpAnswer:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def header(self, name: str) -> str | None:
+        for key, value in self.headers.items():
+            if key.lower() == name.lower():
+                return value
+        return None
+
+
+_contexts: dict[tuple[str, str], ssl.SSLContext] = {}
+_lock = threading.Lock()
+
+
+def _pem_file(pem: bytes) -> str:
+    """ssl wants a path: keep each distinct PEM once, readable by this process only."""
+    name = hashlib.sha256(pem).hexdigest()[:32]
+    path = os.path.join(tempfile.gettempdir(), f"bbconnect-{name}.pem")
+    if not os.path.exists(path):
+        fd = os.open(path + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(pem)
+        os.replace(path + ".tmp", path)
+    return path
+
+
+def tls_context(certificate_ref: str, ca_bundle_ref: str) -> ssl.SSLContext:
+    """A client context per (certificate, CA bundle), made once per container."""
+    key = (certificate_ref, ca_bundle_ref)
+    with _lock:
+        context = _contexts.get(key)
+        if context is None:
+            context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cadata=read_reference(ca_bundle_ref).decode())
+            context.minimum_version = ssl.TLSVersion.TLSv1_2
+            context.load_cert_chain(_pem_file(read_reference(certificate_ref)))
+            _contexts[key] = context
+        return context
+
+
+def post(url: str, body: bytes, headers: dict[str, str], context: ssl.SSLContext, timeout: float) -> HttpAnswer:
+    parts = urlsplit(url)
+    if parts.scheme != "https":
+        raise TransportError(f"refusing to send to {url}: Digikoppeling requires https")
+    connection = http.client.HTTPSConnection(parts.hostname, parts.port or 443, context=context, timeout=timeout)
+    path = parts.path or "/"
+    if parts.query:
+        path += "?" + parts.query
+    try:
+        connection.request("POST", path, body=body, headers=headers)
+        response = connection.getresponse()
+        return HttpAnswer(response.status, dict(response.getheaders()), response.read())
+    except (OSError, http.client.HTTPException) as error:
+        raise TransportError(f"POST {parts.scheme}://{parts.netloc}{parts.path} failed: {type(error).__name__}: {error}") from error
+    finally:
+        connection.close()

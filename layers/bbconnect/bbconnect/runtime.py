@@ -1,0 +1,70 @@
+"""What a Lambda needs from its environment: settings, AWS clients and observability, made once
+per container and reused across invocations."""
+from __future__ import annotations
+
+import os
+import threading
+from functools import cache
+
+from pydantic import BaseModel, Field
+
+
+class Settings(BaseModel):
+    """The function's environment, validated (the names are the template's variables)."""
+
+    letters_table: str = Field(alias="LETTERS_TABLE")
+    batches_table: str = Field(alias="BATCHES_TABLE")
+    idempotency_table: str = Field(alias="IDEMPOTENCY_TABLE")
+    inbox_bucket: str = Field(alias="INBOX_BUCKET")
+    outbox_bucket: str = Field(alias="OUTBOX_BUCKET")
+    work_bucket: str = Field(alias="WORK_BUCKET")
+    config_bucket: str | None = Field(default=None, alias="CONFIG_BUCKET")
+    # Locally the tenant configurations are read from a folder instead of the config bucket.
+    tenant_config_dir: str | None = Field(default=None, alias="TENANT_CONFIG_DIR")
+    logius_ca_bundle: str = Field(alias="LOGIUS_CA_BUNDLE")
+    logius_oins: str = Field(default="00000004003214345001", alias="LOGIUS_OINS")
+    result_poll_seconds: int = Field(default=300, alias="RESULT_POLL_SECONDS")
+    result_timeout_seconds: int = Field(default=172800, alias="RESULT_TIMEOUT_SECONDS")
+    send_timeout_seconds: int = Field(default=21600, alias="SEND_TIMEOUT_SECONDS")
+    retention_days: int = Field(default=90, alias="RETENTION_DAYS")
+    chunk_size: int = Field(default=1000, ge=1, le=1000, alias="CHUNK_SIZE")
+    state_machine_arn: str | None = Field(default=None, alias="STATE_MACHINE_ARN")
+    http_timeout_seconds: float = Field(default=60.0, alias="HTTP_TIMEOUT_SECONDS")
+
+    @property
+    def accepted_logius_oins(self) -> frozenset[str]:
+        return frozenset(oin.strip() for oin in self.logius_oins.split(",") if oin.strip())
+
+
+@cache
+def settings() -> Settings:
+    return Settings.model_validate(dict(os.environ))
+
+
+@cache
+def client(service: str):
+    import boto3
+
+    return boto3.client(service)
+
+
+_local = threading.local()
+
+
+def table(name: str):
+    """A DynamoDB Table resource; resources are not thread-safe, so one per thread."""
+    tables = getattr(_local, "tables", None)
+    if tables is None:
+        tables = _local.tables = {}
+    if name not in tables:
+        import boto3
+
+        tables[name] = boto3.session.Session().resource("dynamodb").Table(name)
+    return tables[name]
+
+
+def reset() -> None:
+    """Forget cached settings and clients (tests and the local run change the environment)."""
+    settings.cache_clear()
+    client.cache_clear()
+    _local.__dict__.clear()

@@ -1,0 +1,1 @@
+"""The stages of a batch: domain logic wired to the AWS adapters. Handlers call one function here."""

@@ -1,0 +1,50 @@
+"""The adapters a stage works with, built once per Lambda container from its environment."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+
+from bbconnect import runtime
+from bbconnect.adapters.batches import BatchRepository
+from bbconnect.adapters.blobs import BlobStore
+from bbconnect.adapters.letters import LetterRepository
+from bbconnect.adapters.tenant_configs import TenantConfigStore
+
+
+class TransientError(Exception):
+    """Worth retrying as it is (the state machine's Retry and SQS redelivery match this name)."""
+
+
+@dataclass
+class Services:
+    settings: runtime.Settings
+    inbox: BlobStore
+    outbox: BlobStore
+    work: BlobStore
+    letters: LetterRepository
+    batches: BatchRepository
+    configs: TenantConfigStore
+
+
+@cache
+def services() -> Services:
+    settings = runtime.settings()
+    s3 = runtime.client("s3")
+    if settings.tenant_config_dir:
+        configs = TenantConfigStore(directory=settings.tenant_config_dir)
+    else:
+        configs = TenantConfigStore(s3=s3, bucket=settings.config_bucket)
+    return Services(
+        settings=settings,
+        inbox=BlobStore(s3, settings.inbox_bucket),
+        outbox=BlobStore(s3, settings.outbox_bucket),
+        work=BlobStore(s3, settings.work_bucket),
+        letters=LetterRepository(runtime.table(settings.letters_table), settings.retention_days),
+        batches=BatchRepository(runtime.table(settings.batches_table), settings.retention_days),
+        configs=configs,
+    )
+
+
+def reset() -> None:
+    services.cache_clear()
+    runtime.reset()

@@ -1,0 +1,123 @@
+"""Fallback: every letter of the chunk gets its final state, and the letters that go on paper are
+rendered for print.
+
+- routed to paper (no Berichtenbox, or a paper-only stream): PAPER;
+- in the processing report: `Verwerkt`/`BerichtBestaatAl` DELIVERED, `NietActiefOfGeabonneerd`
+  PAPER, any other (or unknown) code FAILED with that code;
+- a report line with the nil GUID as BerichtID (GLOBE could not read the letter) applies to the
+  batch's letters that have no line of their own;
+- not rendered, not acknowledged, or no report in time: FAILED with the reason.
+`digital_and_paper` letters are DELIVERED (or FAILED) digitally and always get a paper copy.
+"""
+from __future__ import annotations
+
+import io
+import zipfile
+
+from bbconnect.logius.globe import NIL_GUID, outcome_of, parse_result
+from bbconnect.masking import scrub
+from bbconnect.service import keys
+from bbconnect.service.context import Services
+from bbconnect.service.documents import letter_document
+from bbconnect.service.render import renderer
+from bbconnect.status import Route, Status
+
+
+def _digital_outcomes(event: dict, services: Services, chunk: dict) -> tuple[dict[str, tuple[Status, str | None, str | None]], str | None]:
+    """Per BerichtID: (status, reason, VerwerkingsCode) for the letters that went into the GLOBE batch;
+    or a reason that applies to all of them."""
+    send = event.get("send") or {}
+    if event.get("send_error"):
+        error = event["send_error"]
+        return {}, f"not delivered: no acknowledgement from Logius ({error.get('Error', 'error')})"
+    if not send.get("sent"):
+        return {}, f"not delivered: {send.get('reason', 'the GLOBE batch was not sent')}"
+    record = services.batches.globe(chunk["globe_batch_id"]) or {}
+    if not record.get("result_key"):
+        return {}, "no processing report (GLOBE-R-BV-Result) arrived in time"
+    result = parse_result(services.work.get(record["result_key"]))
+    outcomes: dict[str, tuple[Status, str | None, str | None]] = {}
+    batch_wide = None
+    for line in result.letters:
+        kind = outcome_of(line.code)
+        status = {"delivered": Status.DELIVERED, "paper": Status.PAPER, "failed": Status.FAILED}[kind]
+        reason = None if kind == "delivered" else f"Logius: {line.code}" + (f" (stadium {line.stage})" if line.stage and line.stage != "NA" else "")
+        if line.bericht_id.lower() == NIL_GUID:
+            batch_wide = (status if status != Status.DELIVERED else Status.FAILED, reason or f"Logius: {line.code} for an unreadable letter", line.code)
+        else:
+            outcomes[line.bericht_id.lower()] = (status, reason, line.code)
+    if batch_wide is not None:
+        outcomes["*"] = batch_wide
+    return outcomes, None
+
+
+def fallback(event: dict, services: Services) -> dict:
+    chunk = services.work.get_json(event["chunk"]["key"])
+    tenant, index, batch_id = chunk["tenant"], chunk["index"], chunk["batch_id"]
+    outcome_key = keys.chunk(batch_id, index, "outcome.json")
+    outcome = services.work.get_json_or_none(outcome_key)
+    if outcome is None:
+        outcome = _decide(event, services, chunk)
+        services.work.put_json(outcome_key, outcome)
+    for entry in outcome["letters"]:
+        services.letters.advance(tenant, entry["reference"], Status(entry["status"]), reason=entry.get("reason"),
+                                 extra={"paper_copy": entry["paper"]} if entry["paper"] else None)
+    return {"counts": outcome["counts"]}
+
+
+def _decide(event: dict, services: Services, chunk: dict) -> dict:
+    tenant, index, batch_id = chunk["tenant"], chunk["index"], chunk["batch_id"]
+    routes = services.work.get_json(keys.chunk(batch_id, index, "routes.json"))
+    rendered = services.work.get_json_or_none(keys.chunk(batch_id, index, "rendered.json")) or {"included": [], "failed": {}}
+    included = set(rendered["included"])
+    digital, all_reason = ({}, None)
+    if included:
+        digital, all_reason = _digital_outcomes(event, services, chunk)
+    config = services.configs.get(tenant)
+    organisation = config.organisations[chunk["sender"]]
+    stream = config.streams[chunk["stream"]]
+
+    entries, paper_pdfs = [], {}
+    for letter in chunk["letters"]:
+        reference = letter["reference"]
+        route = routes[reference]["route"]
+        code = None
+        if route == Route.PAPER:
+            status, reason = Status.PAPER, None
+        elif reference in rendered["failed"]:
+            status, reason = Status.FAILED, rendered["failed"][reference]
+        elif letter["bericht_id"] not in included:
+            status, reason = Status.FAILED, "not in the GLOBE batch"
+        elif all_reason:
+            status, reason = Status.FAILED, all_reason
+        else:
+            found = digital.get(letter["bericht_id"].lower()) or digital.get("*")
+            if found is None:
+                status, reason = Status.FAILED, "the processing report has no line for this letter"
+            else:
+                status, reason, code = found
+        wants_paper = status == Status.PAPER or route == Route.BOTH
+        if wants_paper:
+            try:
+                paper_pdfs[reference] = renderer().render(letter_document(letter, organisation, stream, variant="paper"))
+            except ValueError as error:
+                status, reason, wants_paper = Status.FAILED, f"paper letter could not be rendered: {scrub(str(error))}", False
+        entries.append({"reference": reference, "line": letter["line"], "bericht_id": letter["bericht_id"],
+                        "route": route, "status": status.value, "reason": reason, "code": code, "paper": wants_paper,
+                        "address": letter.get("address")})
+    paper_key = None
+    if paper_pdfs:
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as bundle:
+            for reference, pdf in paper_pdfs.items():
+                bundle.writestr(f"{_safe(reference)}.pdf", pdf)
+        paper_key = keys.paper_bundle(tenant, batch_id, index)
+        services.outbox.put(paper_key, buffer.getvalue(), "application/zip")
+    counts = {"delivered": 0, "paper": 0, "failed": 0}
+    for entry in entries:
+        counts[entry["status"].lower()] += 1
+    return {"letters": entries, "counts": counts, "paper_bundle": paper_key, "globe_batch_id": chunk["globe_batch_id"]}
+
+
+def _safe(reference: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in reference)

@@ -1,0 +1,115 @@
+"""Ingest: read a dropped batch file, validate every row, record every letter, and split the
+accepted letters into GLOBE batches (chunks). `received = accepted + rejected`, always."""
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from bbconnect import letters as letter_model
+from bbconnect.adapters.tenant_configs import UnknownTenant
+from bbconnect.batchfile import BadBatchFile, RawRow, parse_batch_file
+from bbconnect.chunking import ChunkKey, bericht_id, plan_chunks
+from bbconnect.ids import tenant_of_key
+from bbconnect.letters import Rejection
+from bbconnect.service import keys
+from bbconnect.service.context import Services
+from bbconnect.tenants import TenantConfigError
+from bbconnect.validation import validate_rows
+
+MAX_FILE_BYTES = 1024 * 1024 * 1024  # 1 GiB: a 100,000-letter run with data is far below this
+
+
+class BadFile(Exception):
+    """The file as a whole cannot be taken: it is reported to the tenant, nothing is sent."""
+
+
+def ingest(event: dict, services: Services, *, now: datetime | None = None) -> dict:
+    now = now or datetime.now(UTC)
+    batch_id, bucket, key = event["batch_id"], event["bucket"], event["key"]
+    tenant = tenant_of_key(key)
+    timing = {
+        "poll_seconds": services.settings.result_poll_seconds,
+        "send_timeout_seconds": services.settings.send_timeout_seconds,
+    }
+    answer = {"batch_id": batch_id, "tenant": tenant or "", "file": key, "timing": timing, "chunk_count": 0}
+    try:
+        if tenant is None:
+            raise BadFile("the file is not under a tenant prefix: drop batch files as <tenant>/<file>")
+        try:
+            config = services.configs.get(tenant)
+        except UnknownTenant as error:
+            raise BadFile(f"unknown tenant: {error}") from None
+        except TenantConfigError as error:
+            raise BadFile(f"the tenant configuration is invalid, ask your bbconnect operator: {error}") from None
+        head = services.inbox.head(key)
+        if head is None:
+            raise BadFile("the file was removed before it could be read")
+        if head["ContentLength"] > MAX_FILE_BYTES:
+            raise BadFile(f"the file is {head['ContentLength']} bytes; at most {MAX_FILE_BYTES} are taken")
+        content = services.inbox.get(key)
+        try:
+            parsed = list(parse_batch_file(key.rsplit("/", 1)[-1], content))
+        except BadBatchFile as error:
+            raise BadFile(str(error)) from None
+    except BadFile as error:
+        report = {
+            "batch_id": batch_id, "tenant": tenant, "file": key, "status": "bad_file", "error": str(error),
+            "counts": {"received": 0, "rejected": 0, "delivered": 0, "paper": 0, "failed": 0}, "letters": [],
+        }
+        services.outbox.put_json(keys.report(tenant or "_unassigned", batch_id, "error.json"), report)
+        services.batches.record_file(batch_id, tenant=tenant or "", file=key, status="bad_file", error=str(error))
+        return {**answer, "status": "bad_file", "error": str(error)}
+
+    raw_rows = [item for item in parsed if isinstance(item, RawRow)]
+    rejections: list[Rejection] = [item for item in parsed if isinstance(item, Rejection)]
+    accepted, invalid = validate_rows(raw_rows, config, now=now)
+    rejections.extend(invalid)
+
+    def connection_of(letter) -> str | None:
+        connection = config.connection_for(letter.sender)
+        return connection.id if connection else None
+
+    # Record before planning: a reference an earlier file already used is a rejection, not a letter.
+    recorded = []
+    for letter in accepted:
+        earlier = services.letters.record_accepted(
+            tenant=tenant, reference=letter.reference, batch_id=batch_id, line=letter.line,
+            bericht_id=bericht_id(tenant, letter.reference), sender=letter.sender, stream=letter.stream,
+        )
+        if earlier is None:
+            recorded.append(letter)
+        else:
+            rejections.append(Rejection(
+                line=letter.line, reference=letter.reference, code=letter_model.DUPLICATE_REFERENCE,
+                reason=f"reference {letter.reference!r} was already used by an earlier file (batch {earlier})",
+            ))
+    for rejection in rejections:
+        services.letters.record_rejected(tenant=tenant, batch_id=batch_id, line=rejection.line,
+                                         reference=rejection.reference, code=rejection.code, reason=rejection.reason)
+
+    chunks = plan_chunks(
+        batch_id, recorded, lambda letter: ChunkKey(letter.sender, letter.stream, connection_of(letter)),
+        max_letters=services.settings.chunk_size,
+    )
+    manifest = []
+    for chunk in chunks:
+        chunk_key = keys.chunk(batch_id, chunk.index, "letters.json")
+        services.work.put_json(chunk_key, {
+            "tenant": tenant, "batch_id": batch_id, "index": chunk.index, "globe_batch_id": chunk.globe_batch_id,
+            "sender": chunk.key.sender, "stream": chunk.key.stream, "connection": chunk.key.connection,
+            "source_key": key,
+            "letters": [{**letter.model_dump(mode="json"), "bericht_id": bericht_id(tenant, letter.reference)} for letter in chunk.letters],
+        })
+        manifest.append({"index": chunk.index, "key": chunk_key, "globe_batch_id": chunk.globe_batch_id, "letters": len(chunk.letters)})
+    rejections.sort(key=lambda r: r.line)
+    services.work.put_json(keys.rejections(batch_id), [r.model_dump(mode="json") for r in rejections])
+    services.work.put_json(keys.manifest(batch_id), manifest)
+    received = len(recorded) + len(rejections)
+    services.work.put_json(keys.source(batch_id), {"tenant": tenant, "file": key, "received": received,
+                                                   "accepted": len(recorded), "rejected": len(rejections),
+                                                   "ingested_at": now.isoformat()})
+    services.batches.record_file(batch_id, tenant=tenant, file=key, status="processing", received=received,
+                                 accepted=len(recorded), rejected=len(rejections), chunks=len(chunks))
+    return {
+        **answer, "status": "ok", "received": received, "accepted": len(recorded), "rejected": len(rejections),
+        "chunk_count": len(chunks), "manifest": {"bucket": services.work.bucket, "key": keys.manifest(batch_id)},
+    }

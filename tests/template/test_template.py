@@ -1,0 +1,72 @@
+"""template.yaml: lint-clean, and shaped as the product needs (encrypted private buckets, queues
+with dead-letter queues, every function's handler present)."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bbconnect_local.template import load_template
+
+
+@pytest.fixture(scope="module")
+def template(repo_root):
+    return load_template(repo_root / "template.yaml")
+
+
+def _tool(name: str) -> str:
+    candidate = Path(sys.executable).parent / name
+    found = str(candidate) if candidate.exists() else shutil.which(name)
+    if not found:
+        pytest.skip(f"{name} is not installed")
+    return found
+
+
+def test_given_the_template_when_cfn_lint_runs_then_it_reports_nothing(repo_root):
+    result = subprocess.run([_tool("cfn-lint"), "template.yaml"], cwd=repo_root, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_given_the_template_when_sam_validate_lint_runs_offline_then_it_is_valid(repo_root):
+    env = {**os.environ, "AWS_DEFAULT_REGION": "eu-west-1", "SAM_CLI_TELEMETRY": "0"}
+    result = subprocess.run([_tool("sam"), "validate", "--lint"], cwd=repo_root, capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "is a valid SAM Template" in result.stdout + result.stderr
+
+
+def test_given_the_buckets_then_each_is_encrypted_and_private(template):
+    buckets = {k: r for k, r in template["Resources"].items() if r["Type"] == "AWS::S3::Bucket"}
+    assert {"InboxBucket", "OutboxBucket"} <= set(buckets)
+    for name, bucket in buckets.items():
+        props = bucket["Properties"]
+        assert props["BucketEncryption"]["ServerSideEncryptionConfiguration"], name
+        assert all(props["PublicAccessBlockConfiguration"].values()), name
+
+
+def test_given_the_queues_then_intake_and_send_have_dead_letter_queues(template):
+    resources = template["Resources"]
+    for queue in ("IntakeQueue", "SendQueue"):
+        redrive = resources[queue]["Properties"]["RedrivePolicy"]
+        assert redrive["deadLetterTargetArn"]["Fn::GetAtt"][0] in resources
+        assert redrive["maxReceiveCount"] >= 1
+    send_event = resources["SendFunction"]["Properties"]["Events"]["Send"]["Properties"]
+    assert send_event["ScalingConfig"]["MaximumConcurrency"]
+    assert send_event["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+
+
+def test_given_the_functions_then_each_handler_exists_and_has_least_privilege_policies(template, repo_root):
+    functions = {k: r for k, r in template["Resources"].items() if r["Type"] == "AWS::Serverless::Function"}
+    assert len(functions) >= 8
+    for name, function in functions.items():
+        props = function["Properties"]
+        module, handler = props["Handler"].rsplit(".", 1)
+        source = (repo_root / props["CodeUri"] / f"{module}.py").read_text()
+        assert f"def {handler}(" in source, name
+        for policy in props.get("Policies", []):
+            assert isinstance(policy, dict), f"{name}: use SAM policy templates or scoped statements, not {policy!r}"
+            for statement in policy.get("Statement", []):
+                assert statement["Resource"] != "*", f"{name}: a statement on every resource"
