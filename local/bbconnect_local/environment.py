@@ -1,0 +1,219 @@
+"""A whole bbconnect on one machine: the template on moto, the Logius simulator, and bbconnect's
+inbound ebMS endpoint, wired together with a test PKI (two-way TLS everywhere)."""
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bbconnect_local.deployment import LocalDeployment, api_gateway_event
+from bbconnect_local.mtls_server import HttpRequest, HttpResponse, MutualTlsServer
+from bbconnect_local.pki import TestPKI
+from bbconnect_local.simulator import LogiusSimulator, SimulatorConfig
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+LOGIUS_OIN = "00000004003214345001"
+
+
+def simulator_config_from_file(path: Path | None) -> SimulatorConfig:
+    """`{"subscribed": [bsn, ...], "subscribed_all": false, "result_codes": {bsn: code}}`."""
+    data = json.loads(path.read_text(encoding="utf-8")) if path else {}
+    return SimulatorConfig(
+        subscribed=set(data.get("subscribed", [])), subscribed_all=bool(data.get("subscribed_all", False)),
+        result_codes=dict(data.get("result_codes", {})),
+        result_delay_seconds=float(data.get("result_delay_seconds", 0.2)),
+        gzip_results=bool(data.get("gzip_results", False)),
+    )
+
+
+@dataclass
+class BatchRun:
+    batch_id: str
+    execution_arn: str
+    status: str
+    output: dict | None
+
+
+class LocalEnvironment:
+    def __init__(self, *, config_dir: Path, simulator: SimulatorConfig | None = None, workdir: Path | None = None,
+                 chunk_size: int = 1000, template: Path = REPO_ROOT / "template.yaml",
+                 parameter_overrides: dict[str, Any] | None = None):
+        self.config_dir = Path(config_dir)
+        self.simulator_config = simulator or SimulatorConfig()
+        self._own_workdir = workdir is None
+        self.workdir = Path(workdir or tempfile.mkdtemp(prefix="bbconnect-local-"))
+        self.chunk_size = chunk_size
+        self.template = template
+        self.parameter_overrides = {"ResultPollSeconds": 1, "ResultTimeoutSeconds": 120, "SendTimeoutSeconds": 120,
+                                    **(parameter_overrides or {})}
+        self.pki: TestPKI | None = None
+        self.simulator: LogiusSimulator | None = None
+        self.inbound: MutualTlsServer | None = None
+        self.deployment: LocalDeployment | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> "LocalEnvironment":
+        try:
+            self.pki = TestPKI(self.workdir / "pki")
+            inbound_identity = self.pki.issue("bbconnect-inbound", client=False, server=True)
+            self.inbound = MutualTlsServer(self._inbound, inbound_identity, self.pki.ca_cert_path)
+            inbound_url = self.inbound.start()
+            self.simulator_config.logius_oin = LOGIUS_OIN
+            self.simulator_config.result_endpoint = f"{inbound_url}/ebms"
+            self.simulator = LogiusSimulator(self.simulator_config, self.pki)
+            self.simulator.start()
+            tenant_dir = self._local_tenant_configs()
+            self.deployment = LocalDeployment(
+                self.template,
+                parameter_overrides={"LogiusCaBundle": f"file:{self.pki.ca_cert_path}", **self.parameter_overrides},
+                environment={"TENANT_CONFIG_DIR": str(tenant_dir), "CHUNK_SIZE": str(self.chunk_size),
+                             "LOGIUS_OINS": LOGIUS_OIN, "HTTP_TIMEOUT_SECONDS": "30"},
+            ).start()
+        except Exception:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        if self.simulator is not None:
+            self.simulator.stop()
+        if self.deployment is not None:
+            self.deployment.stop()
+        if self.inbound is not None:
+            self.inbound.stop()
+        if self._own_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self) -> "LocalEnvironment":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def _local_tenant_configs(self) -> Path:
+        """The tenants' configurations as given, with each connection pointed at the simulator and
+        given a client certificate (with the connection's OIN) from the test PKI. Logius is told
+        which senders each connection may deliver for, as it is when a CPA is made."""
+        target = self.workdir / "tenants"
+        target.mkdir(parents=True, exist_ok=True)
+        authorised: dict[str, set[str]] = {}
+        for path in sorted(self.config_dir.glob("*.json")):
+            config = json.loads(path.read_text(encoding="utf-8"))
+            for connection_id, connection in (config.get("connections") or {}).items():
+                identity = self.pki.issue(f"{config['tenant']}-{connection_id}", oin=connection["oin"], client=True, server=False)
+                bundle = self.workdir / "pki" / f"{config['tenant']}-{connection_id}-bundle.pem"
+                bundle.write_bytes(Path(identity.cert_path).read_bytes() + Path(identity.key_path).read_bytes())
+                bundle.chmod(0o600)
+                connection["endpoint"] = self.simulator.ebms_url
+                connection["wus_endpoint"] = self.simulator.wus_url
+                connection["certificate"] = f"file:{bundle}"
+                connection["logius_oin"] = LOGIUS_OIN
+                for sender in connection.get("senders", []):
+                    organisation = (config.get("organisations") or {}).get(sender)
+                    if organisation:
+                        authorised.setdefault(connection["oin"], set()).add(organisation["oin"])
+            for organisation in (config.get("organisations") or {}).values():
+                logo = organisation.get("logo")
+                if logo and not Path(logo).is_absolute():
+                    organisation["logo"] = str((path.parent / logo).resolve())
+            (target / path.name).write_text(json.dumps(config, indent=2, ensure_ascii=False), encoding="utf-8")
+        self.simulator_config.authorised_senders.update(authorised)
+        return target
+
+    def _inbound(self, request: HttpRequest) -> HttpResponse:
+        """bbconnect's inbound ebMS endpoint: what API Gateway (mutual TLS) does on AWS."""
+        event = api_gateway_event(request.method, request.path, dict(request.headers), request.body, request.client_cert_pem)
+        answer = self.deployment.invoke("ReceiveResultFunction", event)
+        body = answer.get("body") or ""
+        return HttpResponse(answer["statusCode"], answer.get("headers") or {}, body.encode("utf-8") if isinstance(body, str) else body)
+
+    # ------------------------------------------------------------------ using it
+    @property
+    def outputs(self) -> dict[str, Any]:
+        return self.deployment.outputs
+
+    def drop(self, path: Path, tenant: str, *, name: str | None = None, attachments: list[Path] = ()) -> str:
+        import boto3
+
+        s3 = boto3.client("s3")
+        bucket = self.outputs["InboxBucketName"]
+        for attachment in attachments:
+            s3.put_object(Bucket=bucket, Key=f"{tenant}/attachments/{attachment.name}", Body=attachment.read_bytes())
+        key = f"{tenant}/{name or Path(path).name}"
+        s3.put_object(Bucket=bucket, Key=key, Body=Path(path).read_bytes())
+        return key
+
+    def executions(self) -> list[dict]:
+        import boto3
+
+        sfn = boto3.client("stepfunctions")
+        return sfn.list_executions(stateMachineArn=self.outputs["BatchStateMachineArn"])["executions"]
+
+    def wait_for_execution(self, key: str, *, timeout: float = 300, on_progress=None) -> BatchRun:
+        """Wait until the execution started for `key` has finished."""
+        import boto3
+
+        sfn = boto3.client("stepfunctions")
+        deadline = time.monotonic() + timeout
+        execution = None
+        while time.monotonic() < deadline:
+            if execution is None:
+                execution = self._execution_for(key)
+            if execution is not None:
+                described = sfn.describe_execution(executionArn=execution["executionArn"])
+                if on_progress:
+                    on_progress(described)
+                if described["status"] != "RUNNING":
+                    output = json.loads(described["output"]) if described.get("output") else None
+                    return BatchRun(described["name"], described["executionArn"], described["status"], output)
+            elif on_progress:
+                on_progress(None)
+            time.sleep(0.2)
+        raise TimeoutError(f"the batch execution for {key} did not finish within {timeout} s")
+
+    def _execution_for(self, key: str) -> dict | None:
+        import boto3
+
+        sfn = boto3.client("stepfunctions")
+        for execution in self.executions():
+            described = sfn.describe_execution(executionArn=execution["executionArn"])
+            if json.loads(described.get("input") or "{}").get("key") == key:
+                return execution
+        return None
+
+    def letter_statuses(self) -> dict[str, int]:
+        import boto3
+
+        table = boto3.resource("dynamodb").Table(self.outputs["LettersTableName"])
+        counts: dict[str, int] = {}
+        kwargs: dict = {"ProjectionExpression": "#s", "ExpressionAttributeNames": {"#s": "status"}}
+        while True:
+            page = table.scan(**kwargs)
+            for item in page["Items"]:
+                counts[item["status"]] = counts.get(item["status"], 0) + 1
+            if "LastEvaluatedKey" not in page:
+                return counts
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def outbox_object(self, key: str) -> bytes:
+        import boto3
+
+        return boto3.client("s3").get_object(Bucket=self.outputs["OutboxBucketName"], Key=key)["Body"].read()
+
+    def outbox_keys(self, prefix: str) -> list[str]:
+        import boto3
+
+        s3 = boto3.client("s3")
+        keys: list[str] = []
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=self.outputs["OutboxBucketName"], Prefix=prefix):
+            keys.extend(item["Key"] for item in page.get("Contents", []))
+        return keys
+
+    def work_object(self, key: str) -> bytes:
+        import boto3
+
+        return boto3.client("s3").get_object(Bucket=self.outputs["WorkBucketName"], Key=key)["Body"].read()

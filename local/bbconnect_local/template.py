@@ -1,0 +1,139 @@
+"""Read `template.yaml` as CloudFormation sees it: the short-form tags (!Ref, !GetAtt, !Sub, ...)
+become their long forms, and intrinsic functions resolve against parameters, conditions and the
+physical names of what the local run created."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+_TAGS = {"Ref": "Ref", "Condition": "Condition"}
+_FN_TAGS = ("GetAtt", "Sub", "If", "Not", "Equals", "And", "Or", "Join", "Select", "Split", "FindInMap",
+            "GetAZs", "ImportValue", "Base64", "Cidr")
+
+
+class _Loader(yaml.SafeLoader):
+    pass
+
+
+def _construct(tag: str):
+    def construct(loader: yaml.SafeLoader, node: yaml.Node):
+        if isinstance(node, yaml.ScalarNode):
+            value: Any = loader.construct_scalar(node)
+            if tag == "Fn::GetAtt":
+                value = value.split(".", 1)
+        elif isinstance(node, yaml.SequenceNode):
+            value = loader.construct_sequence(node, deep=True)
+        else:
+            value = loader.construct_mapping(node, deep=True)
+        return {tag: value}
+    return construct
+
+
+for _short, _long in _TAGS.items():
+    _Loader.add_constructor(f"!{_short}", _construct(_long))
+for _fn in _FN_TAGS:
+    _Loader.add_constructor(f"!{_fn}", _construct(f"Fn::{_fn}"))
+
+
+def load_template(path: Path) -> dict:
+    with open(path, encoding="utf-8") as handle:
+        return yaml.load(handle, Loader=_Loader)  # noqa: S506 - SafeLoader subclass with CFN tags only
+
+
+class UnresolvedReference(KeyError):
+    pass
+
+
+class Resolver:
+    """Evaluates intrinsic functions. `ref(name)` and `get_att(name, attribute)` give what the local
+    run knows about a resource; parameters come from the template's defaults and overrides."""
+
+    def __init__(self, template: dict, parameters: dict[str, Any], pseudo: dict[str, str],
+                 ref: Callable[[str], Any], get_att: Callable[[str, str], Any]):
+        self.template = template
+        self.parameters = parameters
+        self.pseudo = pseudo
+        self._ref, self._get_att = ref, get_att
+        self.conditions = {name: self.resolve(expr) for name, expr in (template.get("Conditions") or {}).items()}
+
+    def ref(self, name: str) -> Any:
+        if name in self.pseudo:
+            return self.pseudo[name]
+        if name in self.parameters:
+            return self.parameters[name]
+        return self._ref(name)
+
+    def resolve(self, value: Any) -> Any:
+        if isinstance(value, list):
+            return [self.resolve(v) for v in value]
+        if not isinstance(value, dict):
+            return value
+        if len(value) == 1:
+            (key, arg), = value.items()
+            if key == "Ref":
+                return self.ref(arg)
+            if key == "Condition":
+                return self.conditions[arg]
+            if key == "Fn::GetAtt":
+                name, attribute = arg if isinstance(arg, list) else arg.split(".", 1)
+                return self._get_att(name, attribute)
+            if key == "Fn::Sub":
+                return self._sub(arg)
+            if key == "Fn::If":
+                name, then, otherwise = arg
+                return self.resolve(then if self.conditions[name] else otherwise)
+            if key == "Fn::Not":
+                return not self.resolve(arg[0])
+            if key == "Fn::Equals":
+                return self.resolve(arg[0]) == self.resolve(arg[1])
+            if key == "Fn::And":
+                return all(self.resolve(a) for a in arg)
+            if key == "Fn::Or":
+                return any(self.resolve(a) for a in arg)
+            if key == "Fn::Join":
+                return arg[0].join(str(self.resolve(v)) for v in self.resolve(arg[1]))
+            if key == "Fn::Select":
+                return self.resolve(arg[1])[int(self.resolve(arg[0]))]
+            if key == "Fn::Split":
+                return self.resolve(arg[1]).split(arg[0])
+        return {k: self.resolve(v) for k, v in value.items()}
+
+    def _sub(self, arg: Any) -> str:
+        text, variables = (arg, {}) if isinstance(arg, str) else (arg[0], self.resolve(arg[1]))
+
+        def replace(match: re.Match) -> str:
+            name = match.group(1)
+            if name.startswith("!"):
+                return "${" + name[1:] + "}"
+            if name in variables:
+                return str(variables[name])
+            if "." in name:
+                resource, attribute = name.split(".", 1)
+                return str(self._get_att(resource, attribute))
+            return str(self.ref(name))
+
+        return re.sub(r"\$\{([^}]+)\}", replace, text)
+
+
+def parameter_values(template: dict, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    values = {}
+    for name, spec in (template.get("Parameters") or {}).items():
+        value = (overrides or {}).get(name, spec.get("Default"))
+        if value is None:
+            raise ValueError(f"template parameter {name} has no default and no value was given")
+        values[name] = value
+    return values
+
+
+def substitute_definition(definition: str, substitutions: dict[str, Any]) -> str:
+    """What `DefinitionSubstitutions` does: `${Name}` -> value; a name without a value is an error."""
+    def replace(match: re.Match) -> str:
+        name = match.group(1)
+        if name not in substitutions:
+            raise UnresolvedReference(f"the state machine definition uses ${{{name}}}, which DefinitionSubstitutions does not give")
+        return str(substitutions[name])
+
+    return re.sub(r"\$\{([A-Za-z0-9_]+)\}", replace, definition)
