@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import logging
 import sys
 import zipfile
 from pathlib import Path
@@ -64,6 +65,7 @@ def _run(file: Path, tenant: str, out: Path, config_dir: Path, simulator: Path |
     try:
         with open(log_path, "w", encoding="utf-8") as log_file:
             sys.stdout = log_file  # the handlers' JSON logs and EMF metrics go to the log file
+            _log_to(log_file)
             with console.status("starting moto, the Logius simulator and the inbound endpoint") as status:
                 with LocalEnvironment(config_dir=config_dir, simulator=simulator_config_from_file(simulator),
                                       chunk_size=chunk_size) as env:
@@ -88,6 +90,21 @@ def _run(file: Path, tenant: str, out: Path, config_dir: Path, simulator: Path |
     finally:
         sys.stdout = real_stdout
     _summarise(batch.output, out, errors, delivered_twice)
+
+
+class _JsonLines(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return json.dumps({"level": record.levelname, "logger": record.name, "message": record.getMessage()})
+
+
+def _log_to(stream) -> None:
+    """moto's and Python's warnings go to the log file too, not over the progress display."""
+    logging.captureWarnings(True)
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(_JsonLines())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.WARNING)
 
 
 def _export(env: LocalEnvironment, output: dict, out: Path) -> None:
