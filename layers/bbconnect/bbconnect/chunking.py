@@ -15,8 +15,15 @@ from dataclasses import dataclass, field
 MAX_LETTERS_PER_GLOBE_BATCH = 1000
 MAX_GLOBE_BATCH_BYTES = 100 * 1000 * 1000
 # What one letter adds to a batch before its PDF is known: the XML around it and a rendered letter
-# (base64) of typical size. Render checks the real size again before it writes the batch.
-ESTIMATED_LETTER_BYTES = 120_000
+# (base64) with room to spare (a 2-page assessment is about 21 kB, 28 kB as base64). A letter with
+# an attachment counts that attachment at Logius' maximum (500 kB, 667 kB as base64).
+ESTIMATED_LETTER_BYTES = 60_000
+ESTIMATED_ATTACHMENT_BYTES = 680_000
+
+
+def estimated_size(letter) -> int:
+    attachments = getattr(letter, "attachments", None) or []
+    return ESTIMATED_LETTER_BYTES + ESTIMATED_ATTACHMENT_BYTES * len(attachments)
 
 _NAMESPACE = uuid.UUID("6f1d3c8e-2b8a-4f0e-9a57-6b1e0c4d2a10")
 
@@ -52,7 +59,7 @@ def plan_chunks(
     key_of,
     *,
     max_letters: int = MAX_LETTERS_PER_GLOBE_BATCH,
-    size_of=lambda letter: ESTIMATED_LETTER_BYTES,
+    size_of=estimated_size,
     max_bytes: int = MAX_GLOBE_BATCH_BYTES,
 ) -> list[Chunk]:
     """Group letters by `key_of(letter)` (sender, stream, connection) in input order and cut each

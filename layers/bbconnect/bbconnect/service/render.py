@@ -26,6 +26,15 @@ def _when(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
+def _citizen_reference(letter: dict) -> str | None:
+    """Logius' Referentie (0-25, shown to the citizen): the assessment number where there is one,
+    else the tenant's reference when it fits."""
+    number = (letter.get("data") or {}).get("assessment_number")
+    if number:
+        return str(number)
+    return letter["reference"] if len(letter["reference"]) <= 25 else None
+
+
 def _attachment(services: Services, source_key: str, name: str) -> bytes:
     folder = source_key.rsplit("/", 1)[0]
     data = services.inbox.get_or_none(f"{folder}/attachments/{name}")
@@ -64,7 +73,7 @@ def render(event: dict, services: Services) -> dict:
                     raise ValueError(f"the letter's PDFs are {size} bytes together; Logius takes at most {MAX_ATTACHMENTS_BYTES}")
                 globe_letter = GlobeLetter(
                     bericht_id=letter["bericht_id"], berichttype=stream.code, subject=letter["subject"],
-                    text=letter.get("text") or "", reference=letter["reference"] if len(letter["reference"]) <= 25 else None,
+                    text=letter.get("text") or "", reference=_citizen_reference(letter),
                     bsn=letter["bsn"], publish_at=_when(letter.get("publish_at")), act_before=_when(letter.get("act_before")),
                     attachments=tuple(attachments),
                 )
