@@ -2,7 +2,6 @@
 configured CA bundle and host name, our client certificate from a secret reference."""
 from __future__ import annotations
 
-import hashlib
 import http.client
 import os
 import ssl
@@ -35,16 +34,16 @@ _contexts: dict[tuple[str, str], ssl.SSLContext] = {}
 _lock = threading.Lock()
 
 
-def _pem_file(pem: bytes) -> str:
-    """ssl wants a path: keep each distinct PEM once, readable by this process only."""
-    name = hashlib.sha256(pem).hexdigest()[:32]
-    path = os.path.join(tempfile.gettempdir(), f"bbconnect-{name}.pem")
-    if not os.path.exists(path):
-        fd = os.open(path + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+def _load_client_certificate(context: ssl.SSLContext, pem: bytes) -> None:
+    """ssl only loads a certificate and key from a path: write them to a file only this process can
+    read, load them into the context, and remove the file at once (the key stays in memory only)."""
+    fd, path = tempfile.mkstemp(prefix="bbconnect-", suffix=".pem")
+    try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(pem)
-        os.replace(path + ".tmp", path)
-    return path
+        context.load_cert_chain(path)
+    finally:
+        os.unlink(path)
 
 
 def tls_context(certificate_ref: str, ca_bundle_ref: str) -> ssl.SSLContext:
@@ -55,7 +54,7 @@ def tls_context(certificate_ref: str, ca_bundle_ref: str) -> ssl.SSLContext:
         if context is None:
             context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cadata=read_reference(ca_bundle_ref).decode())
             context.minimum_version = ssl.TLSVersion.TLSv1_2
-            context.load_cert_chain(_pem_file(read_reference(certificate_ref)))
+            _load_client_certificate(context, read_reference(certificate_ref))
             _contexts[key] = context
         return context
 
