@@ -24,6 +24,14 @@ def test_given_the_small_csv_sample_when_run_then_it_exits_0_and_the_report_acco
     assert (tmp_path / "report.csv").exists() and (tmp_path / "logs.jsonl").exists()
     assert list((tmp_path / "pdf").rglob("*.pdf"))
     assert "every row accounted for: yes" in result.stdout
+    # And no full BSN of the input appears in any log line or in the report
+    import csv
+
+    bsns = {row["bsn"] for row in csv.DictReader(sample.read_text(encoding="utf-8-sig").splitlines())}
+    logs = (tmp_path / "logs.jsonl").read_text()
+    assert logs.count("\n") > 5
+    for text in (logs, (tmp_path / "report.json").read_text(), (tmp_path / "report.csv").read_text(encoding="utf-8-sig")):
+        assert not [bsn for bsn in bsns if bsn in text]
 
 
 def test_given_an_unknown_tenant_when_run_then_it_exits_non_zero_with_a_clear_message(repo_root, tmp_path):

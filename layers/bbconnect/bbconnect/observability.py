@@ -14,12 +14,20 @@ def metrics_for(service: str) -> Metrics:
 
 
 def correlate(logger: Logger, event: dict) -> None:
-    """Correlation id = the batch id; tenant appended. Never the letter content or a BSN."""
+    """Correlation id = the batch id; tenant (and chunk) appended. Never letter content or a BSN.
+
+    The keys are kept per thread: one Lambda runs one invocation at a time, but the local run calls
+    several handlers at once in one process, and their log lines must not borrow each other's ids.
+    """
+    logger.thread_safe_clear_keys()
+    keys: dict[str, object] = {}
     batch_id = event.get("batch_id") or (event.get("chunk") or {}).get("globe_batch_id")
     if batch_id:
-        logger.set_correlation_id(batch_id)
+        keys["correlation_id"] = batch_id
     if event.get("tenant"):
-        logger.append_keys(tenant=event["tenant"])
+        keys["tenant"] = event["tenant"]
     chunk = event.get("chunk") or {}
     if "index" in chunk:
-        logger.append_keys(chunk=chunk["index"], globe_batch_id=chunk.get("globe_batch_id"))
+        keys["chunk"] = chunk["index"]
+        keys["globe_batch_id"] = chunk.get("globe_batch_id")
+    logger.thread_safe_append_keys(**keys)
