@@ -1,8 +1,10 @@
 """ebMS 2.0 messages as profiled by Digikoppeling (osb-rm: reliable, unsigned), for the Berichtenbox.
 
 One :class:`EbmsMessage` describes a business message (``GLOBE-R-BV-Request`` with a ``Berichten``
-payload, an inbound ``GLOBE-R-BV-Result``) or an MSH signal (``Acknowledgment``, ``MessageError``).
+payload, an inbound ``GLOBE-R-BV-Result``) or an MSH signal (``Acknowledgment``, ``MessageError``,
+``Ping``/``Pong``, ``StatusRequest``/``StatusResponse``, ebMS2 §7-8).
 :func:`serialize` turns it into HTTP headers and body bytes; :func:`parse` reads one back.
+:func:`classify_errors` tells whether a MessageError's errors are worth another attempt.
 
 Wire shape (OASIS ebMS 2.0, SOAP 1.1 with attachments):
 
@@ -26,11 +28,11 @@ import hashlib
 import quopri
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from email.message import Message
-from typing import Final
+from typing import Final, Literal
 from urllib.parse import quote, unquote
 
 from lxml import etree
@@ -45,11 +47,17 @@ __all__ = [
     "ACTION_BV_REQUEST",
     "ACTION_BV_RESULT",
     "ACTION_MESSAGE_ERROR",
+    "ACTION_PING",
+    "ACTION_PONG",
+    "ACTION_STATUS_REQUEST",
+    "ACTION_STATUS_RESPONSE",
     "ACTION_SUBSCRIPTION_REQUEST",
     "BERICHTENBOX_SERVICE",
     "EB_NS",
     "ERROR_CODE_CONTEXT",
+    "MESSAGE_STATUSES",
     "MSH_SERVICE",
+    "PERMANENT_ERROR_CODES",
     "PARTY_ID_TYPE",
     "ROLE_LOGIUS",
     "ROLE_SENDER",
@@ -62,11 +70,17 @@ __all__ = [
     "Party",
     "Payload",
     "acknowledgment_for",
+    "classify_errors",
+    "envelope_of",
     "is_ebms_soap_action",
     "message_error_for",
     "new_message_id",
     "parse",
+    "ping",
+    "pong_for",
     "serialize",
+    "status_request",
+    "status_response_for",
     "ttl_for",
 ]
 
@@ -85,6 +99,8 @@ ACTION_SUBSCRIPTION_REQUEST: Final = "GLOBE-R-A-Request"
 ACTION_BV_REQUEST: Final = ACTION_BATCH_REQUEST
 ACTION_BV_RESULT: Final = ACTION_BATCH_RESULT
 ACTION_A_REQUEST: Final = ACTION_SUBSCRIPTION_REQUEST
+# The answer to GLOBE-R-A-Request: its action name is not public (docs/ebms2.md §7); the CPA has it.
+ACTION_A_RESULT: Final = "GLOBE-R-A-Result"
 ROLE_SENDER: Final = "SR"
 ROLE_LOGIUS: Final = "SP"
 PARTY_ID_TYPE: Final = "urn:osb:oin"
@@ -92,6 +108,26 @@ PARTY_ID_TYPE: Final = "urn:osb:oin"
 MSH_SERVICE: Final = "urn:oasis:names:tc:ebxml-msg:service"
 ACTION_ACKNOWLEDGMENT: Final = "Acknowledgment"
 ACTION_MESSAGE_ERROR: Final = "MessageError"
+ACTION_PING: Final = "Ping"
+ACTION_PONG: Final = "Pong"
+ACTION_STATUS_REQUEST: Final = "StatusRequest"
+ACTION_STATUS_RESPONSE: Final = "StatusResponse"
+# eb:StatusResponse/@eb:messageStatus (msg-header-2_0.xsd messageStatus.type)
+MESSAGE_STATUSES: Final = ("UnAuthorized", "NotRecognized", "Received", "Processed", "Forwarded")
+_STATUSES_WITH_TIMESTAMP: Final = ("Received", "Processed")
+_STATUSES_WITHOUT_TIMESTAMP: Final = ("UnAuthorized", "NotRecognized")
+# error codes that no resend of the same message can cure (ebms2.md §3.2)
+PERMANENT_ERROR_CODES: Final = frozenset(
+    {
+        "SecurityFailure",
+        "Inconsistent",
+        "ValueNotRecognized",
+        "NotSupported",
+        "OtherXml",
+        "MimeProblem",
+        "TimeToLiveExpired",
+    }
+)
 TO_PARTY_MSH: Final = "urn:oasis:names:tc:ebxml-msg:actor:toPartyMSH"
 NEXT_MSH: Final = "urn:oasis:names:tc:ebxml-msg:actor:nextMSH"
 SOAP_ACTOR_NEXT: Final = "http://schemas.xmlsoap.org/soap/actor/next"
@@ -169,6 +205,14 @@ class EbmsMessage:
     payloads: tuple[Payload, ...] = ()
     acknowledgment_ref: str | None = None
     errors: tuple[EbmsError, ...] = ()
+    # StatusRequest: the MessageId asked about; StatusResponse: the MessageId reported on
+    status_request_ref: str | None = None
+    # StatusResponse: (messageStatus, Timestamp or None)
+    status_response: tuple[str, datetime | None] | None = None
+    # AckRequested eb:signed="true" (signed profiles, CPA ackSignatureRequested="always")
+    ack_signature_requested: bool = False
+    # the SOAP envelope bytes as received (set by parse; what verify_ebms checks)
+    soap_envelope: bytes | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.payloads, tuple):
@@ -299,6 +343,22 @@ def _validate(msg: EbmsMessage) -> None:
             raise ValueError(f"payload {payload.content_id!r} needs a one-line content_type")
         if not isinstance(payload.data, (bytes, bytearray)):
             raise ValueError(f"payload {payload.content_id!r} data must be bytes")
+    if msg.ack_signature_requested and not msg.ack_requested:
+        raise ValueError("ack_signature_requested needs ack_requested (it is AckRequested's eb:signed)")
+    if msg.status_request_ref is not None:
+        _check_token(msg.status_request_ref, "status_request_ref")
+    if msg.status_response is not None:
+        if msg.status_request_ref is None:
+            raise ValueError("a StatusResponse needs status_request_ref (the MessageId reported on)")
+        if not isinstance(msg.status_response, tuple) or len(msg.status_response) != 2:
+            raise ValueError("status_response must be a (messageStatus, timestamp or None) tuple")
+        status, when = msg.status_response
+        if status not in MESSAGE_STATUSES:
+            raise ValueError(f"messageStatus must be one of {', '.join(MESSAGE_STATUSES)}; got {status!r}")
+        if when is not None and (not isinstance(when, datetime) or when.tzinfo is None or when.utcoffset() is None):
+            raise ValueError("the StatusResponse timestamp must be a timezone-aware datetime")
+    if (msg.status_request_ref is not None or msg.status_response is not None) and msg.payloads:
+        raise ValueError("a StatusRequest or StatusResponse carries no payload")
     for error in msg.errors:
         if not isinstance(error, EbmsError):
             raise ValueError(f"errors must be EbmsError, got {type(error).__name__}")
@@ -335,7 +395,9 @@ def _envelope(msg: EbmsMessage) -> bytes:
     if msg.sync_reply:
         _header_block(header, "SyncReply", SOAP_ACTOR_NEXT)
     if msg.ack_requested:
-        _header_block(header, "AckRequested", TO_PARTY_MSH).set(_q(EB_NS, "signed"), "false")
+        _header_block(header, "AckRequested", TO_PARTY_MSH).set(
+            _q(EB_NS, "signed"), "true" if msg.ack_signature_requested else "false"
+        )
     if msg.acknowledgment_ref is not None:
         ack = _header_block(header, "Acknowledgment", TO_PARTY_MSH)
         _add(ack, "Timestamp", format_xs_datetime(msg.timestamp))
@@ -356,6 +418,18 @@ def _envelope(msg: EbmsMessage) -> bytes:
                 _add(item, "Description", error.description).set(_q(XML_NS, "lang"), "en-US")
 
     body = etree.SubElement(env, _q(SOAP_NS, "Body"))
+    if msg.status_response is not None:
+        status, when = msg.status_response
+        response = _add(body, "StatusResponse")
+        response.set(_q(EB_NS, "version"), EB_VERSION)
+        response.set(_q(EB_NS, "messageStatus"), status)
+        _add(response, "RefToMessageId", msg.status_request_ref)
+        if when is not None:
+            _add(response, "Timestamp", format_xs_datetime(when))
+    elif msg.status_request_ref is not None:
+        request = _add(body, "StatusRequest")
+        request.set(_q(EB_NS, "version"), EB_VERSION)
+        _add(request, "RefToMessageId", msg.status_request_ref)
     if msg.payloads:
         manifest = _add(body, "Manifest")
         manifest.set(_q(EB_NS, "version"), EB_VERSION)
@@ -382,14 +456,25 @@ def _boundary(msg: EbmsMessage, parts: Sequence[bytes]) -> str:
     return candidate
 
 
-def serialize(msg: EbmsMessage) -> tuple[dict[str, str], bytes]:
+def envelope_of(msg: EbmsMessage) -> bytes:
+    """The SOAP envelope (the first MIME part) :func:`serialize` would write for ``msg``: what
+    :func:`bbconnect.ebms.signing.sign_ebms` signs. Raises ValueError."""
+    _validate(msg)
+    return _envelope(msg)
+
+
+def serialize(msg: EbmsMessage, *, envelope: bytes | None = None) -> tuple[dict[str, str], bytes]:
     """HTTP headers and body for ``msg``. Raises ValueError for a message that cannot be sent.
 
     The output is deterministic for a given message, so a stored copy and a rebuilt one agree
-    (retries should still resend the stored bytes).
+    (retries should still resend the stored bytes). ``envelope`` replaces the SOAP part with given
+    bytes, e.g. the signed output of :func:`bbconnect.ebms.signing.sign_ebms` for
+    :func:`envelope_of(msg) <envelope_of>`.
     """
     _validate(msg)
-    envelope = _envelope(msg)
+    if envelope is not None and not isinstance(envelope, (bytes, bytearray)):
+        raise ValueError("envelope must be bytes")
+    envelope = bytes(envelope) if envelope is not None else _envelope(msg)
     if not msg.payloads:
         return {"SOAPAction": SOAP_ACTION, "Content-Type": _SOAP_PART_TYPE}, envelope
 
@@ -456,6 +541,142 @@ def message_error_for(
         raise ValueError("a MessageError needs at least one EbmsError")
     signal = _signal_for(received, ACTION_MESSAGE_ERROR, host=host, now=now)
     return replace(signal, errors=tuple(replace(e, ref_to_message_id=received.message_id) for e in errors))
+
+
+def _check_now(now: datetime) -> None:
+    if not isinstance(now, datetime) or now.tzinfo is None or now.utcoffset() is None:
+        raise ValueError("now must be a timezone-aware datetime")
+
+
+def _msh_request(
+    action: str,
+    cpa_id: str,
+    from_party: Party,
+    to_party: Party,
+    *,
+    host: str,
+    now: datetime,
+    conversation_id: str | None,
+    sync_reply: bool,
+) -> EbmsMessage:
+    _check_now(now)
+    if not isinstance(from_party, Party) or not isinstance(to_party, Party):
+        raise ValueError("from_party and to_party must be Party")
+    return EbmsMessage(
+        cpa_id=_check_text(cpa_id, "cpa_id"),
+        conversation_id=conversation_id or str(uuid.uuid4()),
+        service=MSH_SERVICE,
+        service_type=None,
+        action=action,
+        from_party=Party(from_party.oin, None, from_party.id_type),
+        to_party=Party(to_party.oin, None, to_party.id_type),
+        message_id=new_message_id(host),
+        timestamp=now,
+        sync_reply=sync_reply,
+    )
+
+
+def _msh_reply(received: EbmsMessage, expected: str, action: str, *, host: str, now: datetime) -> EbmsMessage:
+    if received.action != expected or not received.is_signal:
+        raise ValueError(f"expected an MSH {expected}, got action {received.action!r} of service {received.service!r}")
+    _check_now(now)
+    return EbmsMessage(
+        cpa_id=received.cpa_id,
+        conversation_id=received.conversation_id,
+        service=MSH_SERVICE,
+        service_type=None,
+        action=action,
+        from_party=Party(received.to_party.oin, None, received.to_party.id_type),
+        to_party=Party(received.from_party.oin, None, received.from_party.id_type),
+        message_id=new_message_id(host),
+        timestamp=now,
+        ref_to_message_id=received.message_id,
+    )
+
+
+def ping(
+    cpa_id: str,
+    from_party: Party,
+    to_party: Party,
+    *,
+    host: str,
+    now: datetime,
+    conversation_id: str | None = None,
+    sync_reply: bool = False,
+) -> EbmsMessage:
+    """A Ping (ebMS2 §8): MSH service, no payload, no AckRequested, no DuplicateElimination, no Role.
+    ``sync_reply`` adds ``eb:SyncReply`` (when our default MSH channel is ``mshSignalsOnly``), asking
+    for the Pong in the HTTP response."""
+    return _msh_request(
+        ACTION_PING, cpa_id, from_party, to_party, host=host, now=now,
+        conversation_id=conversation_id, sync_reply=sync_reply,
+    )
+
+
+def pong_for(received: EbmsMessage, *, host: str, now: datetime) -> EbmsMessage:
+    """The Pong answering a Ping: parties swapped, same CPAId and ConversationId, RefToMessageId =
+    the Ping's MessageId."""
+    return _msh_reply(received, ACTION_PING, ACTION_PONG, host=host, now=now)
+
+
+def status_request(
+    cpa_id: str,
+    from_party: Party,
+    to_party: Party,
+    ref_to_message_id: str,
+    *,
+    host: str,
+    now: datetime,
+    conversation_id: str | None = None,
+    sync_reply: bool = False,
+) -> EbmsMessage:
+    """A StatusRequest (ebMS2 §7) asking about ``ref_to_message_id``; the Body carries
+    ``eb:StatusRequest/eb:RefToMessageId``. Note: Logius is reported not to answer these."""
+    message = _msh_request(
+        ACTION_STATUS_REQUEST, cpa_id, from_party, to_party, host=host, now=now,
+        conversation_id=conversation_id, sync_reply=sync_reply,
+    )
+    return replace(message, status_request_ref=_check_token(ref_to_message_id, "ref_to_message_id"))
+
+
+def status_response_for(
+    received: EbmsMessage, status: str, timestamp: datetime | None = None, *, host: str, now: datetime
+) -> EbmsMessage:
+    """The StatusResponse to a StatusRequest: ``status`` is one of :data:`MESSAGE_STATUSES`;
+    ``timestamp`` (when the message was received) is required for Received and Processed and not
+    allowed for NotRecognized and UnAuthorized (ebMS2 §7.3, as ebms-core)."""
+    if received.status_request_ref is None:
+        raise ValueError("the StatusRequest names no message (status_request_ref)")
+    if status not in MESSAGE_STATUSES:
+        raise ValueError(f"messageStatus must be one of {', '.join(MESSAGE_STATUSES)}; got {status!r}")
+    if status in _STATUSES_WITH_TIMESTAMP and timestamp is None:
+        raise ValueError(f"a StatusResponse {status} needs the Timestamp the message was received")
+    if status in _STATUSES_WITHOUT_TIMESTAMP and timestamp is not None:
+        raise ValueError(f"a StatusResponse {status} carries no Timestamp")
+    if timestamp is not None:
+        _check_now(timestamp)
+    reply = _msh_reply(received, ACTION_STATUS_REQUEST, ACTION_STATUS_RESPONSE, host=host, now=now)
+    return replace(reply, status_request_ref=received.status_request_ref, status_response=(status, timestamp))
+
+
+def classify_errors(errors: Iterable[EbmsError]) -> Literal["retry", "permanent"]:
+    """Whether the errors of a MessageError about our message leave a resend worthwhile.
+
+    ``permanent`` when any error has severity Error (whatever its code, as ebms-core: such a
+    MessageError is final for that MessageId) or a code in :data:`PERMANENT_ERROR_CODES`; ``retry``
+    when all errors are Warnings with other codes (``DeliveryFailure`` Warning: sent, delivery
+    uncertain). An empty list is ``permanent``: a MessageError that names no error is not a
+    reason to try again.
+    """
+    errors = tuple(errors)
+    if not errors:
+        return "permanent"
+    for error in errors:
+        if not isinstance(error, EbmsError):
+            raise TypeError(f"errors must be EbmsError, got {type(error).__name__}")
+        if error.severity != "Warning" or error.code in PERMANENT_ERROR_CODES:
+            return "permanent"
+    return "retry"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -685,6 +906,22 @@ def _read_envelope(envelope: bytes, parts: dict[str, _Part]) -> EbmsMessage:
                 EbmsError(code, _attr(item, "severity") or "Error", description, ref_to, _attr(item, "location"))
             )
 
+    status_request_ref = None
+    status_response = None
+    status_response_element = body.find(_q(EB_NS, "StatusResponse"))
+    status_request_element = body.find(_q(EB_NS, "StatusRequest"))
+    if status_response_element is not None:
+        _check_version(status_response_element, "StatusResponse")
+        status = _attr(status_response_element, "messageStatus")
+        if status not in MESSAGE_STATUSES:
+            raise EbmsParseError(f"eb:StatusResponse has messageStatus {status!r}", "ValueNotRecognized")
+        status_request_ref = _required_text(status_response_element, "RefToMessageId", "eb:StatusResponse")
+        when = _optional_text(status_response_element, "Timestamp")
+        status_response = (status, _datetime(when, "eb:StatusResponse/eb:Timestamp") if when else None)
+    elif status_request_element is not None:
+        _check_version(status_request_element, "StatusRequest")
+        status_request_ref = _required_text(status_request_element, "RefToMessageId", "eb:StatusRequest")
+
     message_id = _required_text(data, "MessageId", "eb:MessageData")
     message = EbmsMessage(
         cpa_id=_required_text(mh, "CPAId", "eb:MessageHeader"),
@@ -701,8 +938,12 @@ def _read_envelope(envelope: bytes, parts: dict[str, _Part]) -> EbmsMessage:
         ack_requested=ack_requested is not None,
         duplicate_elimination=_find(mh, "DuplicateElimination") is not None,
         sync_reply=sync_reply is not None,
+        ack_signature_requested=ack_requested is not None and _attr(ack_requested, "signed") in ("true", "1"),
         acknowledgment_ref=acknowledgment_ref,
         errors=tuple(errors),
+        status_request_ref=status_request_ref,
+        status_response=status_response,
+        soap_envelope=envelope,
     )
     return replace(message, payloads=_read_payloads(body, parts))
 
