@@ -1,7 +1,8 @@
-"""Send queue -> deliver each GLOBE batch over ebMS2, then resume the waiting execution.
+"""Send queue -> deliver each GLOBE batch over ebMS2 reliably, then resume the waiting execution.
 
-Idempotent on the GLOBE BatchID: a redelivered SQS message or a retried invocation reports the
-first delivery's outcome instead of posting the batch again.
+A message is either the first request from the state machine (with its task token) or a delayed
+check this function scheduled itself. Each numbered attempt is idempotent on (GLOBE BatchID,
+attempt number): a redelivered SQS message does not post the same attempt twice.
 """
 import json
 
@@ -13,28 +14,42 @@ from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 from bbconnect import runtime
 from bbconnect.observability import correlate, logger_for, metrics_for
 from bbconnect.service.context import services
-from bbconnect.service.send import deliver, report_to_execution
+from bbconnect.service.send import Sender, post_attempt_once
 
 logger = logger_for("send")
 metrics = metrics_for("send")
 processor = BatchProcessor(event_type=EventType.SQS)
 persistence = DynamoDBPersistenceLayer(table_name=runtime.settings().idempotency_table)
-idempotency = IdempotencyConfig(event_key_jmespath="chunk.globe_batch_id", expires_after_seconds=7 * 86400)
+idempotency = IdempotencyConfig(event_key_jmespath='join(`"#"`, [globe_batch_id, to_string(number)])',
+                                expires_after_seconds=7 * 86400)
 
 
-@idempotent_function(data_keyword_argument="request", persistence_store=persistence, config=idempotency)
-def deliver_once(request: dict) -> dict:
-    return deliver(request, services())
+@idempotent_function(data_keyword_argument="attempt", persistence_store=persistence, config=idempotency)
+def post_attempt(attempt: dict) -> dict:
+    return post_attempt_once(attempt, services())
+
+
+def _schedule(body: str, delay_seconds: int) -> None:
+    runtime.client("sqs").send_message(QueueUrl=runtime.settings().send_queue_url, MessageBody=body,
+                                       DelaySeconds=delay_seconds)
+
+
+def _metric(name: str, value: int = 1) -> None:
+    metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
 
 
 def record_handler(record: SQSRecord) -> None:
     request = json.loads(record.body)
     correlate(logger, request)
-    outcome = deliver_once(request={k: request[k] for k in ("tenant", "batch_id", "chunk")})
-    logger.info("GLOBE batch delivered" if outcome["sent"] else "GLOBE batch refused",
-                extra={k: outcome.get(k) for k in ("message_id", "reason", "repeated")})
-    metrics.add_metric(name="GlobeBatchesSent" if outcome["sent"] else "GlobeBatchesRefused", unit=MetricUnit.Count, value=1)
-    report_to_execution(runtime.client("stepfunctions"), request["task_token"], outcome)
+    sender = Sender(services(), sfn=runtime.client("stepfunctions"), schedule=_schedule,
+                    post_attempt=lambda attempt: post_attempt(attempt=attempt), metrics=_metric)
+    outcome = sender.handle(request)
+    if "sent" in outcome:
+        logger.info("GLOBE batch acknowledged" if outcome["sent"] else "GLOBE batch not delivered",
+                    extra={k: outcome.get(k) for k in ("message_id", "attempts", "reason")})
+        _metric("GlobeBatchesSent" if outcome["sent"] else "GlobeBatchesFailed")
+    else:
+        logger.info("GLOBE batch waiting", extra=outcome)
 
 
 @metrics.log_metrics

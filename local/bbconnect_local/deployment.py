@@ -33,6 +33,7 @@ log = logging.getLogger("bbconnect.local")
 NOT_EMULATED = {
     "AWS::SQS::QueuePolicy", "AWS::Serverless::LayerVersion", "AWS::Serverless::Api",
     "AWS::ApiGateway::DomainName", "AWS::ApiGateway::BasePathMapping",
+    "AWS::SNS::Topic", "AWS::CloudWatch::Alarm", "AWS::CloudWatch::Dashboard",
 }
 
 

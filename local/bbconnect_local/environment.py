@@ -112,6 +112,8 @@ class LocalEnvironment:
                 connection["wus_endpoint"] = self.simulator.wus_url
                 connection["certificate"] = f"file:{bundle}"
                 connection["logius_oin"] = LOGIUS_OIN
+                if connection.get("cpa"):
+                    connection["cpa"] = f"file:{self._local_cpa(path.parent / connection['cpa'], config['tenant'], connection_id)}"
                 for sender in connection.get("senders", []):
                     organisation = (config.get("organisations") or {}).get(sender)
                     if organisation:
@@ -123,6 +125,40 @@ class LocalEnvironment:
             (target / path.name).write_text(json.dumps(config, indent=2, ensure_ascii=False), encoding="utf-8")
         self.simulator_config.authorised_senders.update(authorised)
         return target
+
+    def _local_cpa(self, source: Path, tenant: str, connection_id: str) -> Path:
+        """The connection's CPA with Logius' endpoints pointed at the simulator and ours at the local
+        inbound endpoint (a real CPA names the production hosts)."""
+        from lxml import etree
+
+        from bbconnect.xmlsafe import parse_xml
+
+        root = parse_xml(source.read_bytes())
+        for party in root.iter("{*}PartyInfo"):
+            oins = {p.text.strip() for p in party.iter("{*}PartyId") if p.text}
+            url = self.simulator.ebms_url if LOGIUS_OIN in oins else f"{self.inbound.base_url}/ebms"
+            for endpoint in party.iter("{*}Endpoint"):
+                for attribute in list(endpoint.attrib):
+                    if etree.QName(attribute).localname == "uri":
+                        endpoint.set(attribute, url)
+        target = self.workdir / "cpa" / f"{tenant}-{connection_id}.xml"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8"))
+        return target
+
+    def refresh_subscriptions(self, tenant: str, *, timeout: float = 60) -> list[dict]:
+        """Ask the simulator for the tenant's bulk subscription lists and wait for the answers."""
+        from bbconnect.service.context import services
+        from bbconnect.service.subscriptions import bulk_list_key, request_bulk_lists
+
+        asked = request_bulk_lists(services(), tenant)
+        deadline = time.monotonic() + timeout
+        for item in asked:
+            while services().work.get_or_none(bulk_list_key(item["sender_oin"])) is None:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"no subscription list arrived for {item['sender_oin']} within {timeout} s")
+                time.sleep(0.2)
+        return asked
 
     def _inbound(self, request: HttpRequest) -> HttpResponse:
         """bbconnect's inbound ebMS endpoint: what API Gateway (mutual TLS) does on AWS."""

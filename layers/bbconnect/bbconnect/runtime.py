@@ -29,6 +29,7 @@ class Settings(BaseModel):
     retention_days: int = Field(default=90, alias="RETENTION_DAYS")
     chunk_size: int = Field(default=1000, ge=1, le=1000, alias="CHUNK_SIZE")
     state_machine_arn: str | None = Field(default=None, alias="STATE_MACHINE_ARN")
+    send_queue_url: str | None = Field(default=None, alias="SEND_QUEUE_URL")
     http_timeout_seconds: float = Field(default=60.0, alias="HTTP_TIMEOUT_SECONDS")
 
     @property

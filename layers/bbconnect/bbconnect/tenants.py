@@ -150,6 +150,11 @@ class Connection(BaseModel):
     logius_oin: str = Field(default=DEFAULT_LOGIUS_OIN, pattern=_OIN_PATTERN)
     max_send_rate: float = Field(gt=0, le=1000)
     senders: list[str] = Field(min_length=1)
+    # The ebXML CPA Logius issued for this connection (`file:<path>`, a path relative to the config
+    # file, or `s3:<key>` in the config bucket). Its retries, intervals and acknowledgement mode rule.
+    cpa: str | None = None
+    # WUS ValidateAbonnementen calls per second at most (Logius limits the synchronous check).
+    wus_calls_per_second: float = Field(default=5.0, gt=0, le=100)
 
     @field_validator("endpoint", "wus_endpoint")
     @classmethod

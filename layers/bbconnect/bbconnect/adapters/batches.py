@@ -73,8 +73,13 @@ class BatchRepository:
     def update_globe(self, globe_batch_id: str, **fields) -> None:
         self._update(f"globe#{globe_batch_id}", {**fields, "updated_at": _now()})
 
-    def mark_acknowledged(self, globe_batch_id: str, acknowledged_at: str) -> None:
-        self._update(f"globe#{globe_batch_id}", {"state": "acknowledged", "acknowledged_at": acknowledged_at})
+    def index_message(self, message_id: str, globe_batch_id: str) -> None:
+        """Our outbound MessageId -> its GLOBE batch, for an Acknowledgment that arrives on its own."""
+        self._put_new({"pk": f"ebmsout#{message_id}", "globe_batch_id": globe_batch_id})
+
+    def globe_of_message(self, message_id: str) -> str | None:
+        item = self.get(f"ebmsout#{message_id}")
+        return item["globe_batch_id"] if item else None
 
     def record_result(self, globe_batch_id: str, result_key: str, message_id: str) -> bool:
         """Attach the first processing report that arrives for a batch; later ones are kept in S3 only."""
@@ -82,6 +87,10 @@ class BatchRepository:
             f"globe#{globe_batch_id}", {"result_key": result_key, "result_message_id": message_id, "result_at": _now()},
             condition="attribute_not_exists(result_key)",
         )
+
+    # ---- bulk subscription requests
+    def record_bulk_request(self, request_id: str, **fields) -> None:
+        self._put_new({"pk": f"bulk#{request_id}", **fields})
 
     # ---- inbound ebMS messages
     def inbound_seen(self, cpa_id: str, message_id: str) -> dict | None:

@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 
 from bbconnect.adapters import transport
+from bbconnect.ebms import message as ebms
 from bbconnect.logius import wus
 
 
@@ -27,7 +29,8 @@ class LogiusConnection:
                                  message_id=f"urn:uuid:{uuid.uuid4()}")
         headers = {"Content-Type": "text/xml; charset=utf-8", "SOAPAction": f'"{wus.SOAP_ACTION}"'}
         try:
-            answer = transport.post(self.connection.wus_endpoint, body, headers, self._context, self._timeout)
+            answer = transport.post(self.connection.wus_endpoint, body, headers, self._context, self._timeout,
+                                    expected_server_oin=self.connection.logius_oin)
         except transport.TransportError as error:
             raise LogiusUnavailable(str(error)) from error
         if answer.status >= 500 and not answer.body.lstrip().startswith(b"<"):
@@ -43,8 +46,32 @@ class LogiusConnection:
                 raise LogiusUnavailable(f"WUS answered HTTP {answer.status}") from error
             raise LogiusRefused(f"WUS answer not understood (HTTP {answer.status}): {error}") from error
 
-    def post_ebms(self, headers: dict[str, str], body: bytes) -> transport.HttpAnswer:
+    def post_ebms(self, headers: dict[str, str], body: bytes, *, endpoint: str | None = None) -> transport.HttpAnswer:
         try:
-            return transport.post(self.connection.endpoint, body, headers, self._context, self._timeout)
+            return transport.post(endpoint or self.connection.endpoint, body, headers, self._context, self._timeout,
+                                  expected_server_oin=self.connection.logius_oin)
         except transport.TransportError as error:
             raise LogiusUnavailable(str(error)) from error
+
+    def _signal(self, message, endpoint: str | None):
+        """Send an MSH signal (Ping, StatusRequest) and parse the synchronous answer."""
+        headers, body = ebms.serialize(message)
+        answer = self.post_ebms(headers, body, endpoint=endpoint)
+        if answer.status >= 300 or not answer.body.strip():
+            raise LogiusUnavailable(f"no answer to {message.action} (HTTP {answer.status})")
+        return ebms.parse(answer.header("Content-Type") or "", answer.body)
+
+    def ping(self, *, cpa_id: str | None = None, endpoint: str | None = None) -> bool:
+        """ebMS Ping: True when GLOBE answers Pong."""
+        message = ebms.ping(cpa_id or self.connection.cpa_id, ebms.Party(self.connection.oin),
+                            ebms.Party(self.connection.logius_oin), host="bbconnect", now=datetime.now(UTC), sync_reply=True)
+        return self._signal(message, endpoint).action == "Pong"
+
+    def message_status(self, message_id: str, *, cpa_id: str, from_oin: str, to_oin: str, endpoint: str | None = None) -> str:
+        """ebMS MessageStatus of one of our messages: NotRecognized, Received, Processed, Forwarded."""
+        message = ebms.status_request(cpa_id, ebms.Party(from_oin), ebms.Party(to_oin), message_id,
+                                      host="bbconnect", now=datetime.now(UTC), sync_reply=True)
+        answer = self._signal(message, endpoint)
+        if not answer.status_response:
+            raise LogiusUnavailable(f"no StatusResponse to the StatusRequest for {message_id}")
+        return answer.status_response[0]

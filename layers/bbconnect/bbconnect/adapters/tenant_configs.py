@@ -24,6 +24,7 @@ class TenantConfigStore:
         self._s3, self._bucket = s3, bucket
         self._max_age = max_age_seconds
         self._cache: dict[str, tuple[float, TenantConfig]] = {}
+        self._cpas: dict[tuple[str, str], bytes] = {}
         self._lock = threading.Lock()
 
     def get(self, tenant: str) -> TenantConfig:
@@ -40,6 +41,41 @@ class TenantConfigStore:
         with self._lock:
             self._cache[tenant] = (time.monotonic(), config)
         return config
+
+    def tenants(self) -> list[str]:
+        """Every tenant with a configuration."""
+        if self._directory is not None:
+            return sorted(path.stem for path in self._directory.glob("*.json") if _TENANT_ID.match(path.stem))
+        names = []
+        for page in self._s3.get_paginator("list_objects_v2").paginate(Bucket=self._bucket, Prefix="tenants/"):
+            for item in page.get("Contents", []):
+                stem = item["Key"][len("tenants/"):].removesuffix(".json")
+                if item["Key"].endswith(".json") and _TENANT_ID.match(stem):
+                    names.append(stem)
+        return sorted(names)
+
+    def cpa(self, tenant: str, connection) -> bytes | None:
+        """The CPA of a connection: `file:<path>`, `s3:<key>` (config bucket), or a path relative
+        to the tenant's configuration. None when the connection names none."""
+        reference = connection.cpa
+        if not reference:
+            return None
+        with self._lock:
+            cached = self._cpas.get((tenant, reference))
+        if cached is not None:
+            return cached
+        scheme, _, rest = reference.partition(":")
+        if scheme == "file" and rest:
+            data = Path(rest).read_bytes()
+        elif scheme == "s3" and rest:
+            data = self._s3.get_object(Bucket=self._bucket, Key=rest)["Body"].read()
+        elif self._directory is not None:
+            data = (self._directory / reference).read_bytes()
+        else:
+            data = self._s3.get_object(Bucket=self._bucket, Key=f"tenants/{reference}")["Body"].read()
+        with self._lock:
+            self._cpas[(tenant, reference)] = data
+        return data
 
     def _read(self, tenant: str) -> tuple[bytes, str]:
         if self._directory is not None:

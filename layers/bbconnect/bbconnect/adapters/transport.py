@@ -17,6 +17,19 @@ class TransportError(Exception):
     """The request did not get an HTTP answer (refused, reset, timed out, TLS failure)."""
 
 
+class WrongServer(TransportError):
+    """The server's certificate is valid but belongs to another organisation (OIN)."""
+
+
+def server_oin(peer_certificate: dict) -> str | None:
+    """The OIN in a verified peer certificate's subject serialNumber (as ssl.getpeercert() gives it)."""
+    for rdn in peer_certificate.get("subject", ()):
+        for key, value in rdn:
+            if key == "serialNumber":
+                return value
+    return None
+
+
 @dataclass(frozen=True)
 class HttpAnswer:
     status: int
@@ -59,7 +72,8 @@ def tls_context(certificate_ref: str, ca_bundle_ref: str) -> ssl.SSLContext:
         return context
 
 
-def post(url: str, body: bytes, headers: dict[str, str], context: ssl.SSLContext, timeout: float) -> HttpAnswer:
+def post(url: str, body: bytes, headers: dict[str, str], context: ssl.SSLContext, timeout: float,
+         *, expected_server_oin: str | None = None) -> HttpAnswer:
     parts = urlsplit(url)
     if parts.scheme != "https":
         raise TransportError(f"refusing to send to {url}: Digikoppeling requires https")
@@ -68,9 +82,16 @@ def post(url: str, body: bytes, headers: dict[str, str], context: ssl.SSLContext
     if parts.query:
         path += "?" + parts.query
     try:
+        connection.connect()
+        if expected_server_oin is not None:
+            found = server_oin(connection.sock.getpeercert() or {})
+            if found != expected_server_oin:
+                raise WrongServer(f"{parts.hostname} presented a certificate for OIN {found}, not Logius' {expected_server_oin}")
         connection.request("POST", path, body=body, headers=headers)
         response = connection.getresponse()
         return HttpAnswer(response.status, dict(response.getheaders()), response.read())
+    except WrongServer:
+        raise
     except (OSError, http.client.HTTPException) as error:
         raise TransportError(f"POST {parts.scheme}://{parts.netloc}{parts.path} failed: {type(error).__name__}: {error}") from error
     finally:

@@ -103,7 +103,7 @@ def _decide(event: dict, services: Services, chunk: dict) -> dict:
             except ValueError as error:
                 status, reason, wants_paper = Status.FAILED, f"paper letter could not be rendered: {scrub(str(error))}", False
         entries.append({"reference": reference, "line": letter["line"], "bericht_id": letter["bericht_id"],
-                        "route": route, "status": status.value, "reason": reason, "code": code, "paper": wants_paper,
+                        "route": route, "route_source": routes[reference].get("source"), "status": status.value, "reason": reason, "code": code, "paper": wants_paper,
                         "address": letter.get("address")})
     paper_key = None
     if paper_pdfs:

@@ -37,7 +37,8 @@ def finalize(event: dict, services: Services) -> dict:
                 services.letters.advance(tenant, entry["reference"], Status.FAILED, reason=UNFINISHED)
         for entry in outcome["letters"]:
             letters.append({"line": entry["line"], "reference": entry["reference"], "status": entry["status"],
-                            "reason": entry.get("reason"), "route": entry.get("route"), "bericht_id": entry.get("bericht_id"),
+                            "reason": entry.get("reason"), "route": entry.get("route"), "route_source": entry.get("route_source"),
+                            "bericht_id": entry.get("bericht_id"),
                             "globe_batch_id": item["globe_batch_id"], "paper_copy": bool(entry.get("paper"))})
             if entry.get("paper"):
                 paper_rows.append({"reference": entry["reference"], **(entry.get("address") or {}),

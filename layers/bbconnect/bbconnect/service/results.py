@@ -44,7 +44,15 @@ def _fault(status: int, text: str) -> dict:
     return {"statusCode": status, "headers": {"Content-Type": "text/plain; charset=utf-8"}, "body": text}
 
 
-def receive(request: InboundRequest, services: Services, *, certificate_oin) -> dict:
+def _error_answer(message, code: str, description: str) -> dict:
+    error = ebms.EbmsError(code=code, severity="Error", description=description, ref_to_message_id=message.message_id)
+    headers, body = ebms.serialize(ebms.message_error_for(message, (error,), host="bbconnect", now=datetime.now(UTC)))
+    return _answer(200, headers, body)
+
+
+def receive(request: InboundRequest, services: Services, *, certificate_oin, sfn, on_bulk_answer=None) -> dict:
+    """Answer one inbound ebMS message. Business messages get an Acknowledgment (the same one again
+    for a duplicate MessageId); signals (Acknowledgment, MessageError) get an empty 204."""
     if len(request.body) > MAX_INBOUND_BYTES:
         return _fault(413, "message too large")
     if not ebms.is_ebms_soap_action(request.header("SOAPAction")):
@@ -55,35 +63,61 @@ def receive(request: InboundRequest, services: Services, *, certificate_oin) -> 
         return _fault(400, f"not an ebMS message: {error}")
     cert_oin = certificate_oin(request.client_cert_pem) if request.client_cert_pem else None
     if cert_oin is None or cert_oin != message.from_party.oin or cert_oin not in services.settings.accepted_logius_oins:
-        error = ebms.EbmsError(code="SecurityFailure", severity="Error",
-                               description="the client certificate's OIN does not match an accepted Logius party",
-                               ref_to_message_id=message.message_id)
-        headers, body = ebms.serialize(ebms.message_error_for(message, (error,), host="bbconnect", now=datetime.now(UTC)))
-        return _answer(200, headers, body)
+        return _error_answer(message, "SecurityFailure", "the client certificate's OIN does not match an accepted Logius party")
 
     if message.acknowledgment_ref or message.errors:
-        # An ebMS signal (an asynchronous Acknowledgment or MessageError) is never itself acknowledged.
+        _signal(message, cert_oin, services, sfn)
         return {"statusCode": 204, "headers": {}, "body": ""}
+
     seen = services.batches.inbound_seen(message.cpa_id, message.message_id)
     if seen is not None:
         return _answer(200, dict(seen["response_headers"]), seen["response_body"].encode("utf-8"))
 
     if message.action == ebms.ACTION_BV_RESULT:
         if not message.payloads:
-            error = ebms.EbmsError(code="MimeProblem", severity="Error", description="the result carries no payload",
-                                   ref_to_message_id=message.message_id)
-            headers, body = ebms.serialize(ebms.message_error_for(message, (error,), host="bbconnect", now=datetime.now(UTC)))
-            return _answer(200, headers, body)
+            return _error_answer(message, "MimeProblem", "the result carries no payload")
         payload = message.payloads[0].data
-        result = parse_result(payload)  # a broken report raises: GLOBE retries, an operator sees the error
+        try:
+            result = parse_result(payload)
+        except ValueError as error:
+            return _error_answer(message, "OtherXml", f"the processing report is not readable: {error}")
+        record = services.batches.globe(result.batch_id)
+        if record is not None and (record.get("cpa_id", message.cpa_id) != message.cpa_id or record.get("to_oin", cert_oin) != cert_oin):
+            return _error_answer(message, "SecurityFailure", "this result belongs to a batch sent under another CPA or party")
         key = keys.result(result.batch_id, message.message_id)
         services.work.put(key, payload, "application/xml")
-        if services.batches.globe(result.batch_id) is not None:
+        if record is not None:
             services.batches.record_result(result.batch_id, key, message.message_id)
+    elif message.action == ebms.ACTION_A_RESULT and on_bulk_answer is not None:
+        if not message.payloads:
+            return _error_answer(message, "MimeProblem", "the subscription answer carries no payload")
+        on_bulk_answer(message, message.payloads[0].data)
+    else:
+        return _error_answer(message, "NotSupported", f"action {message.action!r} is not taken here")
     headers, body = ebms.serialize(ebms.acknowledgment_for(message, host="bbconnect", now=datetime.now(UTC)))
     services.batches.record_inbound(message.cpa_id, message.message_id, action=message.action,
                                     response_headers=headers, response_body=body.decode("utf-8"))
     return _answer(200, headers, body)
+
+
+def _signal(message, cert_oin: str, services: Services, sfn) -> None:
+    """An asynchronous Acknowledgment (or MessageError) for one of our GLOBE batch messages."""
+    from bbconnect.service.send import acknowledged, report
+
+    reference = message.acknowledgment_ref or next((e.ref_to_message_id for e in message.errors if e.ref_to_message_id), None) \
+        or message.ref_to_message_id
+    globe_id = services.batches.globe_of_message(reference) if reference else None
+    if globe_id is None:
+        return
+    record = services.batches.globe(globe_id)
+    if record.get("cpa_id") != message.cpa_id or record.get("to_oin") != cert_oin:
+        return  # not from the party the batch went to: ignore
+    if message.acknowledgment_ref:
+        acknowledged(services, sfn, globe_id, datetime.now(UTC).isoformat(), detail="asynchronous Acknowledgment")
+    elif ebms.classify_errors(message.errors) == "permanent" and record["state"] not in ("acknowledged", "refused", "expired"):
+        described = "; ".join(f"{e.code} ({e.severity}): {e.description or ''}".strip() for e in message.errors)
+        services.batches.update_globe(globe_id, state="refused", reason=f"ebMS error: {described}")
+        report(services, sfn, services.batches.globe(globe_id))
 
 
 def await_result(event: dict, services: Services, *, now: datetime | None = None) -> dict:

@@ -1,108 +1,246 @@
-"""Send: deliver one GLOBE batch to Logius as an ebMS2 message (osb-rm) and tell the waiting
-execution how it went.
+"""Send: deliver one GLOBE batch to Logius as an ebMS2 message (osb-rm), reliably, and tell the
+waiting execution how it went.
 
-The ebMS message is built and stored once per GLOBE batch; every attempt after that posts the
-stored bytes with the same MessageId, so GLOBE's duplicate elimination sees a retry, never a new
-message. A batch that Logius acknowledged is not posted again, whatever SQS or the state machine
-repeats.
+- The ebMS message is built and stored once per GLOBE batch. Every attempt posts the stored bytes,
+  so a retry carries the same MessageId and GLOBE's duplicate elimination sees a retry, never a new
+  message. A new MessageId is never made for the same batch.
+- Attempts follow the connection's CPA (`Retries`, `RetryInterval`, `PersistDuration`); their state
+  lives in DynamoDB, and the next check is a delayed message on the send queue, so retries survive
+  Lambda restarts and can be hours apart.
+- The acknowledgement comes in the HTTP response (`mshSignalsOnly`) or as a message of its own to
+  the inbound endpoint (`receive-result` calls `acknowledged()`).
+- An `ErrorList` that retrying cannot fix ends the batch at once; one that can is retried.
+- Unacknowledged after the last attempt (and not known to GLOBE when asked with a StatusRequest):
+  the batch expires, its letters become FAILED with the reason, and `GlobeBatchesExpired` is
+  counted (an alarm watches it).
 """
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 from bbconnect.adapters.logius import LogiusConnection, LogiusUnavailable
 from bbconnect.ebms import message as ebms
+from bbconnect.ebms.reliability import Attempt, Expire, WaitUntil, next_step
 from bbconnect.service import keys
-from bbconnect.service.context import Services, TransientError
+from bbconnect.service.channels import Channel, channel_for
+from bbconnect.service.context import Services
 from bbconnect.status import Status
 
+MAX_SQS_DELAY = 900
+FINAL_STATES = ("acknowledged", "refused", "expired")
 
-class SendOutcome(dict):
-    """What the execution gets back: {"sent": bool, "message_id", "reason"?}."""
+
+def _now() -> datetime:
+    return datetime.now(UTC)
 
 
-def _stored_message(services: Services, chunk: dict, connection_config, sender_oin: str) -> tuple[str, dict, str]:
-    """The ebMS message of this GLOBE batch: (message id, HTTP headers, S3 key of the body)."""
-    globe_id = chunk["globe_batch_id"]
-    record = services.batches.globe(globe_id)
-    if record is None:
+def _when(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
+class Sender:
+    """One send-queue message's worth of work. `sfn` answers executions; `schedule(body, delay)`
+    puts a delayed message on the send queue; `post_attempt(attempt)` posts one numbered attempt
+    (the handler makes it idempotent per batch and attempt number)."""
+
+    def __init__(self, services: Services, *, sfn, schedule, post_attempt=None, metrics=None):
+        self.services = services
+        self.sfn = sfn
+        self.schedule = schedule
+        self.post_attempt = post_attempt or (lambda attempt: post_attempt_once(attempt, services))
+        self.metric = metrics or (lambda name, value=1: None)
+
+    # ------------------------------------------------------------------ entry point
+    def handle(self, request: dict, *, now: datetime | None = None) -> dict:
+        now = now or _now()
+        services = self.services
+        chunk = services.work.get_json(request["chunk"]["key"])
+        globe_id = chunk["globe_batch_id"]
+        record = services.batches.globe(globe_id)
+        if record is None:
+            record = self._create(chunk)
+        if request.get("task_token") and request["task_token"] != record.get("task_token"):
+            services.batches.update_globe(globe_id, task_token=request["task_token"], reported_at=None)
+            record = services.batches.globe(globe_id)
+        if record["state"] in FINAL_STATES:
+            return self._report(record)
+        policy = _policy_of(record)
+        step = next_step(policy, attempts=int(record.get("attempts", 0)), first_attempt_at=_when(record.get("first_attempt_at")),
+                         last_attempt_at=_when(record.get("last_attempt_at")), now=now)
+        if isinstance(step, WaitUntil):
+            self._check_later(request, step.when, now)
+            return {"waiting_until": step.when.isoformat()}
+        if isinstance(step, Expire):
+            return self._expire(record, step.reason)
+        return self._attempt(request, record, step, now)
+
+    # ------------------------------------------------------------------ the steps
+    def _create(self, chunk: dict) -> dict:
+        services = self.services
+        config = services.configs.get(chunk["tenant"])
+        connection = config.connections[chunk["connection"]]
+        channel = channel_for(connection, ebms.ACTION_BV_REQUEST, services.configs.cpa(chunk["tenant"], connection))
+        globe_id = chunk["globe_batch_id"]
         body_key = keys.chunk(chunk["batch_id"], chunk["index"], "ebms-request.mime")
         payload = services.work.get(keys.chunk(chunk["batch_id"], chunk["index"], "berichten.xml"))
-        now = datetime.now(UTC)
-        host = urlsplit(connection_config.endpoint).hostname or "bbconnect"
-        message_id = ebms.new_message_id("bbconnect." + host)
+        now = _now()
+        host = "bbconnect." + (urlsplit(channel.endpoint).hostname or "local")
         message = ebms.EbmsMessage(
-            cpa_id=connection_config.cpa_id, conversation_id=globe_id,
-            service=ebms.BERICHTENBOX_SERVICE, service_type=ebms.SERVICE_TYPE, action=ebms.ACTION_BV_REQUEST,
-            from_party=ebms.Party(connection_config.oin, ebms.ROLE_SENDER),
-            to_party=ebms.Party(connection_config.logius_oin, ebms.ROLE_LOGIUS),
-            message_id=message_id, timestamp=now,
-            time_to_live=ebms.ttl_for(now, retries=5, retry_interval=services.settings.send_timeout_seconds // 6),
-            ack_requested=True, duplicate_elimination=True, sync_reply=True,
+            cpa_id=channel.cpa_id, conversation_id=globe_id, service=channel.service, service_type=channel.service_type,
+            action=ebms.ACTION_BV_REQUEST, from_party=channel.from_party, to_party=channel.to_party,
+            message_id=ebms.new_message_id(host), timestamp=now, time_to_live=channel.policy.time_to_live(now),
+            ack_requested=channel.ack_requested, duplicate_elimination=channel.duplicate_elimination,
+            sync_reply=channel.sync_reply,
             payloads=(ebms.Payload(content_id=f"{globe_id}@bbconnect", content_type="application/xml", data=payload),),
         )
         headers, body = ebms.serialize(message)
         services.work.put(body_key, body, headers.get("Content-Type", "application/octet-stream"))
-        if services.batches.create_globe(globe_id, message_id=message_id, headers=headers, body_key=body_key,
-                                         batch_id=chunk["batch_id"], chunk=chunk["index"], tenant=chunk["tenant"],
-                                         sender_oin=sender_oin, letters=len(chunk["letters"])):
-            return message_id, headers, body_key
-        record = services.batches.globe(globe_id)  # another attempt won the race: use its message
-    return record["message_id"], record["headers"], record["body_key"]
+        created = services.batches.create_globe(
+            globe_id, message_id=message.message_id, headers=headers, body_key=body_key, batch_id=chunk["batch_id"],
+            chunk=chunk["index"], tenant=chunk["tenant"], connection=connection.id, endpoint=channel.endpoint,
+            cpa_id=channel.cpa_id, from_oin=channel.from_party.oin, to_oin=channel.to_party.oin,
+            sync_reply=channel.sync_reply, retries=channel.policy.retries,
+            retry_interval_seconds=int(channel.policy.retry_interval.total_seconds()),
+            persist_duration_seconds=int(channel.policy.persist_duration.total_seconds()) if channel.policy.persist_duration else None,
+            channel_source=channel.source, letters=len(chunk["letters"]), chunk_key=keys.chunk(chunk["batch_id"], chunk["index"], "letters.json"),
+        )
+        if created:
+            services.batches.index_message(message.message_id, globe_id)
+        return services.batches.globe(globe_id)  # the record that won, ours or a concurrent attempt's
+
+    def _attempt(self, request: dict, record: dict, step: Attempt, now: datetime) -> dict:
+        globe_id = record["pk"].split("#", 1)[1]
+        services = self.services
+        fields = {"attempts": step.number, "last_attempt_at": now.isoformat(), "state": "sending"}
+        if step.number == 1:
+            fields["first_attempt_at"] = now.isoformat()
+        services.batches.update_globe(globe_id, **fields)
+        if step.number > 1:
+            self.metric("EbmsRetries")
+        outcome = self.post_attempt({"globe_batch_id": globe_id, "number": step.number})
+        kind = outcome["result"]
+        if kind == "ack":
+            return acknowledged(services, self.sfn, globe_id, outcome.get("at") or now.isoformat())
+        if kind == "refused":
+            services.batches.update_globe(globe_id, state="refused", reason=outcome["detail"])
+            self.metric("GlobeBatchesRefused")
+            return self._report(services.batches.globe(globe_id))
+        services.batches.update_globe(globe_id, last_problem=outcome.get("detail"))
+        retry_at = now + timedelta(seconds=int(record["retry_interval_seconds"]))
+        self._check_later(request, retry_at, now)
+        return {"attempt": step.number, "result": kind, "next_check": retry_at.isoformat()}
+
+    def _expire(self, record: dict, reason: str) -> dict:
+        globe_id = record["pk"].split("#", 1)[1]
+        services = self.services
+        status = ask_status(services, record)
+        if status in ("Received", "Processed", "Forwarded"):
+            # GLOBE has the message; only its acknowledgement was lost.
+            return acknowledged(services, self.sfn, globe_id, _now().isoformat(), detail=f"MessageStatus {status}")
+        services.batches.update_globe(globe_id, state="expired", reason=f"not delivered: {reason}")
+        self.metric("GlobeBatchesExpired")
+        return self._report(services.batches.globe(globe_id))
+
+    def _check_later(self, request: dict, when: datetime, now: datetime) -> None:
+        delay = max(0, min(MAX_SQS_DELAY, int((when - now).total_seconds() + 0.999)))
+        body = {"kind": "check", "tenant": request["tenant"], "batch_id": request["batch_id"], "chunk": request["chunk"]}
+        self.schedule(json.dumps(body), delay)
+
+    def _report(self, record: dict) -> dict:
+        return report(self.services, self.sfn, record)
 
 
-def deliver(request: dict, services: Services) -> dict:
-    """Deliver the GLOBE batch of `request["chunk"]` once. Raises TransientError to be retried."""
-    chunk = services.work.get_json(request["chunk"]["key"])
-    config = services.configs.get(chunk["tenant"])
-    connection_config = config.connections[chunk["connection"]]
-    sender_oin = config.organisations[chunk["sender"]].oin
-    globe_id = chunk["globe_batch_id"]
+# ---------------------------------------------------------------------- shared with receive-result
+def outcome_of(record: dict) -> dict:
+    state = record["state"]
+    outcome = {"sent": state == "acknowledged", "message_id": record["message_id"],
+               "globe_batch_id": record["pk"].split("#", 1)[1], "attempts": int(record.get("attempts", 0))}
+    if state != "acknowledged":
+        outcome["reason"] = record.get("reason") or f"GLOBE batch {state}"
+    else:
+        outcome["acknowledged_at"] = record.get("acknowledged_at")
+    return outcome
+
+
+def report(services: Services, sfn, record: dict) -> dict:
+    """Tell the waiting execution (once per task token) how its GLOBE batch ended."""
+    outcome = outcome_of(record)
+    token = record.get("task_token")
+    if token and not record.get("reported_at"):
+        try:
+            sfn.send_task_success(taskToken=token, output=json.dumps(outcome))
+        except (sfn.exceptions.TaskTimedOut, sfn.exceptions.InvalidToken, sfn.exceptions.TaskDoesNotExist):
+            pass  # the execution stopped waiting; Fallback already failed these letters with a reason
+        services.batches.update_globe(outcome["globe_batch_id"], reported_at=_now().isoformat())
+    return outcome
+
+
+def acknowledged(services: Services, sfn, globe_id: str, at: str, *, detail: str | None = None) -> dict:
+    """The GLOBE batch's message was acknowledged (in the response, by an inbound Acknowledgment, or
+    as GLOBE reported when asked): its letters are SENT and the execution is told."""
     record = services.batches.globe(globe_id)
-    if record and record.get("state") == "acknowledged":
-        return {"sent": True, "message_id": record["message_id"], "globe_batch_id": globe_id, "repeated": True}
-    if record and record.get("state") == "refused":
-        return {"sent": False, "message_id": record["message_id"], "globe_batch_id": globe_id, "reason": record["reason"]}
+    if record["state"] != "acknowledged":
+        services.batches.update_globe(globe_id, state="acknowledged", acknowledged_at=at)
+        chunk = services.work.get_json(record["chunk_key"])
+        for letter in chunk["letters"]:
+            services.letters.advance(chunk["tenant"], letter["reference"], Status.SENT,
+                                     detail=f"GLOBE batch {globe_id} acknowledged (ebMS {record['message_id']})"
+                                     + (f", {detail}" if detail else ""))
+        record = services.batches.globe(globe_id)
+    return report(services, sfn, record)
 
-    message_id, headers, body_key = _stored_message(services, chunk, connection_config, sender_oin)
-    body = services.work.get(body_key)
-    connection = LogiusConnection(connection_config, ca_bundle=services.settings.logius_ca_bundle,
-                                  timeout=services.settings.http_timeout_seconds)
-    attempts = int((services.batches.globe(globe_id) or {}).get("attempts", 0)) + 1
-    services.batches.update_globe(globe_id, attempts=attempts, last_attempt_at=datetime.now(UTC).isoformat())
+
+def _policy_of(record: dict):
+    from bbconnect.ebms.reliability import RetryPolicy
+
+    persist = record.get("persist_duration_seconds")
+    return RetryPolicy(retries=int(record["retries"]), retry_interval=timedelta(seconds=int(record["retry_interval_seconds"])),
+                       persist_duration=timedelta(seconds=int(persist)) if persist else None)
+
+
+def _connection(services: Services, record: dict) -> LogiusConnection:
+    config = services.configs.get(record["tenant"])
+    return LogiusConnection(config.connections[record["connection"]], ca_bundle=services.settings.logius_ca_bundle,
+                            timeout=services.settings.http_timeout_seconds)
+
+
+def post_attempt_once(attempt: dict, services: Services) -> dict:
+    """Post the stored message once. Returns {"result": ack | refused | retry, "detail", "at"}."""
+    record = services.batches.globe(attempt["globe_batch_id"])
+    body = services.work.get(record["body_key"])
+    connection = _connection(services, record)
     try:
-        answer = connection.post_ebms(headers, body)
+        answer = connection.post_ebms(dict(record["headers"]), body, endpoint=record["endpoint"])
     except LogiusUnavailable as error:
-        raise TransientError(f"GLOBE batch {globe_id} attempt {attempts}: {error}") from error
-    if answer.status >= 500 and not answer.body:
-        raise TransientError(f"GLOBE batch {globe_id} attempt {attempts}: HTTP {answer.status}")
+        return {"result": "retry", "detail": str(error)}
+    if answer.status in (429, 503) or answer.status >= 500 and not answer.body.strip():
+        return {"result": "retry", "detail": f"HTTP {answer.status}"}
+    if 300 <= answer.status < 500:
+        return {"result": "refused", "detail": f"GLOBE refused the message: HTTP {answer.status}"}
+    if not answer.body.strip():
+        return {"result": "retry" if record.get("sync_reply") else "sent",
+                "detail": "no acknowledgement in the response" if record.get("sync_reply") else "waiting for the acknowledgement"}
     try:
         signal = ebms.parse(answer.header("Content-Type") or "", answer.body)
     except ValueError as error:
-        raise TransientError(f"GLOBE batch {globe_id} attempt {attempts}: answer not understood (HTTP {answer.status}): {error}") from error
-    if signal.acknowledgment_ref == message_id:
-        now = datetime.now(UTC).isoformat()
-        services.batches.mark_acknowledged(globe_id, now)
-        for letter in chunk["letters"]:
-            services.letters.advance(chunk["tenant"], letter["reference"], Status.SENT,
-                                     detail=f"GLOBE batch {globe_id} acknowledged (ebMS {message_id})")
-        return {"sent": True, "message_id": message_id, "globe_batch_id": globe_id, "acknowledged_at": now}
+        return {"result": "retry", "detail": f"answer not understood (HTTP {answer.status}): {error}"}
+    if signal.acknowledgment_ref == record["message_id"]:
+        return {"result": "ack", "at": _now().isoformat()}
     if signal.errors:
-        described = "; ".join(f"{e.code} ({e.severity}): {e.description}" for e in signal.errors)
-        if any(e.severity.lower() == "error" and e.code not in ("DeliveryFailure",) for e in signal.errors):
-            services.batches.update_globe(globe_id, state="refused", reason=f"ebMS error: {described}")
-            return {"sent": False, "message_id": message_id, "globe_batch_id": globe_id, "reason": f"ebMS error: {described}"}
-        raise TransientError(f"GLOBE batch {globe_id} attempt {attempts}: ebMS warning {described}")
-    raise TransientError(f"GLOBE batch {globe_id} attempt {attempts}: no acknowledgement for {message_id} (HTTP {answer.status})")
+        described = "; ".join(f"{e.code} ({e.severity}): {e.description or ''}".strip() for e in signal.errors)
+        if ebms.classify_errors(signal.errors) == "permanent":
+            return {"result": "refused", "detail": f"ebMS error: {described}"}
+        return {"result": "retry", "detail": f"ebMS error: {described}"}
+    return {"result": "retry", "detail": f"no acknowledgement for {record['message_id']} (HTTP {answer.status})"}
 
 
-def report_to_execution(sfn, task_token: str, outcome: dict) -> None:
+def ask_status(services: Services, record: dict) -> str | None:
+    """GLOBE's MessageStatus for the batch's message, or None when it cannot be asked."""
     try:
-        sfn.send_task_success(taskToken=task_token, output=json.dumps(outcome))
-    except sfn.exceptions.TaskTimedOut:
-        # The execution gave up waiting and failed these letters already; nothing more to tell.
-        pass
-    except sfn.exceptions.InvalidToken:
-        pass
+        return _connection(services, record).message_status(
+            record["message_id"], cpa_id=record["cpa_id"], from_oin=record["from_oin"], to_oin=record["to_oin"],
+            endpoint=record["endpoint"])
+    except (LogiusUnavailable, ValueError):
+        return None

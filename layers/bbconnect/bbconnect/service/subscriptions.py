@@ -1,18 +1,29 @@
 """CheckSubscriptions: decide per letter whether it goes to the Berichtenbox, on paper, or both.
 
-The stream's policy decides first (`paper_only` needs no check); otherwise GLOBE's WUS check
-`ValidateAbonnementen` answers per BSN in calls of at most 250 BSNs. Logius will stop filtering on
-subscriptions after the GLOBE migration, so bbconnect always checks itself.
+The stream's policy decides first (`paper_only` needs no check). Otherwise the sender's bulk
+subscription list decides when it is at most 7 days old; else GLOBE's synchronous WUS check
+`ValidateAbonnementen`, in calls of at most 250 BSNs, paced per connection. Logius will stop
+filtering on subscriptions after the GLOBE migration, so bbconnect always checks itself. The report
+says which source decided each letter's route.
 """
 from __future__ import annotations
 
+import json
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+
 from bbconnect.adapters.logius import LogiusConnection, LogiusRefused, LogiusUnavailable
 from bbconnect.chunking import batches_of
+from bbconnect.ebms import message as ebms
+from bbconnect.logius import abonnementen
 from bbconnect.service import keys
+from bbconnect.service.channels import channel_for
 from bbconnect.service.context import Services, TransientError
 from bbconnect.status import Route, Status
 
 WUS_MAX_BSNS = 250
+BULK_MAX_AGE = timedelta(days=7)
 
 
 def route_for(policy: str, subscribed: bool | None) -> Route:
@@ -21,7 +32,31 @@ def route_for(policy: str, subscribed: bool | None) -> Route:
     return Route.BOTH if policy == "digital_and_paper" else Route.DIGITAL
 
 
-def check_subscriptions(event: dict, services: Services) -> dict:
+def bulk_list_key(sender_oin: str) -> str:
+    return f"subscriptions/{sender_oin}.json"
+
+
+def fresh_bulk_list(services: Services, sender_oin: str, now: datetime) -> dict | None:
+    cached = services.work.get_json_or_none(bulk_list_key(sender_oin))
+    if cached and now - datetime.fromisoformat(cached["as_of"]) <= BULK_MAX_AGE:
+        return cached
+    return None
+
+
+def _wus(connection_config, services: Services, sender_oin: str, berichttype: str, bsns: list[str]) -> dict[str, bool]:
+    connection = LogiusConnection(connection_config, ca_bundle=services.settings.logius_ca_bundle,
+                                  timeout=services.settings.http_timeout_seconds)
+    pause = 1.0 / connection_config.wus_calls_per_second
+    answers: dict[str, bool] = {}
+    for number, part in enumerate(batches_of(bsns, WUS_MAX_BSNS)):
+        if number:
+            time.sleep(pause)  # stay under the connection's rate for the synchronous check
+        answers.update(connection.validate_subscriptions(sender_oin, berichttype, list(part)))
+    return answers
+
+
+def check_subscriptions(event: dict, services: Services, *, now: datetime | None = None) -> dict:
+    now = now or datetime.now(UTC)
     chunk = services.work.get_json(event["chunk"]["key"])
     config = services.configs.get(chunk["tenant"])
     stream = config.streams[chunk["stream"]]
@@ -30,21 +65,22 @@ def check_subscriptions(event: dict, services: Services) -> dict:
     routes = services.work.get_json_or_none(routes_key)
     if routes is None:
         subscribed: dict[str, bool] = {}
-        source = "policy"
+        source = "policy paper_only"
         if stream.policy != "paper_only":
-            source = "wus"
-            connection = LogiusConnection(config.connections[chunk["connection"]],
-                                          ca_bundle=services.settings.logius_ca_bundle,
-                                          timeout=services.settings.http_timeout_seconds)
             bsns = sorted({letter["bsn"] for letter in chunk["letters"]})
-            try:
-                for part in batches_of(bsns, WUS_MAX_BSNS):
-                    subscribed.update(connection.validate_subscriptions(sender.oin, stream.code, list(part)))
-            except LogiusUnavailable as error:
-                raise TransientError(f"subscription check unavailable: {error}") from error
-            except LogiusRefused as error:
-                # The check itself is refused (e.g. berichttype unknown to GLOBE): paper is safe.
-                source = f"wus refused ({error})"
+            bulk = fresh_bulk_list(services, sender.oin, now)
+            if bulk is not None:
+                source = f"bulk list of {bulk['as_of'][:10]}"
+                subscribed = {bsn: abonnementen.is_subscribed(bulk["table"], bsn, stream.code) for bsn in bsns}
+            else:
+                source = "wus"
+                try:
+                    subscribed = _wus(config.connections[chunk["connection"]], services, sender.oin, stream.code, bsns)
+                except LogiusUnavailable as error:
+                    raise TransientError(f"subscription check unavailable: {error}") from error
+                except LogiusRefused as error:
+                    # The check itself is refused (e.g. berichttype unknown to GLOBE): paper is safe.
+                    source = f"wus refused ({error})"
         routes = {
             letter["reference"]: {"route": route_for(stream.policy, subscribed.get(letter["bsn"])).value, "source": source}
             for letter in chunk["letters"]
@@ -55,7 +91,62 @@ def check_subscriptions(event: dict, services: Services) -> dict:
         services.letters.advance(
             chunk["tenant"], letter["reference"], Status.ROUTED,
             detail=f"route {route['route']} (decided by {route['source']})",
-            extra={"route": route["route"], "chunk": chunk["index"], "globe_batch_id": chunk["globe_batch_id"]},
+            extra={"route": route["route"], "route_source": route["source"], "chunk": chunk["index"],
+                   "globe_batch_id": chunk["globe_batch_id"]},
         )
     digital = sum(1 for r in routes.values() if r["route"] != Route.PAPER)
     return {"digital": digital, "paper": len(routes) - digital}
+
+
+# ---------------------------------------------------------------------- the bulk list
+def request_bulk_lists(services: Services, tenant: str, *, now: datetime | None = None) -> list[dict]:
+    """Ask GLOBE for the subscriptions of each digital sender of a tenant: the whole set when there
+    is no fresh list, the mutations since the list's date otherwise. The answers arrive later at
+    the inbound endpoint (`store_bulk_answer`)."""
+    now = now or datetime.now(UTC)
+    config = services.configs.get(tenant)
+    asked = []
+    for organisation in config.organisations.values():
+        connection_config = config.connection_for(organisation.id)
+        if connection_config is None:
+            continue
+        cached = services.work.get_json_or_none(bulk_list_key(organisation.oin))
+        since = datetime.fromisoformat(cached["as_of"]) if cached and now - datetime.fromisoformat(cached["as_of"]) <= BULK_MAX_AGE else None
+        request_id = str(uuid.uuid4())
+        channel = channel_for(connection_config, ebms.ACTION_A_REQUEST, services.configs.cpa(tenant, connection_config))
+        message = ebms.EbmsMessage(
+            cpa_id=channel.cpa_id, conversation_id=request_id, service=channel.service, service_type=channel.service_type,
+            action=ebms.ACTION_A_REQUEST, from_party=channel.from_party, to_party=channel.to_party,
+            message_id=ebms.new_message_id("bbconnect.local"), timestamp=now, time_to_live=channel.policy.time_to_live(now),
+            ack_requested=channel.ack_requested, duplicate_elimination=channel.duplicate_elimination, sync_reply=channel.sync_reply,
+            payloads=(ebms.Payload(content_id=f"{request_id}@bbconnect", content_type="application/xml",
+                                   data=abonnementen.build_request(organisation.oin, request_id, since=since)),),
+        )
+        services.batches.record_bulk_request(request_id, sender_oin=organisation.oin, tenant=tenant,
+                                             mutations_since=since.isoformat() if since else None, requested_at=now.isoformat())
+        headers, body = ebms.serialize(message)
+        connection = LogiusConnection(connection_config, ca_bundle=services.settings.logius_ca_bundle,
+                                      timeout=services.settings.http_timeout_seconds)
+        try:
+            answer = connection.post_ebms(headers, body, endpoint=channel.endpoint)
+            state = f"HTTP {answer.status}"
+        except LogiusUnavailable as error:
+            state = f"not sent: {error}"
+        asked.append({"sender_oin": organisation.oin, "request_id": request_id, "kind": "mutations" if since else "full",
+                      "state": state})
+    return asked
+
+
+def store_bulk_answer(message, payload: bytes, services: Services) -> None:
+    """Merge a GLOBE-R-A answer into the sender's cached list (kept in the encrypted work bucket)."""
+    answer = abonnementen.parse_answer(payload)
+    request = services.batches.get(f"bulk#{answer.request_id}") or {}
+    mutations = bool(request.get("mutations_since"))
+    cached = services.work.get_json_or_none(bulk_list_key(answer.sender_oin))
+    if mutations and cached is None:
+        mutations = False  # nothing to apply mutations to: keep what the answer says
+    table = abonnementen.merge(cached["table"] if cached else None, answer, mutations=mutations)
+    services.work.put(bulk_list_key(answer.sender_oin), json.dumps({
+        "sender_oin": answer.sender_oin, "as_of": answer.as_of.isoformat(), "request_id": answer.request_id,
+        "table": {berichttype: sorted(bsns) for berichttype, bsns in table.items()},
+    }).encode(), "application/json")

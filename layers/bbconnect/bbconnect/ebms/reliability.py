@@ -1,0 +1,63 @@
+"""Reliable messaging as the sender sees it (ebMS2 §6.4-6.5, Digikoppeling osb-rm): when to send a
+stored message again, and when to give up.
+
+The first attempt goes out at once; after each attempt without an acknowledgement the next one waits
+`retry_interval`; after `retries` resends the message expires one interval after the last attempt.
+Nothing is resent once `persist_duration` (the receiver's promise to remember the MessageId) has
+passed since the first attempt, because a later resend could be delivered twice.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    retries: int
+    retry_interval: timedelta
+    persist_duration: timedelta | None = None
+
+    def __post_init__(self) -> None:
+        if self.retries < 0:
+            raise ValueError("retries must be 0 or more")
+        if self.retry_interval <= timedelta(0):
+            raise ValueError("retry_interval must be positive")
+
+    def time_to_live(self, first_attempt_at: datetime) -> datetime:
+        """ebMS2: TTL > Timestamp + (Retries + 1) x RetryInterval."""
+        return first_attempt_at + self.retry_interval * (self.retries + 1)
+
+
+@dataclass(frozen=True)
+class Attempt:
+    number: int  # 1 for the first send
+
+
+@dataclass(frozen=True)
+class WaitUntil:
+    when: datetime
+
+
+@dataclass(frozen=True)
+class Expire:
+    reason: str
+
+
+Step = Attempt | WaitUntil | Expire
+
+
+def next_step(policy: RetryPolicy, *, attempts: int, first_attempt_at: datetime | None,
+              last_attempt_at: datetime | None, now: datetime) -> Step:
+    """What to do now with a message that has not been acknowledged."""
+    if attempts == 0 or first_attempt_at is None or last_attempt_at is None:
+        return Attempt(1)
+    due = last_attempt_at + policy.retry_interval
+    if now < due:
+        return WaitUntil(due)
+    if attempts > policy.retries:
+        return Expire(f"no acknowledgement after {attempts} attempts, {policy.retry_interval} apart")
+    if policy.persist_duration is not None and now >= first_attempt_at + policy.persist_duration:
+        return Expire(f"no acknowledgement within the receiver's persist duration ({policy.persist_duration}) "
+                      f"after {attempts} attempts")
+    return Attempt(attempts + 1)
