@@ -6,6 +6,7 @@ import datetime as dt
 import email.parser
 import email.policy
 import gzip
+import json
 import logging
 import threading
 import uuid
@@ -176,11 +177,16 @@ class SenderEndpoint:
 
     def __init__(self) -> None:
         self.requests: list[HttpRequest] = []
+        self.signals: list[HttpRequest] = []  # async Acknowledgments/MessageErrors (text/xml)
         self.fail_first = 0
         self.received = threading.Event()
         self._lock = threading.Lock()
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.headers.get("Content-Type", "").startswith("text/xml"):
+            with self._lock:
+                self.signals.append(request)
+            return HttpResponse(204, {}, b"")
         with self._lock:
             self.requests.append(request)
             if len(self.requests) <= self.fail_first:
@@ -189,7 +195,12 @@ class SenderEndpoint:
         envelope = etree.fromstring(message[0], PARSER)
         message_id = envelope.findtext(".//eb:MessageData/eb:MessageId", namespaces=NS)
         self.received.set()
-        ack = f"""<SOAP:Envelope xmlns:SOAP="{SOAP}" xmlns:eb="{EB}"><SOAP:Header>
+        return HttpResponse(200, {"Content-Type": "text/xml; charset=UTF-8"}, acknowledgment(message_id))
+
+
+def acknowledgment(message_id: str) -> bytes:
+    """A hand-built standalone Acknowledgment from the sender to Logius."""
+    ack = f"""<SOAP:Envelope xmlns:SOAP="{SOAP}" xmlns:eb="{EB}"><SOAP:Header>
 <eb:MessageHeader eb:version="2.0" SOAP:mustUnderstand="1">
 <eb:From><eb:PartyId eb:type="urn:osb:oin">{SENDER_OIN}</eb:PartyId></eb:From>
 <eb:To><eb:PartyId eb:type="urn:osb:oin">{LOGIUS_OIN}</eb:PartyId></eb:To>
@@ -200,7 +211,7 @@ class SenderEndpoint:
 <eb:Acknowledgment eb:version="2.0" SOAP:mustUnderstand="1" SOAP:actor="urn:oasis:names:tc:ebxml-msg:actor:toPartyMSH">
 <eb:Timestamp>{iso(now_utc())}</eb:Timestamp><eb:RefToMessageId>{message_id}</eb:RefToMessageId></eb:Acknowledgment>
 </SOAP:Header><SOAP:Body/></SOAP:Envelope>"""
-        return HttpResponse(200, {"Content-Type": "text/xml; charset=UTF-8"}, ack.encode())
+    return ack.encode()
 
 
 def mime_parts(request: HttpRequest) -> list[bytes]:
@@ -474,7 +485,6 @@ def test_a_from_party_that_is_not_the_certificate_oin_is_a_security_failure(
 @pytest.mark.parametrize(
     ("change", "code"),
     [
-        ({"sync_reply": False}, "Inconsistent"),
         ({"action": "GLOBE-R-X-Request"}, "ValueNotRecognized"),
         ({"manifest_cid": "missing@nowhere"}, "MimeProblem"),
         ({"to_oin": "00000004000000000000"}, "ValueNotRecognized"),
@@ -492,6 +502,38 @@ def test_a_broken_message_gets_an_ebms_error(
     error_list = etree.fromstring(response.body, PARSER).find("SOAP:Header/eb:ErrorList", NS)
     assert eb_schema.validate(error_list), eb_schema.error_log
     assert simulator.received_batches == []
+
+
+@pytest.mark.parametrize(
+    ("ack_mode", "sync_reply"),
+    [("sync", False), ("async", True)],
+    ids=["sync-mode-without-syncreply", "async-mode-with-syncreply"],
+)
+def test_a_syncreply_the_cpa_does_not_agree_is_inconsistent(
+    make_simulator: Callable[..., LogiusSimulator], sender: Identity, ack_mode: str, sync_reply: bool
+) -> None:
+    # Given a simulator whose CPA fixes the acknowledgement mode
+    simulator = make_simulator(ack_mode=ack_mode)
+    payload, _ = berichten([Brief(SUBSCRIBED)])
+    body, headers, _ = ebms_message(payload, sync_reply=sync_reply)
+    # When a message disagreeing with it is sent / Then MessageError Inconsistent, nothing received
+    # (the error comes in the HTTP answer: "sync" because the CPA says so, "async" because the
+    # message asked for SyncReply)
+    response = post(simulator, simulator.ebms_url, body, headers, sender)
+    assert response.status == 200 and error_code(response) == "Inconsistent"
+    assert simulator.received_batches == []
+
+
+def test_the_legacy_require_sync_reply_switch_means_sync_mode(
+    make_simulator: Callable[..., LogiusSimulator], sender: Identity
+) -> None:
+    # Given the old switch require_sync_reply=True
+    simulator = make_simulator(require_sync_reply=True)
+    assert simulator.config.effective_ack_mode == "sync"
+    payload, _ = berichten([Brief(SUBSCRIBED)])
+    body, headers, _ = ebms_message(payload, sync_reply=False)
+    # When a message without SyncReply is sent / Then it is refused as before
+    assert error_code(post(simulator, simulator.ebms_url, body, headers, sender)) == "Inconsistent"
 
 
 def test_a_wrong_soapaction_is_a_soap_fault(simulator: LogiusSimulator, sender: Identity) -> None:
@@ -802,3 +844,294 @@ def test_wus_works_without_the_official_schemas(
     assert ok.status == 200 and b">true<" in ok.body
     assert broken.status == 500
     assert etree.fromstring(broken.body, PARSER).findtext(".//faultstring").startswith("0004")
+
+
+# -- asynchronous acknowledgements (CPA syncReplyMode none) -------------------------------------
+
+
+@pytest.mark.parametrize("ack_mode", ["either", "async"])
+def test_without_syncreply_the_ack_comes_as_its_own_post(
+    make_simulator: Callable[..., LogiusSimulator], endpoint: tuple[SenderEndpoint, str], sender: Identity,
+    eb_schema: etree.XMLSchema, ack_mode: str,
+) -> None:
+    # Given a simulator whose acks may go asynchronously, pushing to the sender's endpoint
+    handler, url = endpoint
+    simulator = make_simulator(result_endpoint=url, ack_mode=ack_mode)
+    letter = Brief(SUBSCRIBED)
+    payload, batch_id = berichten([letter])
+    body, headers, message_id = ebms_message(payload, sync_reply=False)
+    # When a message without SyncReply is sent
+    response = post(simulator, simulator.ebms_url, body, headers, sender)
+    # Then HTTP 204 with an empty body, and an Acknowledgment POSTed over two-way TLS from Logius
+    assert response.status == 204 and response.body == b""
+    assert simulator.wait_idle(5)
+    (signal,) = handler.signals
+    assert signal.client_oin == LOGIUS_OIN and signal.headers["SOAPAction"].strip('"') == "ebXML"
+    envelope = etree.fromstring(signal.body, PARSER)
+    header = envelope.find("SOAP:Header/eb:MessageHeader", NS)
+    assert header.findtext("eb:Action", namespaces=NS) == "Acknowledgment"
+    assert header.findtext("eb:MessageData/eb:RefToMessageId", namespaces=NS) == message_id
+    assert header.findtext("eb:To/eb:PartyId", namespaces=NS) == SENDER_OIN
+    assert envelope.findtext("SOAP:Header/eb:Acknowledgment/eb:RefToMessageId", namespaces=NS) == message_id
+    for block in envelope.find("SOAP:Header", NS):
+        assert eb_schema.validate(block), eb_schema.error_log
+    assert codes_of(simulator, batch_id) == {letter.bericht_id: "Verwerkt"}
+    # And when the sender retries the same message, it gets 204 and the stored ack is posted again
+    again = post(simulator, simulator.ebms_url, body, headers, sender)
+    assert again.status == 204
+    assert simulator.wait_idle(5)
+    assert len(handler.signals) == 2 and handler.signals[1].body == handler.signals[0].body
+    assert simulator.duplicate_messages == 1 and simulator.deliveries_of(letter.bericht_id) == 1
+    assert [s.delivered for s in simulator.sent_signals] == [True, True]
+
+
+def test_async_signals_go_to_the_ack_endpoint_errors_included(
+    make_simulator: Callable[..., LogiusSimulator], endpoint: tuple[SenderEndpoint, str], sender: Identity,
+    pki: TestPKI,
+) -> None:
+    # Given a separate endpoint for acknowledgements
+    handler, url = endpoint
+    acks = SenderEndpoint()
+    with MutualTlsServer(acks, sender, pki.ca_cert_path) as server:
+        simulator = make_simulator(result_endpoint=url, ack_endpoint=server.base_url + "/acks")
+        payload, _ = berichten([Brief(SUBSCRIBED)])
+        body, headers, message_id = ebms_message(payload, sync_reply=False, action="GLOBE-R-X-Request")
+        # When a broken message without SyncReply is sent
+        response = post(simulator, simulator.ebms_url, body, headers, sender)
+        assert simulator.wait_idle(5)
+    # Then 204, and the MessageError went to the ack endpoint (not to the result endpoint)
+    assert response.status == 204
+    (signal,) = acks.signals
+    envelope = etree.fromstring(signal.body, PARSER)
+    assert envelope.find("SOAP:Header/eb:ErrorList/eb:Error", NS).get(f"{{{EB}}}errorCode") == "ValueNotRecognized"
+    assert envelope.findtext(".//eb:MessageData/eb:RefToMessageId", namespaces=NS) == message_id
+    assert handler.signals == [] and simulator.received_batches == []
+
+
+def test_a_pushed_result_may_be_acknowledged_asynchronously(
+    make_simulator: Callable[..., LogiusSimulator], pki: TestPKI, sender: Identity
+) -> None:
+    # Given a sender endpoint that answers 204 and POSTs its Acknowledgment back to /ebms afterwards
+    simulators: list[LogiusSimulator] = []
+    pushed: list[bytes] = []
+
+    def async_endpoint(request: HttpRequest) -> HttpResponse:
+        soap = mime_parts(request)[0]
+        pushed.append(soap)
+        message_id = etree.fromstring(soap, PARSER).findtext(".//eb:MessageData/eb:MessageId", namespaces=NS)
+        threading.Timer(0.05, lambda: https_post(
+            simulators[0].ebms_url, acknowledgment(message_id),
+            {"SOAPAction": '"ebXML"', "Content-Type": "text/xml; charset=UTF-8"},
+            identity=sender, ca_path=pki.ca_cert_path)).start()
+        return HttpResponse(204, {}, b"")
+
+    with MutualTlsServer(async_endpoint, sender, pki.ca_cert_path) as server:
+        simulators.append(make_simulator(result_endpoint=server.base_url + "/ebms", result_sync_reply=False))
+        # When a batch is processed
+        deliver(simulators[0], [Brief(SUBSCRIBED)], sender)
+        assert simulators[0].wait_idle(5)
+    # Then the result (without SyncReply) was pushed once and counts as acknowledged
+    (soap,) = pushed
+    assert etree.fromstring(soap, PARSER).find("SOAP:Header/eb:SyncReply", NS) is None
+    (record,) = simulators[0].results
+    assert record.acknowledged and record.attempts == 1 and record.deliveries == 1
+
+
+# -- MessageStatus service -----------------------------------------------------------------------
+
+
+def status_request(ref: str, *, from_oin: str = SENDER_OIN) -> tuple[bytes, dict[str, str], str]:
+    message_id = f"{uuid.uuid4()}@sender.example"
+    body = f"""<SOAP:Envelope xmlns:SOAP="{SOAP}" xmlns:eb="{EB}"><SOAP:Header>
+<eb:MessageHeader eb:version="2.0" SOAP:mustUnderstand="1">
+<eb:From><eb:PartyId eb:type="urn:osb:oin">{from_oin}</eb:PartyId></eb:From>
+<eb:To><eb:PartyId eb:type="urn:osb:oin">{LOGIUS_OIN}</eb:PartyId></eb:To>
+<eb:CPAId>{CPA_ID}</eb:CPAId><eb:ConversationId>s</eb:ConversationId>
+<eb:Service>urn:oasis:names:tc:ebxml-msg:service</eb:Service><eb:Action>StatusRequest</eb:Action>
+<eb:MessageData><eb:MessageId>{message_id}</eb:MessageId><eb:Timestamp>{iso(now_utc())}</eb:Timestamp></eb:MessageData>
+</eb:MessageHeader></SOAP:Header><SOAP:Body>
+<eb:StatusRequest eb:version="2.0"><eb:RefToMessageId>{ref}</eb:RefToMessageId></eb:StatusRequest>
+</SOAP:Body></SOAP:Envelope>""".encode()
+    return body, {"SOAPAction": '"ebXML"', "Content-Type": "text/xml; charset=UTF-8"}, message_id
+
+
+def ask_status(sim: LogiusSimulator, identity: Identity, ref: str) -> tuple[str, str | None, etree._Element]:
+    body, headers, message_id = status_request(ref, from_oin=identity.oin or "")
+    response = post(sim, sim.ebms_url, body, headers, identity)
+    assert response.status == 200
+    envelope = etree.fromstring(response.body, PARSER)
+    assert envelope.findtext(".//eb:MessageHeader/eb:Action", namespaces=NS) == "StatusResponse"
+    assert envelope.findtext(".//eb:MessageData/eb:RefToMessageId", namespaces=NS) == message_id
+    answer = envelope.find("SOAP:Body/eb:StatusResponse", NS)
+    assert answer.findtext("eb:RefToMessageId", namespaces=NS) == ref
+    return answer.get(f"{{{EB}}}messageStatus"), answer.findtext("eb:Timestamp", namespaces=NS), envelope
+
+
+def test_status_request_follows_a_message_from_received_to_processed(
+    make_simulator: Callable[..., LogiusSimulator], sender: Identity, eb_schema: etree.XMLSchema
+) -> None:
+    # Given a batch that is judged half a second after it arrived
+    simulator = make_simulator(result_delay_seconds=0.5)
+    _, _, message_id = deliver(simulator, [Brief(SUBSCRIBED)], sender)
+    # When its status is asked at once (a StatusRequest without SyncReply: answered synchronously anyway)
+    status, timestamp, envelope = ask_status(simulator, sender, message_id)
+    # Then Received, with the time it arrived, in a schema-valid StatusResponse
+    assert status == "Received" and timestamp is not None
+    assert eb_schema.validate(envelope.find("SOAP:Body/eb:StatusResponse", NS)), eb_schema.error_log
+    for block in envelope.find("SOAP:Header", NS):
+        assert eb_schema.validate(block), eb_schema.error_log
+    # And once judged, Processed
+    assert simulator.wait_idle(5)
+    assert ask_status(simulator, sender, message_id)[:2] == ("Processed", timestamp)
+
+
+def test_status_request_for_an_unknown_or_someone_elses_message(
+    simulator: LogiusSimulator, sender: Identity, intermediary: Identity
+) -> None:
+    # Given a batch from the sender
+    _, _, message_id = deliver(simulator, [Brief(SUBSCRIBED)], sender)
+    # When an unknown id is asked, and another party asks about the sender's message
+    # Then NotRecognized and UnAuthorized, both without a Timestamp
+    assert ask_status(simulator, sender, "nobody@nowhere")[:2] == ("NotRecognized", None)
+    assert ask_status(simulator, intermediary, message_id)[:2] == ("UnAuthorized", None)
+
+
+# -- the bulk subscription list (AbonnementService) ---------------------------------------------
+
+ABO = "http://schemas.overheid.nl/GEB/AbonnementServiceProcessor/2014/02"
+CHANGED_EARLY, CHANGED_LATE = "999990044", "999990056"
+
+
+def aanvraag(verzoek_id: str, *, bsns: list[str] | None = None, mutatie: str | None = None,
+             oin: str = SENDER_OIN) -> bytes:
+    selection = ""
+    if bsns is not None:
+        selection = "<BSNLijst>" + "".join(f"<BSN>{b}</BSN>" for b in bsns) + "</BSNLijst>"
+    elif mutatie is not None:
+        selection = f"<MutatieDatum>{mutatie}</MutatieDatum>"
+    return (f'<?xml version="1.0" encoding="UTF-8"?><ns0:AbonnementAanvraag xmlns:ns0="{ABO}">'
+            f"<BerichtLeverancier><OIN>{oin}</OIN></BerichtLeverancier><VerzoekId>{verzoek_id}</VerzoekId>"
+            f"{selection}</ns0:AbonnementAanvraag>").encode()
+
+
+def ask_bulk(sim: LogiusSimulator, identity: Identity, payload: bytes) -> tuple[HttpResponse, str]:
+    body, headers, message_id = ebms_message(payload, action="GLOBE-R-A-Request")
+    return post(sim, sim.ebms_url, body, headers, identity), message_id
+
+
+def pushed_answer(handler: SenderEndpoint) -> tuple[str, bytes, etree._Element]:
+    """(Action, raw payload, AbonnementAntwoord root) of the one pushed message."""
+    (request,) = handler.requests
+    soap, payload = mime_parts(request)
+    action = etree.fromstring(soap, PARSER).findtext(".//eb:MessageHeader/eb:Action", namespaces=NS)
+    return action, payload, etree.fromstring(gzip.decompress(payload), PARSER)
+
+
+def subscriptions_in(root: etree._Element) -> dict[str, str]:
+    return {a.findtext("BSN"): a.findtext("Actief") for a in root.iterfind("Abonnementen/Abonnement")}
+
+
+@pytest.mark.parametrize(
+    ("request_kwargs", "expected", "kind"),
+    [
+        ({}, {SUBSCRIBED: "true", BROKEN_BOX: "true"}, "full"),
+        ({"bsns": [SUBSCRIBED, UNSUBSCRIBED, SUBSCRIBED]}, {SUBSCRIBED: "true", UNSUBSCRIBED: "false"}, "list"),
+        ({"mutatie": "2026-01-15T00:00:00Z"}, {CHANGED_LATE: "false"}, "mutations"),
+        ({"mutatie": "2026-01-01T00:00:00+01:00"}, {CHANGED_EARLY: "true", CHANGED_LATE: "false"}, "mutations"),
+    ],
+    ids=["full", "bsn-list", "mutations-late", "mutations-early"],
+)
+def test_the_bulk_list_is_pushed_gzipped(
+    make_simulator: Callable[..., LogiusSimulator], endpoint: tuple[SenderEndpoint, str], sender: Identity,
+    caplog: pytest.LogCaptureFixture, request_kwargs: dict, expected: dict[str, str], kind: str,
+) -> None:
+    # Given subscriptions, one of which started on 10 January and one that ended on 1 February
+    caplog.set_level(logging.DEBUG, logger="bbconnect_local")
+    handler, url = endpoint
+    simulator = make_simulator(
+        result_endpoint=url, bulk_delay_seconds=0.0,
+        subscribed={SUBSCRIBED, BROKEN_BOX, CHANGED_EARLY},
+        subscription_changes={CHANGED_EARLY: dt.datetime(2026, 1, 10, tzinfo=dt.timezone.utc),
+                              CHANGED_LATE: dt.datetime(2026, 2, 1, tzinfo=dt.timezone.utc)},
+    )
+    if kind == "full":
+        simulator.config.subscribed.discard(CHANGED_EARLY)
+    # When the sender asks for its subscriptions (GLOBE-R-A-Request)
+    response, message_id = ask_bulk(simulator, sender, aanvraag("verzoek-1", **request_kwargs))
+    # Then it is acknowledged like a letter batch
+    assert response.status == 200 and error_code(response) is None
+    assert simulator.wait_idle(5)
+    # And a gzipped AbonnementAntwoord arrives as GLOBE-R-A-Result with the selected subscriptions
+    action, payload, root = pushed_answer(handler)
+    assert action == "GLOBE-R-A-Result" and payload[:2] == b"\x1f\x8b"
+    assert root.tag == f"{{{ABO}}}AbonnementAntwoord"
+    assert root.findtext("BerichtLeverancier/OIN") == SENDER_OIN and root.findtext("VerzoekId") == "verzoek-1"
+    assert dt.datetime.fromisoformat(root.findtext("PeilDatum")) <= now_utc()
+    assert subscriptions_in(root) == expected
+    (record,) = simulator.bulk_results
+    assert record.kind == kind and record.acknowledged and record.request_message_id == message_id
+    assert simulator.received_batches == [] and [r.message_id for r in simulator.received_bulk_requests] == [message_id]
+    assert ask_status(simulator, sender, message_id)[0] == "Processed"
+    # And no BSN was logged
+    for bsn in (SUBSCRIBED, UNSUBSCRIBED, BROKEN_BOX, CHANGED_EARLY, CHANGED_LATE):
+        assert bsn not in caplog.text
+
+
+def test_the_bulk_list_lists_one_subscription_per_berichttype_and_the_action_is_configurable(
+    make_simulator: Callable[..., LogiusSimulator], endpoint: tuple[SenderEndpoint, str], sender: Identity
+) -> None:
+    # Given per-berichttype subscriptions and another name for the answer's action
+    handler, url = endpoint
+    simulator = make_simulator(result_endpoint=url, bulk_delay_seconds=0.0, bulk_result_action="GLOBE-R-A-Antwoord",
+                               subscription_berichttypes={SUBSCRIBED: {"AANSLAG", "HERINNER"}})
+    # When a BSN list is asked
+    ask_bulk(simulator, sender, aanvraag("v2", bsns=[SUBSCRIBED]))
+    assert simulator.wait_idle(5)
+    # Then the answer carries that action and one Abonnement per berichttype
+    action, _, root = pushed_answer(handler)
+    assert action == "GLOBE-R-A-Antwoord"
+    assert sorted(a.findtext("BerichtType") for a in root.iterfind("Abonnementen/Abonnement")) == ["AANSLAG", "HERINNER"]
+
+
+@pytest.mark.parametrize(
+    ("payload", "code"),
+    [
+        (aanvraag("v3", oin=STRANGER_OIN), "OinInCPAKomtNietOvereenMetOinInBericht"),
+        (aanvraag("v4", mutatie="gisteren"), "XmlValidatieTegenXsdValtNegatiefUit"),
+        (b"<not-xml", "XmlValidatieTegenXsdValtNegatiefUit"),
+    ],
+    ids=["stranger-oin", "bad-date", "not-xml"],
+)
+def test_a_bulk_request_that_cannot_be_answered_gets_a_fout(
+    make_simulator: Callable[..., LogiusSimulator], endpoint: tuple[SenderEndpoint, str], sender: Identity,
+    payload: bytes, code: str,
+) -> None:
+    # Given a request for another organisation's subscriptions, or an unreadable one
+    handler, url = endpoint
+    simulator = make_simulator(result_endpoint=url, bulk_delay_seconds=0.0)
+    # When it is sent / Then it is acknowledged, and the answer holds a Fout instead of Abonnementen
+    response, _ = ask_bulk(simulator, sender, payload)
+    assert response.status == 200 and error_code(response) is None
+    assert simulator.wait_idle(5)
+    _, _, root = pushed_answer(handler)
+    assert root.findtext("Fout/Code") == code and root.find("Abonnementen") is None
+    assert simulator.bulk_results[0].error_code == code
+
+
+def test_the_delivery_log_exports_as_json(simulator: LogiusSimulator, sender: Identity, tmp_path: Path) -> None:
+    # Given two delivered letters and one refused
+    letters = [Brief(SUBSCRIBED), Brief(BROKEN_BOX), Brief(UNSUBSCRIBED)]
+    _, batch_id, _ = deliver(simulator, letters, sender)
+    codes_of(simulator, batch_id)
+    # When the log is exported / Then one entry per delivered letter, BSNs masked, JSON-serialisable
+    exported = simulator.delivery_log_json()
+    assert [e["bericht_id"] for e in exported] == [letters[0].bericht_id]
+    (entry,) = exported
+    assert entry == {
+        "batch_id": batch_id, "bericht_id": letters[0].bericht_id, "berichttype": "AANSLAG",
+        "sender_oin": SENDER_OIN, "connection_oin": SENDER_OIN, "code": "Verwerkt", "bsn_masked": "******019",
+        "at": entry["at"], "deliveries": 1,
+    }
+    assert dt.datetime.fromisoformat(entry["at"]) <= now_utc()
+    written = simulator.write_delivery_log(tmp_path / "simulator-deliveries.json")
+    assert json.loads(written.read_text()) == exported and SUBSCRIBED not in written.read_text()

@@ -23,6 +23,9 @@ BATCH_NS = "http://schemas.rdw.nl/GEB/BerichtVerwerkService/Types/2009/01"
 BERICHT_NS = "http://schemas.rdw.nl/GEB/BerichtenProsessor/Bericht/Types/2009/01"
 RESULTAAT_NS = "http://schemas.rdw.nl/GEB/BerichtVerwerkService/BerichtResultaat/Types/2009/01"
 
+# AbonnementService (bulk subscription list, ebMS GLOBE-R-A-Request); the schema is not public
+ABO_NS = "http://schemas.overheid.nl/GEB/AbonnementServiceProcessor/2014/02"
+
 NIL_GUID = "00000000-0000-0000-0000-000000000000"
 GUID_PATTERN = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _DATETIME_PATTERN = re.compile(

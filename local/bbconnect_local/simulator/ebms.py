@@ -115,6 +115,7 @@ class EbmsMessage:
     error_list: etree._Element | None
     manifest: etree._Element | None
     parts: dict[str, MimePart]  # attachments by Content-ID (without angle brackets)
+    status_request: etree._Element | None = None  # SOAP:Body/eb:StatusRequest
 
     @property
     def manifest_hrefs(self) -> list[str]:
@@ -197,6 +198,7 @@ def read_message(content_type: str | None, body: bytes) -> EbmsMessage:
         error_list=child(header, EB_NS, "ErrorList"),
         manifest=child(body_el, EB_NS, "Manifest"),
         parts=parts,
+        status_request=child(body_el, EB_NS, "StatusRequest"),
     )
 
 
@@ -246,7 +248,8 @@ class Expectations:
     actions: Sequence[str]
     from_role: str | None = None
     to_role: str | None = None
-    require_sync_reply: bool = True
+    require_sync_reply: bool = True  # syncReplyMode mshSignalsOnly: SyncReply must be present
+    forbid_sync_reply: bool = False  # syncReplyMode none: SyncReply must be absent
 
 
 def validate_business_message(message: EbmsMessage, expect: Expectations, now: _dt.datetime) -> MimePart:
@@ -308,6 +311,8 @@ def validate_business_message(message: EbmsMessage, expect: Expectations, now: _
     sync = message.sync_reply
     if expect.require_sync_reply and sync is None:
         raise EbmsError("Inconsistent", "the CPA has syncReplyMode mshSignalsOnly: SyncReply required", "//eb:SyncReply")
+    if expect.forbid_sync_reply and sync is not None:
+        raise EbmsError("Inconsistent", "the CPA has syncReplyMode none: SyncReply not allowed", "//eb:SyncReply")
     if sync is not None and (
         sync.get(q(SOAP_NS, "actor")) != ACTOR_SOAP_NEXT
         or eb_attr(sync, "version") != "2.0"
@@ -463,9 +468,18 @@ def build_acknowledgment(
 
 
 def build_message_error(
-    request: MessageHeader, own: Party, errors: Sequence[EbmsError], *, host: str, now: _dt.datetime
+    request: MessageHeader,
+    own: Party,
+    errors: Sequence[EbmsError],
+    *,
+    host: str,
+    now: _dt.datetime,
+    severity: str = "Error",
 ) -> bytes:
+    """A standalone MessageError; `severity` Warning means "transmitted, not processed: retry"."""
     assert request.message_id is not None
+    if severity not in ("Error", "Warning"):
+        raise ValueError("severity must be Error or Warning")
     from_party, to_party = _swap(request, own)
     envelope, header = build_envelope(
         from_party=from_party,
@@ -482,12 +496,12 @@ def build_message_error(
     )
     error_list = _eb(header, "ErrorList")
     _header_ext(error_list)
-    error_list.set(q(EB_NS, "highestSeverity"), "Error")
+    error_list.set(q(EB_NS, "highestSeverity"), severity)
     for error in errors or [EbmsError("Unknown", "unknown error")]:
         item = _eb(error_list, "Error")
         item.set(q(EB_NS, "codeContext"), ERROR_CODE_CONTEXT)
         item.set(q(EB_NS, "errorCode"), error.code)
-        item.set(q(EB_NS, "severity"), "Error")
+        item.set(q(EB_NS, "severity"), severity)
         if error.location:
             item.set(q(EB_NS, "location"), error.location)
         description = _eb(item, "Description", error.description)
@@ -511,6 +525,56 @@ def build_pong(request: MessageHeader, own: Party, *, host: str, now: _dt.dateti
         ref_to_message_id=request.message_id,
         with_roles=False,
     )
+    return _serialise(envelope)
+
+
+MESSAGE_STATUSES = ("UnAuthorized", "NotRecognized", "Received", "Processed", "Forwarded")
+
+
+def status_request_ref(message: EbmsMessage) -> str | None:
+    """The MessageId a StatusRequest asks about (SOAP:Body/eb:StatusRequest/eb:RefToMessageId)."""
+    if message.status_request is None:
+        return None
+    return text_of(child(message.status_request, EB_NS, "RefToMessageId")) or None
+
+
+def build_status_response(
+    request: MessageHeader,
+    own: Party,
+    *,
+    host: str,
+    now: _dt.datetime,
+    queried_id: str,
+    status: str,
+    received_at: _dt.datetime | None,
+) -> bytes:
+    """A StatusResponse (ebMS2 §7): RefToMessageId in the header is the StatusRequest's MessageId,
+    the body names the queried MessageId, its status and (Received/Processed only) when it arrived."""
+    assert request.message_id is not None
+    if status not in MESSAGE_STATUSES:
+        raise ValueError(f"not a messageStatus: {status}")
+    from_party, to_party = _swap(request, own)
+    envelope, _ = build_envelope(
+        from_party=from_party,
+        to_party=to_party,
+        cpa_id=request.cpa_id or "",
+        conversation_id=request.conversation_id or "",
+        service=MSH_SERVICE,
+        service_type=None,
+        action="StatusResponse",
+        message_id=new_message_id(host),
+        timestamp=now,
+        ref_to_message_id=request.message_id,
+        with_roles=False,
+    )
+    body = envelope.find(q(SOAP_NS, "Body"))
+    assert body is not None
+    response = _eb(body, "StatusResponse")
+    response.set(q(EB_NS, "version"), "2.0")
+    response.set(q(EB_NS, "messageStatus"), status)
+    _eb(response, "RefToMessageId", queried_id)
+    if status in ("Received", "Processed") and received_at is not None:
+        _eb(response, "Timestamp", format_utc(received_at))
     return _serialise(envelope)
 
 

@@ -6,6 +6,11 @@ Checks, in this order, answering a SOAP Fault (HTTP 500) with the Digikoppeling 
 0002 no OIN in the client certificate, or a berichtleverancierCode the certificate may not use;
 0004 not valid against the WSDL's schemas. An `ApplicationFault` (per the WSDL) for 0 or more than
 250 BSNs. Otherwise one `Abonnement` per `Klant` with `isBerichtSturen`, and `wsa:RelatesTo`.
+
+Injected faults (the simulator's fault injection) strike after those checks: `wus_application_fault`
+answers an `ApplicationFault`, `wus_dependent_fault` a `DependentServiceFault` (both typed faults of
+the WSDL, HTTP 500). `rate_limited_response()` is what a caller over the rate limit gets: a detail-less
+`s:Server` fault 0051 (service unavailable), HTTP 500, with `Retry-After: 1`.
 """
 from __future__ import annotations
 
@@ -38,6 +43,7 @@ SOAP_ACTION = (
 )
 RESPONSE_ACTION = SOAP_ACTION + "Response"
 APPLICATION_FAULT_ACTION = SOAP_ACTION + "ApplicationFaultFault"
+DEPENDENT_FAULT_ACTION = SOAP_ACTION + "DependentServiceFaultFault"
 WSA_FAULT_ACTION = "http://www.w3.org/2005/08/addressing/soap/fault"
 WSA_ANONYMOUS = "http://www.w3.org/2005/08/addressing/anonymous"
 MAX_KLANTEN = 250
@@ -63,6 +69,10 @@ class WusFault(Exception):
 
 
 class ApplicationFault(Exception):
+    pass
+
+
+class DependentServiceFault(Exception):
     pass
 
 
@@ -96,7 +106,10 @@ def handle_wus(
     is_subscribed: Callable[[str], bool],
     may_send_for: Callable[[str, str], bool],
     on_call: Callable[[WusCall], None] | None = None,
+    inject_fault: str | None = None,
+    on_injected: Callable[[str], None] | None = None,
 ) -> HttpResponse:
+    """Answer one ValidateAbonnementen call; `inject_fault` (a WUS fault kind) fails a valid call."""
     message_id: str | None = None
     try:
         soap_action = (request.headers.get("SOAPAction") or "").strip()
@@ -156,6 +169,12 @@ def handle_wus(
             raise ApplicationFault(f"Het aantal klanten moet tussen 1 en {MAX_KLANTEN} liggen (was {len(keys)})")
         if any(not key for key in keys):
             raise ApplicationFault("Klant zonder Key (BSN)")
+        if inject_fault in ("wus_application_fault", "wus_dependent_fault") and on_injected is not None:
+            on_injected(inject_fault)
+        if inject_fault == "wus_application_fault":
+            raise ApplicationFault("Verzoek kon niet worden verwerkt (gesimuleerde storing)")
+        if inject_fault == "wus_dependent_fault":
+            raise DependentServiceFault("Achterliggende dienst niet beschikbaar (gesimuleerde storing)")
         return _ok_response(keys, is_subscribed, message_id)
     except WusFault as fault:
         return _fault_response(
@@ -170,8 +189,28 @@ def handle_wus(
             faultstring=str(fault),
             action=APPLICATION_FAULT_ACTION,
             relates_to=message_id,
-            application_message=str(fault),
+            detail=("ApplicationFault", str(fault)),
         )
+    except DependentServiceFault as fault:
+        return _fault_response(
+            faultcode="Server",
+            faultstring=str(fault),
+            action=DEPENDENT_FAULT_ACTION,
+            relates_to=message_id,
+            detail=("DependentServiceFault", str(fault)),
+        )
+
+
+def rate_limited_response() -> HttpResponse:
+    """Too many calls from this client in the last second: a retryable Server fault (0051)."""
+    response = _fault_response(
+        faultcode="Server",
+        faultstring="0051 " + DK_FAULTS["0051"] + ": te veel verzoeken per seconde, probeer het later opnieuw",
+        action=WSA_FAULT_ACTION,
+        relates_to=None,
+    )
+    response.headers["Retry-After"] = "1"
+    return response
 
 
 def _structural_check(operation: etree._Element) -> None:
@@ -238,16 +277,17 @@ def _fault_response(
     faultstring: str,
     action: str,
     relates_to: str | None,
-    application_message: str | None = None,
+    detail: tuple[str, str] | None = None,  # (ApplicationFault | DependentServiceFault, message)
 ) -> HttpResponse:
     envelope, body = _envelope(action, relates_to)
     fault = etree.SubElement(body, q(SOAP_NS, "Fault"))
     etree.SubElement(fault, "faultcode").text = f"s:{faultcode}"
     etree.SubElement(fault, "faultstring").text = faultstring
-    if application_message is not None:
-        detail = etree.SubElement(fault, "detail")
-        app = etree.SubElement(detail, q(WUS_SHARED_NS, "ApplicationFault"), nsmap={None: WUS_SHARED_NS})
-        etree.SubElement(app, q(WUS_SHARED_NS, "Message")).text = application_message
+    if detail is not None:
+        name, message = detail
+        detail_element = etree.SubElement(fault, "detail")
+        typed = etree.SubElement(detail_element, q(WUS_SHARED_NS, name), nsmap={None: WUS_SHARED_NS})
+        etree.SubElement(typed, q(WUS_SHARED_NS, "Message")).text = message
     return HttpResponse(
         500,
         {"Content-Type": "text/xml; charset=utf-8"},
