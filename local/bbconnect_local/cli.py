@@ -32,9 +32,24 @@ class RunFailed(Exception):
 
 @app.command()
 def demo(out: Path = typer.Option(REPO_ROOT / "out" / "demo", "--out", help="Where the report, PDFs and paper list go."),
+         letters: int | None = typer.Option(None, "--letters", min=1, max=9000,
+                                            help="Generate a tax run of N letters instead of the 205-row sample."),
+         faults: float = typer.Option(0.0, "--faults", min=0.0, max=1.0,
+                                      help="Share of simulator calls that misbehave, spread over the fault kinds."),
+         bulk: bool = typer.Option(False, "--bulk", help="Fetch the bulk subscription list first (GLOBE-R-A-Request)."),
          chunk_size: int = typer.Option(50, help="Letters per GLOBE batch (at most 1000); small here to show several.")) -> None:
-    """Run the sample municipal tax run (about 200 letters, a few bad rows) end to end."""
-    _run(DEMO_FILE, DEMO_TENANT, out, CONFIG_DIR, DEMO_SIMULATOR, chunk_size)
+    """Run the sample municipal tax run (205 rows, a few bad ones) end to end, or a generated one."""
+    if letters is None:
+        _run(DEMO_FILE, DEMO_TENANT, out, CONFIG_DIR, DEMO_SIMULATOR, chunk_size, faults=faults, bulk=bulk)
+        return
+    from bbconnect_local.demo_batch import write_tax_run
+
+    out.mkdir(parents=True, exist_ok=True)
+    batch = out / f"tax-run-{letters}.jsonl"
+    settings = write_tax_run(batch, letters)
+    simulator = out / "simulator-settings.json"
+    simulator.write_text(json.dumps(settings), encoding="utf-8")
+    _run(batch, DEMO_TENANT, out, CONFIG_DIR, simulator, max(chunk_size, min(1000, letters // 5 or 1)), faults=faults, bulk=bulk)
 
 
 @app.command()
@@ -45,17 +60,20 @@ def run(file: Path = typer.Argument(..., exists=True, dir_okay=False, readable=T
         simulator: Path | None = typer.Option(None, "--simulator", exists=True, dir_okay=False,
                                               help="Simulator settings: which BSNs have a Berichtenbox, result codes."),
         chunk_size: int = typer.Option(1000, help="Letters per GLOBE batch (at most 1000)."),
+        faults: float = typer.Option(0.0, "--faults", min=0.0, max=1.0,
+                                     help="Share of simulator calls that misbehave, spread over the fault kinds."),
+        bulk: bool = typer.Option(False, "--bulk", help="Fetch the bulk subscription list first (GLOBE-R-A-Request)."),
         attachment: list[Path] = typer.Option([], "--attachment", exists=True, dir_okay=False,
                                               help="A PDF the batch file's rows name in `attachments`.")) -> None:
     """Run one batch file for one tenant through the local pipeline."""
     if not (config_dir / f"{tenant}.json").is_file():
         console.print(f"[red]no configuration for tenant {tenant!r} in {config_dir}[/red]")
         raise typer.Exit(2)
-    _run(file, tenant, out, config_dir, simulator, chunk_size, attachment)
+    _run(file, tenant, out, config_dir, simulator, chunk_size, attachment, faults=faults, bulk=bulk)
 
 
 def _run(file: Path, tenant: str, out: Path, config_dir: Path, simulator: Path | None, chunk_size: int,
-         attachments: list[Path] = ()) -> None:
+         attachments: list[Path] = (), *, faults: float = 0.0, bulk: bool = False) -> None:
     if not 1 <= chunk_size <= 1000:
         console.print("[red]--chunk-size must be between 1 and 1000 (a GLOBE batch holds at most 1000 letters)[/red]")
         raise typer.Exit(2)
@@ -67,8 +85,14 @@ def _run(file: Path, tenant: str, out: Path, config_dir: Path, simulator: Path |
             sys.stdout = log_file  # the handlers' JSON logs and EMF metrics go to the log file
             _log_to(log_file)
             with console.status("starting moto, the Logius simulator and the inbound endpoint") as status:
-                with LocalEnvironment(config_dir=config_dir, simulator=simulator_config_from_file(simulator),
-                                      chunk_size=chunk_size) as env:
+                simulator_config = simulator_config_from_file(simulator)
+                if faults:
+                    simulator_config = simulator_config.with_fault_rate(faults)
+                with LocalEnvironment(config_dir=config_dir, simulator=simulator_config, chunk_size=chunk_size) as env:
+                    if bulk:
+                        status.update("fetching the bulk subscription lists (GLOBE-R-A-Request)")
+                        for asked in env.refresh_subscriptions(tenant):
+                            console.print(f"bulk subscription list for {asked['sender_oin']}: {asked['kind']}, {asked['state']}")
                     key = env.drop(file, tenant, attachments=list(attachments))
                     console.print(f"dropped [bold]{file.name}[/bold] as s3://{env.outputs['InboxBucketName']}/{key}")
 
@@ -80,6 +104,10 @@ def _run(file: Path, tenant: str, out: Path, config_dir: Path, simulator: Path |
                     if batch.status != "SUCCEEDED":
                         raise RunFailed(f"the batch execution ended {batch.status}; see {log_path}")
                     _export(env, batch.output, out)
+                    env.simulator.wait_idle(timeout=30)
+                    deliveries = env.simulator.delivery_log_json()
+                    (out / "simulator-deliveries.json").write_text(json.dumps(deliveries, indent=1, default=str), encoding="utf-8")
+                    faults_seen = dict(getattr(env.simulator, "fault_counts", {}) or {})
                     errors = list(env.deployment.handler_errors)
                     delivered_twice = [r for r in {d.bericht_id for d in env.simulator.delivery_log}
                                        if env.simulator.deliveries_of(r) > 1]
@@ -89,7 +117,7 @@ def _run(file: Path, tenant: str, out: Path, config_dir: Path, simulator: Path |
         raise typer.Exit(1)
     finally:
         sys.stdout = real_stdout
-    _summarise(batch.output, out, errors, delivered_twice)
+    _summarise(batch.output, out, errors, delivered_twice, deliveries, faults_seen)
 
 
 class _JsonLines(logging.Formatter):
@@ -151,7 +179,8 @@ def _export_digital(env: LocalEnvironment, report: dict, folder: Path) -> None:
                 (folder / f"{name}{suffix}.pdf").write_bytes(base64.b64decode(content.text))
 
 
-def _summarise(output: dict, out: Path, errors: list[str], delivered_twice: list[str]) -> None:
+def _summarise(output: dict, out: Path, errors: list[str], delivered_twice: list[str], deliveries: list[dict],
+               faults_seen: dict[str, int]) -> None:
     if output.get("status") == "bad_file":
         console.print(f"[yellow]the file was not taken:[/yellow] {output.get('error')}")
         console.print(f"error report: {out / 'report.json'}")
@@ -169,12 +198,16 @@ def _summarise(output: dict, out: Path, errors: list[str], delivered_twice: list
             reasons[f"{letter['status']}: {letter['reason']}"] = reasons.get(f"{letter['status']}: {letter['reason']}", 0) + 1
     for reason, count in sorted(reasons.items()):
         console.print(f"  {count} x {reason}")
+    delivered_by_logius = len({d["bericht_id"] for d in deliveries})
     console.print(f"every row accounted for: {'yes' if report['accounted'] else '[red]NO[/red]'}; "
-                  f"letters delivered twice by Logius: {len(delivered_twice)}")
+                  f"letters delivered twice by Logius: {len(delivered_twice)}; "
+                  f"delivered per Logius' log: {delivered_by_logius}, per the report: {counts['delivered']}")
+    if faults_seen:
+        console.print("simulator faults: " + ", ".join(f"{kind} {n}" for kind, n in sorted(faults_seen.items()) if n))
     console.print(f"report: {out / 'report.json'} (and report.csv); PDFs: {out / 'pdf'}; logs: {out / 'logs.jsonl'}")
     if errors:
         console.print(f"[yellow]{len(errors)} handler errors were retried; see the log[/yellow]")
-    if not report["accounted"] or delivered_twice:
+    if not report["accounted"] or delivered_twice or delivered_by_logius != counts["delivered"]:
         raise typer.Exit(1)
 
 

@@ -20,13 +20,16 @@ LOGIUS_OIN = "00000004003214345001"
 
 
 def simulator_config_from_file(path: Path | None) -> SimulatorConfig:
-    """`{"subscribed": [bsn, ...], "subscribed_all": false, "result_codes": {bsn: code}}`."""
+    """`{"subscribed": [bsn, ...], "subscribed_all": false, "result_codes": {bsn: code},
+    "faults": {kind: probability}, "fault_seed": 0, "ack_mode": "either"}`."""
     data = json.loads(path.read_text(encoding="utf-8")) if path else {}
     return SimulatorConfig(
         subscribed=set(data.get("subscribed", [])), subscribed_all=bool(data.get("subscribed_all", False)),
         result_codes=dict(data.get("result_codes", {})),
         result_delay_seconds=float(data.get("result_delay_seconds", 0.2)),
         gzip_results=bool(data.get("gzip_results", False)),
+        faults=dict(data.get("faults", {})), fault_seed=int(data.get("fault_seed", 0)),
+        ack_mode=data.get("ack_mode", "either"),
     )
 
 
