@@ -8,6 +8,7 @@ import io
 import json
 import logging
 import sys
+import time
 import zipfile
 from pathlib import Path
 
@@ -96,8 +97,16 @@ def _run(file: Path, tenant: str, out: Path, config_dir: Path, simulator: Path |
                     key = env.drop(file, tenant, attachments=list(attachments))
                     console.print(f"dropped [bold]{file.name}[/bold] as s3://{env.outputs['InboxBucketName']}/{key}")
 
+                    last = [0.0]
+
                     def progress(described):
-                        counts = env.letter_statuses()
+                        if time.monotonic() - last[0] < 2:
+                            return
+                        last[0] = time.monotonic()
+                        try:
+                            counts = env.letter_statuses()
+                        except RuntimeError:  # moto's table changed under the scan: try next time
+                            return
                         status.update("batch running - letters: " + (", ".join(f"{k.lower()} {v}" for k, v in sorted(counts.items())) or "waiting for ingest"))
 
                     batch = env.wait_for_execution(key, timeout=900, on_progress=progress)

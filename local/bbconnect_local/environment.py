@@ -17,6 +17,7 @@ from bbconnect_local.simulator import LogiusSimulator, SimulatorConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LOGIUS_OIN = "00000004003214345001"
+HTTP_TIMEOUT_SECONDS = 5  # locally: the simulator answers in milliseconds unless told to hang
 
 
 def simulator_config_from_file(path: Path | None) -> SimulatorConfig:
@@ -66,6 +67,8 @@ class LocalEnvironment:
             self.inbound = MutualTlsServer(self._inbound, inbound_identity, self.pki.ca_cert_path)
             inbound_url = self.inbound.start()
             self.simulator_config.logius_oin = LOGIUS_OIN
+            # A simulated timeout must outlast bbconnect's HTTP timeout, or it is only latency.
+            self.simulator_config.timeout_hold_seconds = max(self.simulator_config.timeout_hold_seconds, HTTP_TIMEOUT_SECONDS + 1)
             self.simulator_config.result_endpoint = f"{inbound_url}/ebms"
             self.simulator = LogiusSimulator(self.simulator_config, self.pki)
             self.simulator.start()
@@ -74,7 +77,7 @@ class LocalEnvironment:
                 self.template,
                 parameter_overrides={"LogiusCaBundle": f"file:{self.pki.ca_cert_path}", **self.parameter_overrides},
                 environment={"TENANT_CONFIG_DIR": str(tenant_dir), "CHUNK_SIZE": str(self.chunk_size),
-                             "LOGIUS_OINS": LOGIUS_OIN, "HTTP_TIMEOUT_SECONDS": "30"},
+                             "LOGIUS_OINS": LOGIUS_OIN, "HTTP_TIMEOUT_SECONDS": str(HTTP_TIMEOUT_SECONDS)},
             ).start()
         except Exception:
             self.stop()

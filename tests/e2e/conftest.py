@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -9,27 +10,46 @@ import pytest
 from bbconnect_local.environment import REPO_ROOT, LocalEnvironment, simulator_config_from_file
 
 
+ASYNC_TENANT = "gemeente-lv-async"
+
+
+def _configs(folder: Path) -> Path:
+    """The shipped tenant configurations and CPAs, plus the demo tenant once more as
+    `gemeente-lv-async`, on the CPA whose acknowledgements come as messages of their own."""
+    shutil.copytree(REPO_ROOT / "config", folder, dirs_exist_ok=True)
+    config = json.loads((folder / "tenants" / "gemeente-lv.json").read_text(encoding="utf-8"))
+    config["tenant"] = ASYNC_TENANT
+    config["connections"]["lv-logius"]["cpa"] = "../cpa/gemeente-lv-async.xml"
+    (folder / "tenants" / f"{ASYNC_TENANT}.json").write_text(json.dumps(config), encoding="utf-8")
+    return folder / "tenants"
+
+
 @pytest.fixture(scope="package")
 def local_env(tmp_path_factory):
     simulator = simulator_config_from_file(REPO_ROOT / "events" / "simulator" / "demo.json")
-    with LocalEnvironment(config_dir=REPO_ROOT / "config" / "tenants", simulator=simulator, chunk_size=50,
+    with LocalEnvironment(config_dir=_configs(tmp_path_factory.mktemp("config")), simulator=simulator, chunk_size=50,
                           workdir=tmp_path_factory.mktemp("local")) as env:
         yield env
 
 
+_POOL: list[str] = []
+
+
 def _bsn(seed: int) -> str:
-    """A BSN that passes the 11-test, from a range no real citizen has (test numbers 9999xxxxx)."""
-    for candidate in range(999_900_000 + seed * 10, 999_900_000 + seed * 10 + 10_000):
-        digits = [int(c) for c in str(candidate)]
-        if (sum(d * w for d, w in zip(digits[:8], range(9, 1, -1))) - digits[8]) % 11 == 0:
-            return str(candidate)
-    raise AssertionError("no BSN found")
+    """The seed-th BSN that passes the 11-test in 999900000-999989999: test numbers no citizen has,
+    distinct per seed, and apart from the sample batch's range (99999xxxx)."""
+    if not _POOL:
+        for candidate in range(999_900_000, 999_990_000):
+            digits = [int(c) for c in str(candidate)]
+            if (sum(d * w for d, w in zip(digits[:8], range(9, 1, -1))) - digits[8]) % 11 == 0:
+                _POOL.append(str(candidate))
+    return _POOL[seed]
 
 
 @pytest.fixture
 def make_batch(tmp_path):
     """Writes a JSON Lines batch for gemeente-lv with letters built from (reference, bsn) pairs."""
-    def make(name: str, letters: list[tuple[str, str]], **overrides) -> Path:
+    def make(name: str, letters: list[tuple[str, str]], *, sender: str = "lv", **overrides) -> Path:
         path = tmp_path / name
         with open(path, "w", encoding="utf-8") as handle:
             for reference, bsn in letters:
