@@ -14,7 +14,11 @@ Writes, relative to this script:
   override (`TechnischProbleem`) so that one letter ends FAILED.
 
 All people, streets and numbers are fictional. BSNs are drawn from the 99999xxxx test range and pass
-the 11-test. The good rows carry no `publish_at`; `act_before` is the vervaldag.
+the 11-test. The good rows carry no `publish_at`; `act_before` is the vervaldag. Each assessment
+carries a 16-digit `betalingskenmerk` (check digit per the Betalingskenmerk rules, made from the
+assessment number); the payment instructions themselves (amount, IBAN, kenmerk, iDEAL link) are
+added to the Berichtenbox text and printed in the PDF by bbconnect, so the letter text does not
+repeat them.
 """
 from __future__ import annotations
 
@@ -27,6 +31,8 @@ from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 from stdnum.nl import bsn as stdnum_bsn
+
+from bbconnect.payment import format_betalingskenmerk, generate_betalingskenmerk
 
 HERE = Path(__file__).resolve().parent
 JSONL_PATH = HERE / "batches" / "gemeente-lv" / "aanslagen-2027.jsonl"
@@ -45,7 +51,6 @@ DAGTEKENING = "2027-02-26"
 VERVALDAG = "2027-04-30"
 WAARDEPEILDATUM = "2026-01-01"
 SUBJECT = f"Aanslag gemeentelijke belastingen {TAX_YEAR}"
-IBAN_PRINTED = "NL86 BNGH 9963 3340 18"  # the fictional IBAN of config/tenants/gemeente-lv.json
 
 OZB_RATE = Decimal("0.000852")  # of the WOZ value, owners
 AFV_SINGLE = Decimal("262.80")  # one-person household
@@ -139,14 +144,16 @@ def _assessment(rng: random.Random, sequence: int, address: dict[str, str]) -> d
     lines.append({"code": "RIOG", "description": "Rioolheffing gebruikers vast bedrag",
                   "period": str(TAX_YEAR), "basis": "1", "amount": _euro(RIOG)})
     total = sum((Decimal(line["amount"]) for line in lines), Decimal("0.00"))
+    number = f"{TAX_YEAR}{sequence:06d}"
     return {
-        "assessment_number": f"{TAX_YEAR}{sequence:06d}",
+        "assessment_number": number,
         "tax_year": TAX_YEAR,
         "dagtekening": DAGTEKENING,
         "vervaldag": VERVALDAG,
         "waardepeildatum": WAARDEPEILDATUM,
         "lines": lines,
         "total": _euro(total),
+        "betalingskenmerk": format_betalingskenmerk(generate_betalingskenmerk(number)),
     }
 
 
@@ -155,10 +162,8 @@ def _text(data: dict, address: dict[str, str]) -> str:
         "Geachte heer, mevrouw,\n\n"
         f"Hierbij ontvangt u de aanslag gemeentelijke belastingen {TAX_YEAR} voor "
         f"{address['street']} {address['house_number']} in {address['city']}. "
-        f"Het totaalbedrag is € {_euro_nl(Decimal(data['total']))}.\n\n"
-        f"Betaal dit bedrag uiterlijk 30 april {TAX_YEAR} op {IBAN_PRINTED} ten name van de gemeente "
-        f"Leidschendam-Voorburg, onder vermelding van aanslagnummer {data['assessment_number']}. "
-        "U kunt ook een machtiging voor automatische incasso geven.\n\n"
+        f"Het totaalbedrag is € {_euro_nl(Decimal(data['total']))}. In de bijlage vindt u het "
+        "aanslagbiljet met de toelichting op de heffingen.\n\n"
         "Meer over de WOZ-waarde, de tarieven en bezwaar maken leest u op www.lv.nl/belastingen .\n\n"
         "Met vriendelijke groet,\n"
         "Gemeente Leidschendam-Voorburg"
@@ -225,7 +230,7 @@ def build() -> tuple[list[dict], dict]:
 CSV_COLUMNS = (
     ["reference", "sender", "stream", "bsn", "subject", "text", "publish_at", "act_before", "template",
      "attachments", "data.assessment_number", "data.tax_year", "data.dagtekening", "data.vervaldag",
-     "data.waardepeildatum"]
+     "data.waardepeildatum", "data.betalingskenmerk"]
     + [f"data.lines.{i}.{part}" for i in range(3) for part in ("code", "description", "period", "basis", "amount")]
     + ["data.total", "address.name", "address.street", "address.house_number", "address.postcode",
        "address.city", "address.country"]

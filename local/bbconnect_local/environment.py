@@ -17,7 +17,8 @@ from bbconnect_local.simulator import LogiusSimulator, SimulatorConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LOGIUS_OIN = "00000004003214345001"
-HTTP_TIMEOUT_SECONDS = 5  # locally: the simulator answers in milliseconds unless told to hang
+# Locally: long enough to upload and validate a 1000-letter batch, short enough for fault tests.
+HTTP_TIMEOUT_SECONDS = 15
 
 
 def simulator_config_from_file(path: Path | None) -> SimulatorConfig:
@@ -124,12 +125,11 @@ class LocalEnvironment:
                     organisation = (config.get("organisations") or {}).get(sender)
                     if organisation:
                         authorised.setdefault(connection["oin"], set()).add(organisation["oin"])
-            for organisation in (config.get("organisations") or {}).values():
-                logo = organisation.get("logo")
-                if logo and not Path(logo).is_absolute():
-                    organisation["logo"] = str((path.parent / logo).resolve())
             (target / path.name).write_text(json.dumps(config, indent=2, ensure_ascii=False), encoding="utf-8")
         self.simulator_config.authorised_senders.update(authorised)
+        for folder in self.config_dir.iterdir():  # logos and other files the configs name relatively
+            if folder.is_dir():
+                shutil.copytree(folder, target / folder.name, dirs_exist_ok=True)
         return target
 
     def _local_cpa(self, source: Path, tenant: str, connection_id: str) -> Path:

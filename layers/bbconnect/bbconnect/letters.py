@@ -28,6 +28,8 @@ from pydantic import (
 )
 from stdnum.nl import bsn as _stdnum_bsn
 
+from bbconnect.payment import PaymentError, validate_betalingskenmerk
+
 __all__ = [
     "ACT_BEFORE_TOO_EARLY",
     "ADDRESS_LIMITS",
@@ -48,6 +50,7 @@ __all__ = [
     "INVALID_CHARACTERS",
     "Letter",
     "MALFORMED_ROW",
+    "PaymentData",
     "MAX_ATTACHMENTS",
     "MAX_ATTACHMENT_NAME_LENGTH",
     "MAX_REFERENCE_LENGTH",
@@ -238,8 +241,19 @@ class Address(BaseModel):
         return self
 
 
+def _kenmerk(value: str | None) -> str | None:
+    """A betalingskenmerk in compact form; ValueError with the rule it breaks (never the value)."""
+    if value is None or not value.strip():
+        return None
+    try:
+        return validate_betalingskenmerk(value)
+    except PaymentError as exc:
+        raise ValueError(str(exc)) from None
+
+
 class AanslagLine(BaseModel):
-    """One line of a municipal tax assessment (OZBE, AFV, RIOG, ...)."""
+    """One line of a municipal tax assessment (OZBE, AFV, RIOG, ...) or of a water board
+    assessment (`heffing` names the levy, e.g. "Watersysteemheffing ingezetenen")."""
 
     model_config = ConfigDict(
         extra="forbid", frozen=True, hide_input_in_errors=True, coerce_numbers_to_str=True
@@ -250,6 +264,7 @@ class AanslagLine(BaseModel):
     period: str | None = Field(default=None, max_length=60)
     basis: str | None = Field(default=None, max_length=40)
     amount: Decimal
+    heffing: str | None = Field(default=None, min_length=1, max_length=60)
 
     @field_validator("amount")
     @classmethod
@@ -262,7 +277,10 @@ class AanslagLine(BaseModel):
 
 
 class AanslagData(BaseModel):
-    """The `data` of a letter with the `aanslag` template, in canonical form.
+    """The `data` of a letter with the `aanslag` or `waterschap` template, in canonical form.
+
+    `betalingskenmerk` (optional, 7/9-14/16 digits with a valid check digit; spaces allowed) is
+    stored compact; a stream can also have one generated from `assessment_number`.
 
     Amounts are euros with at most two decimals (JSON number or string, e.g. `"61.80"`); they dump
     as strings with two decimals, dates as ISO dates, `tax_year` as an int. Extra keys are kept.
@@ -279,11 +297,17 @@ class AanslagData(BaseModel):
     vervaldag: date
     lines: list[AanslagLine] = Field(min_length=1)
     total: Decimal
+    betalingskenmerk: str | None = Field(default=None, max_length=24)
 
     @field_validator("total")
     @classmethod
     def _cents(cls, value: Decimal) -> Decimal:
         return _to_cents(value)
+
+    @field_validator("betalingskenmerk")
+    @classmethod
+    def _betalingskenmerk(cls, value: str | None) -> str | None:
+        return _kenmerk(value)
 
     @field_serializer("total")
     def _total_as_text(self, value: Decimal) -> str:
@@ -297,6 +321,31 @@ class AanslagData(BaseModel):
         if line_sum != self.total:
             raise ValueError(f"total {self.total:.2f} is not the sum of the line amounts ({line_sum:.2f})")
         return self
+
+
+class PaymentData(BaseModel):
+    """`data.payment` of a generic letter that asks for a payment (e.g. a reminder)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True, coerce_numbers_to_str=True)
+
+    amount: Decimal
+    due_date: date
+    betalingskenmerk: str | None = Field(default=None, max_length=24)
+    description: str | None = Field(default=None, min_length=1, max_length=140)
+
+    @field_validator("amount")
+    @classmethod
+    def _cents(cls, value: Decimal) -> Decimal:
+        return _to_cents(value)
+
+    @field_validator("betalingskenmerk")
+    @classmethod
+    def _betalingskenmerk(cls, value: str | None) -> str | None:
+        return _kenmerk(value)
+
+    @field_serializer("amount")
+    def _amount_as_text(self, value: Decimal) -> str:
+        return f"{value:.2f}"
 
 
 def _to_cents(value: Decimal) -> Decimal:

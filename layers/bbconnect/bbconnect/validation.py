@@ -18,8 +18,15 @@ order:
    not before the publication date (Amsterdam calendar days). A date without a time means midnight in
    Europe/Amsterdam, as does a date-time without an offset; both are stored UTC-aware;
 7. `template` known (absent: the stream's template; `Letter.template` holds the one that applies),
-   `data` an object without control characters in its strings; for `aanslag` it must fit
-   `AanslagData` and is stored in that model's canonical JSON form (amounts as "61.80" strings);
+   `data` an object without control characters in its strings; for `aanslag` and `waterschap` it
+   must fit `AanslagData` and is stored in that model's canonical JSON form (amounts as "61.80"
+   strings); a generic letter may ask for a payment in `data.payment` (`PaymentData`);
+   payment (`DATA_INVALID` with the reason): a `betalingskenmerk` must have its check digit right,
+   and the stream's payment settings decide whether one is required or generated from the
+   assessment number (the resolved one is stored in `data`); the letter text plus the payment
+   paragraph that goes with it into the Berichtenbox must stay within 4000 characters
+   (`FIELD_TOO_LONG`); without `act_before`, a letter that asks for a payment gets its due date
+   (when that is not before the publication date);
 8. `attachments`: at most `MAX_ATTACHMENTS` (1) plain `.pdf` file names, no folders, no repeats
    (Logius takes two PDFs per letter; the rendered letter is the first);
 9. `address`: required when the letter can end up on paper (`address_required`), and complete.
@@ -31,6 +38,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from datetime import datetime, timedelta, timezone
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -38,8 +46,9 @@ from pydantic import ValidationError
 
 from bbconnect import letters as L
 from bbconnect.batchfile import ADDRESS_COLUMNS, COLUMNS, RawRow
-from bbconnect.letters import AanslagData, Address, Letter, Rejection
-from bbconnect.tenants import TEMPLATES, Stream, TenantConfig
+from bbconnect.letters import AanslagData, Address, Letter, PaymentData, Rejection
+from bbconnect.payment import PaymentError, payment_for_letter, resolve_betalingskenmerk, text_with_payment
+from bbconnect.tenants import TEMPLATES, Organisation, Stream, TenantConfig
 
 __all__ = [
     "AMSTERDAM",
@@ -260,8 +269,12 @@ def _validate(row: RawRow, tenant: TenantConfig, now: datetime) -> Letter:
     if not isinstance(data, dict):
         raise _Reject(L.FIELD_INVALID, f"data must be an object, not {_json_type(data)}")
     _check_data_strings(data, "data")
-    if template == "aanslag":
-        data = _aanslag_data(data)
+    if template in ("aanslag", "waterschap"):
+        data = _aanslag_data(data, template)
+    elif "payment" in data:
+        data = _generic_payment_data(data)
+    act_before = _payment_checks(template, data, stream, tenant.organisations[sender], reference, text,
+                                 publish_at if publish_at is not None else now, act_before)
 
     attachments = _attachments(fields.get("attachments"))
     address = _address(fields.get("address"), stream)
@@ -304,16 +317,80 @@ def _when(name: str, value: str | None) -> datetime | None:
         ) from None
 
 
-def _aanslag_data(data: dict[str, Any]) -> dict[str, Any]:
+def _aanslag_data(data: dict[str, Any], template: str = "aanslag") -> dict[str, Any]:
     try:
         return AanslagData.model_validate(data).model_dump(mode="json", exclude_none=True)
     except ValidationError as exc:
-        problems = []
-        for error in exc.errors(include_url=False, include_input=False)[:3]:
-            where = ".".join(str(part) for part in ("data", *error["loc"]))
-            message = error["msg"].removeprefix("Value error, ")
-            problems.append(f"{where}: {message}")
-        raise _Reject(L.DATA_INVALID, "data does not fit the aanslag template: " + "; ".join(problems)) from None
+        raise _Reject(L.DATA_INVALID, f"data does not fit the {template} template: " + _problems(exc)) from None
+
+
+def _problems(exc: ValidationError, prefix: tuple[str, ...] = ("data",)) -> str:
+    problems = []
+    for error in exc.errors(include_url=False, include_input=False)[:3]:
+        where = ".".join(str(part) for part in (*prefix, *error["loc"]))
+        message = error["msg"].removeprefix("Value error, ")
+        problems.append(f"{where}: {message}")
+    return "; ".join(problems)
+
+
+def _generic_payment_data(data: dict[str, Any]) -> dict[str, Any]:
+    try:
+        payment = PaymentData.model_validate(data["payment"]).model_dump(mode="json", exclude_none=True)
+    except ValidationError as exc:
+        raise _Reject(L.DATA_INVALID, "data.payment does not fit: " + _problems(exc, ("data", "payment"))) from None
+    return {**data, "payment": payment}
+
+
+def _payment_checks(
+    template: str,
+    data: dict[str, Any],
+    stream: Stream,
+    organisation: Organisation,
+    reference: str,
+    text: str,
+    published: datetime,
+    act_before: datetime | None,
+) -> datetime | None:
+    """Resolve the betalingskenmerk (into `data`), check the Berichtenbox text with the payment
+    paragraph, and derive `act_before` from the due date; returns the letter's act_before."""
+    settings = stream.payment_settings
+    if template in ("aanslag", "waterschap"):
+        holder, where, amount = data, "data.betalingskenmerk", data["total"]
+        number = data.get("assessment_number")
+    elif isinstance(data.get("payment"), dict):
+        holder, where, amount = data["payment"], "data.payment.betalingskenmerk", data["payment"]["amount"]
+        number = None
+    else:
+        return act_before
+    if not settings.enabled or Decimal(str(amount)) <= 0:  # nothing to pay (a refund): no kenmerk needed
+        return act_before
+    try:
+        kenmerk = resolve_betalingskenmerk(holder.get("betalingskenmerk"), settings.betalingskenmerk, number)
+    except PaymentError as exc:
+        raise _Reject(L.DATA_INVALID, f"{where}: {exc}") from None
+    if kenmerk is not None:
+        holder["betalingskenmerk"] = kenmerk
+    try:
+        payment = payment_for_letter(
+            template, data, settings, creditor=organisation.name, iban=organisation.iban, bic=organisation.bic,
+            reference=reference, sender=organisation.id,
+        )
+    except PaymentError as exc:
+        raise _Reject(L.DATA_INVALID, f"payment: {exc}") from None
+    if payment is None:
+        return act_before
+    length = L.logius_text_length(text_with_payment(text, payment))
+    if length > L.MAX_TEXT_LENGTH:
+        raise _Reject(
+            L.FIELD_TOO_LONG,
+            f"text is {length} characters with the payment instructions added (counting each line break "
+            f"as 4); Logius allows {L.MAX_TEXT_LENGTH}",
+        )
+    if act_before is None:
+        due = parse_when(payment.due_date.isoformat())
+        if _day(due) >= _day(published):
+            return due
+    return act_before
 
 
 def _attachments(value: Any) -> list[str]:

@@ -1,4 +1,5 @@
-"""Letter rendering: ``LetterDocument`` -> PDF/A-2u bytes (fpdf2, embedded DejaVu Sans).
+"""Letter rendering: ``LetterDocument`` -> PDF/A-2u bytes (fpdf2, embedded DejaVu Sans); templates
+``generic``, ``aanslag`` and ``waterschap`` with the payment block; checks for pass-through PDFs.
 
 The names below are loaded on first use, so that ``python -m bbconnect.rendering.letter`` (the
 timing demo) runs without importing the module twice.
@@ -9,26 +10,39 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .fonts import FONT_DIR_ENV, FontSet, FontsNotFound, UnsupportedCharacters
+    from . import texts
+    from .fonts import FIXED_SET, FONT_DIR_ENV, FontSet, FontsNotFound, UnsupportedCharacters
     from .letter import (
+        TEMPLATES,
         Assessment,
         LetterDocument,
         LetterPdf,
         LetterRenderer,
+        Logo,
         SenderBlock,
         TaxLine,
         default_renderer,
         format_euro,
         go_digital_invitation,
         render_letter,
+        sample_assessment_letter,
     )
+    from .passthrough import PassthroughError, PdfFacts, check_passthrough, count_pages
 
 _EXPORTS = {
+    "FIXED_SET": ".fonts",
     "FONT_DIR_ENV": ".fonts",
     "FontSet": ".fonts",
     "FontsNotFound": ".fonts",
     "UnsupportedCharacters": ".fonts",
+    "TEMPLATES": ".letter",
     "Assessment": ".letter",
+    "Logo": ".letter",
+    "sample_assessment_letter": ".letter",
+    "PassthroughError": ".passthrough",
+    "PdfFacts": ".passthrough",
+    "check_passthrough": ".passthrough",
+    "count_pages": ".passthrough",
     "LetterDocument": ".letter",
     "LetterPdf": ".letter",
     "LetterRenderer": ".letter",
@@ -44,6 +58,8 @@ __all__ = sorted(_EXPORTS)
 
 
 def __getattr__(name: str) -> Any:
+    if name == "texts":
+        return importlib.import_module(".texts", __name__)
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

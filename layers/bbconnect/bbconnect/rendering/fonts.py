@@ -18,8 +18,17 @@ Per document, :meth:`FontSet.install` only opens a fresh lazy ``TTFont`` over th
 characters outside the working set falls back to the complete font, still without re-reading it
 from disk. Nothing shared is mutated while rendering, so several threads can render at once.
 
-The cloning touches fpdf2 internals (``TTFFont``, ``SubsetMap``); pyproject pins ``fpdf2<3`` and
-the tests compare the output with fpdf2's own ``add_font`` path.
+**Fixed tier.** Most letters use only Latin-1 plus a few common symbols (:data:`FIXED_SET`). For
+those the font objects of the PDF (the embedded font program, widths, ToUnicode and CIDToGIDMap)
+are built and compressed *once*: each document starts with the same pre-filled glyph subset map,
+so its character codes are the same in every letter, and :class:`FontOutputProducer` writes the
+cached objects instead of subsetting the font again. A letter that picks a character outside the
+set while drawing falls back to fpdf2's ordinary subsetting for that font, so the output is always
+correct. The text drawing of :class:`~bbconnect.rendering.letter.LetterPdf` encodes with the
+per-face tables of :class:`FaceRuntime` (``str.translate``), which give the same codes.
+
+The cloning touches fpdf2 internals (``TTFFont``, ``SubsetMap``, ``OutputProducer._add_fonts``);
+pyproject pins ``fpdf2<3`` and the tests compare the output with fpdf2's own ``add_font`` path.
 """
 from __future__ import annotations
 
@@ -28,21 +37,28 @@ import os
 import threading
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from io import BytesIO
 from pathlib import Path
+from typing import Any
 
 from fontTools import subset as ft_subset
 from fontTools import ttLib
 from fpdf import FPDF
 from fpdf.fonts import SubsetMap, TTFFont
+from fpdf.output import OutputProducer
+from fpdf.syntax import PDFObject
+from fpdf.util import escape_parens
 
 __all__ = [
     "DEBIAN_FONT_DIR",
     "DEBIAN_FONT_PACKAGE",
     "FAMILY",
+    "FIXED_SET",
     "FONT_DIR_ENV",
     "FONT_FILES",
+    "FaceRuntime",
+    "FontOutputProducer",
     "FontSet",
     "FontsNotFound",
     "UnsupportedCharacters",
@@ -82,6 +98,33 @@ WORKING_SET: frozenset[int] = _ranges(
     (0x2190, 0x2193),  # arrows
     (0x2212, 0x2212),  # minus sign
 )
+
+
+#: Code points whose font objects are built once per container (see "Fixed tier" above):
+#: ASCII, Latin-1, the Dutch IJ, the extra letters and punctuation of Windows-1252, arrows, minus.
+FIXED_SET: frozenset[int] = _ranges(
+    (0x0020, 0x007E),
+    (0x00A0, 0x00FF),
+    (0x0132, 0x0133),  # Ĳ ĳ
+    (0x0152, 0x0153),  # Œ œ
+    (0x0160, 0x0161),  # Š š
+    (0x0178, 0x0178),  # Ÿ
+    (0x017D, 0x017E),  # Ž ž
+    (0x0192, 0x0192),  # ƒ
+    (0x02C6, 0x02C6),
+    (0x02DC, 0x02DC),
+    (0x2013, 0x2014),  # – —
+    (0x2018, 0x201E),  # ‘ ’ ‚ “ ” „
+    (0x2020, 0x2022),  # † ‡ •
+    (0x2026, 0x2026),  # …
+    (0x2030, 0x2030),
+    (0x2039, 0x203A),
+    (0x20AC, 0x20AC),  # €
+    (0x2122, 0x2122),
+    (0x2190, 0x2193),  # ← ↑ → ↓
+    (0x2212, 0x2212),  # −
+)
+assert FIXED_SET <= WORKING_SET
 
 
 class FontsNotFound(RuntimeError):
@@ -151,6 +194,7 @@ class _Face:
     style: str
     data: bytes
     template: TTFFont
+    widths: _Widths
 
     @classmethod
     def build(cls, style: str, data: bytes) -> "_Face":
@@ -162,9 +206,9 @@ class _Face:
         # HarfBuzz shaping would read glyphs from this path: make it fail loudly rather than
         # mix glyph ids of the complete font with the pre-subset one (shaping is not used)
         template.ttffile = Path(f"<bbconnect cached {FAMILY}{style or '-regular'}>")
-        return cls(style=style, data=data, template=template)
+        return cls(style=style, data=data, template=template, widths=_Widths(template.cw))
 
-    def clone_into(self, pdf: FPDF) -> None:
+    def clone_into(self, pdf: FPDF) -> TTFFont:
         """Register a per-document copy of this face with ``pdf`` (what ``add_font`` would do)."""
         tpl = self.template
         font = TTFFont.__new__(TTFFont)
@@ -182,6 +226,177 @@ class _Face:
         font.color_font = None
         font.subset = SubsetMap(font)
         pdf.fonts[tpl.fontkey] = font
+        return font
+
+
+class _Widths(dict):
+    """char -> advance width in font units (1/1000 em), filled from a font's ``cw`` on demand."""
+
+    __slots__ = ("_cw",)
+
+    def __init__(self, cw: Any) -> None:
+        super().__init__()
+        self._cw = cw
+
+    def __missing__(self, ch: str) -> int:
+        width = self._cw[ord(ch)]
+        self[ch] = width
+        return width
+
+
+class _Codes(dict):
+    """code point -> the escaped two-byte string fpdf2 writes for it, via a ``SubsetMap``.
+
+    Used with ``str.translate``; a code point not seen before is picked in the document's subset
+    (exactly what fpdf2's own text output does).
+    """
+
+    __slots__ = ("_subset",)
+
+    def __init__(self, subset: SubsetMap, base: dict[int, str] | None = None) -> None:
+        super().__init__(base or ())
+        self._subset = subset
+
+    def __missing__(self, cp: int) -> str:
+        code = self._subset.pick(cp)
+        if code is None:  # no glyph: fpdf2 drops the character as well
+            self[cp] = ""
+            return ""
+        encoded = escape_parens(chr(code >> 8) + chr(code & 0xFF))
+        self[cp] = encoded
+        return encoded
+
+
+@dataclass(frozen=True)
+class FaceRuntime:
+    """What the letter's text drawing needs of one installed font in one document."""
+
+    font: TTFFont
+    codes: dict[int, str]  # for str.translate: code point -> escaped 2-byte code
+    widths: dict[str, int]  # char -> width in 1/1000 em
+
+
+_OBJECT_ORDER = ("composite", "cid", "to_unicode", "system_info", "descriptor", "cid_to_gid", "font_file")
+_TOKEN_BASE = 990_000_001  # stand-in object numbers while serialising once
+
+
+class _Frozen(PDFObject):
+    """One font object, serialised once with stand-in object numbers; per document only the real
+    numbers are put in (fpdf2's generic serialisation inspects every attribute of every object)."""
+
+    __slots__ = ("_id", "_template", "_group")
+
+    def __init__(self, template: str, group: list["_Frozen"]) -> None:
+        super().__init__()
+        self._template = template
+        self._group = group
+
+    def serialize(self, obj_dict=None, _security_handler=None) -> str:  # type: ignore[override]
+        head, sep, stream = self._template.partition("\nstream\n")
+        for index, other in enumerate(self._group):
+            head = head.replace(f"{_TOKEN_BASE + index} 0 ", f"{other.id} 0 ")
+        return head + sep + stream
+
+
+@dataclass
+class _Prebuilt:
+    """The fpdf2 font objects of one face with the fixed subset, made once and copied per PDF."""
+
+    fontkey: str
+    subset_map: dict[Any, int]
+    subset_next: int
+    subset_reserved: list[int]
+    codes: dict[int, str]
+    objects: dict[str, Any] = field(repr=False)
+
+    @classmethod
+    def build(cls, face: "_Face", code_points: Sequence[int]) -> "_Prebuilt":
+        scratch = FPDF()
+        face.clone_into(scratch)
+        font = scratch.fonts[face.template.fontkey]
+        for cp in code_points:
+            font.subset.pick(cp)
+        subset_map = dict(font.subset._char_id_per_glyph)
+        subset_next, subset_reserved = font.subset._next, list(font.subset._reserved)
+        codes = {}
+        for cp in code_points:
+            code = font.subset.pick(cp)
+            if code is not None:
+                codes[cp] = escape_parens(chr(code >> 8) + chr(code & 0xFF))
+        producer = OutputProducer(scratch)
+        composite = producer._add_fonts({}, {}, {})[font.i]
+        cid = composite.descendant_fonts[0]
+        desc = cid.font_descriptor
+        objects = {
+            "composite": composite,
+            "cid": cid,
+            "to_unicode": composite.to_unicode,
+            "system_info": cid.c_i_d_system_info,
+            "descriptor": desc,
+            "cid_to_gid": cid.c_i_d_to_g_i_d_map,
+            "font_file": desc.font_file2,
+        }
+        font.subset.pick.cache_clear()
+        font.subset.get_glyph.cache_clear()
+        return cls(face.template.fontkey, subset_map, subset_next, subset_reserved, codes, objects)
+
+    @property
+    def templates(self) -> list[str]:
+        """The seven objects serialised once, with stand-in numbers (see :class:`_Frozen`)."""
+        cached = self.__dict__.get("_templates")
+        if cached is None:
+            for index, name in enumerate(_OBJECT_ORDER):
+                self.objects[name].id = _TOKEN_BASE + index
+            cached = [self.objects[name].serialize() for name in _OBJECT_ORDER]
+            self.__dict__["_templates"] = cached
+        return cached
+
+    def matches(self, font: TTFFont) -> bool:
+        """True while the document's font uses no glyph beyond the prebuilt subset."""
+        return font.subset._next == self.subset_next and len(font.subset) == len(self.subset_map)
+
+    def add_to(self, producer: OutputProducer) -> Any:
+        """The cached objects for ``producer``'s PDF; returns the Type0 font (for the resources)."""
+        group: list[_Frozen] = []
+        group.extend(_Frozen(template, group) for template in self.templates)
+        for obj in group:
+            producer._add_pdf_obj(obj, "fonts")
+        return group[0]
+
+
+class FontOutputProducer(OutputProducer):
+    """fpdf2's output, writing the cached font objects for fonts that stayed within their
+    prebuilt subset (see :class:`_Prebuilt`); every other font goes through fpdf2 as usual.
+
+    A PDF class that needs its own producer should subclass this one.
+    """
+
+    def _add_fonts(self, image_objects_per_index, gfxstate_objs_per_name, pattern_objs_per_name):  # type: ignore[override]
+        fpdf = self.fpdf
+        prebuilt: dict[str, _Prebuilt] = getattr(fpdf, "_bb_prebuilt", None) or {}
+        cached = {
+            key: prebuilt[key]
+            for key, font in fpdf.fonts.items()
+            if key in prebuilt and isinstance(font, TTFFont) and prebuilt[key].matches(font)
+        }
+        if not cached:
+            return super()._add_fonts(image_objects_per_index, gfxstate_objs_per_name, pattern_objs_per_name)
+        catalog = fpdf._resource_catalog
+        all_fonts = catalog.font_registry
+        catalog.font_registry = {key: font for key, font in all_fonts.items() if key not in cached}
+        try:
+            result = super()._add_fonts(image_objects_per_index, gfxstate_objs_per_name, pattern_objs_per_name)
+        finally:
+            catalog.font_registry = all_fonts
+        for key, entry in cached.items():
+            font = all_fonts[key]
+            result[font.i] = entry.add_to(self)
+            # as fpdf2 does after subsetting: drop the (process-wide) caches that keep this
+            # document's subset map alive, and the font file
+            font.subset.pick.cache_clear()
+            font.subset.get_glyph.cache_clear()
+            font.close()
+        return result
 
 
 class FontSet:
@@ -203,6 +418,9 @@ class FontSet:
         self.working_code_points = frozenset.intersection(
             *(frozenset(face.template.cmap) for face in self._working.values())
         )
+        self.fixed_code_points = FIXED_SET & self.working_code_points
+        order = sorted(self.fixed_code_points)
+        self._prebuilt = {style: _Prebuilt.build(face, order) for style, face in self._working.items()}
 
     def _full_faces(self) -> dict[str, _Face]:
         with self._lock:
@@ -232,8 +450,30 @@ class FontSet:
             raise UnsupportedCharacters(unsupported)
         return False
 
-    def install(self, pdf: FPDF, code_points: Iterable[int] = ()) -> None:
-        """Add regular and bold DejaVu Sans to a fresh ``pdf``, choosing the smallest variant."""
-        faces = self._working if self.check(code_points) else self._full_faces()
-        for face in faces.values():
-            face.clone_into(pdf)
+    def install(self, pdf: FPDF, code_points: Iterable[int] = ()) -> dict[str, FaceRuntime]:
+        """Add regular and bold DejaVu Sans to a fresh ``pdf``, choosing the smallest variant.
+
+        Returns, per style ("" and "B"), what the letter's fast text drawing needs; the same is
+        kept on ``pdf._bb_faces``. Text within :data:`FIXED_SET` uses the prebuilt font objects.
+        """
+        needed = {cp for cp in code_points if cp not in (0x0A, 0x0D)}
+        fixed = needed <= self.fixed_code_points
+        faces = self._working if fixed or self.check(needed) else self._full_faces()
+        runtimes: dict[str, FaceRuntime] = {}
+        prebuilt: dict[str, _Prebuilt] = {}
+        for style, face in faces.items():
+            font = face.clone_into(pdf)
+            if fixed:
+                entry = self._prebuilt[style]
+                subset = font.subset
+                subset._char_id_per_glyph = dict(entry.subset_map)
+                subset._next = entry.subset_next
+                subset._reserved = list(entry.subset_reserved)
+                codes = _Codes(subset, entry.codes)
+                prebuilt[font.fontkey] = entry
+            else:
+                codes = _Codes(font.subset)
+            runtimes[style] = FaceRuntime(font=font, codes=codes, widths=face.widths)
+        pdf._bb_prebuilt = prebuilt  # type: ignore[attr-defined]
+        pdf._bb_faces = runtimes  # type: ignore[attr-defined]
+        return runtimes

@@ -1,11 +1,19 @@
 """Render: the chunk's digital letters become accessible PDFs inside one GLOBE `Berichten` batch,
-written once to S3 (one object per chunk, never one per letter)."""
+written once to S3 (one object per chunk, never one per letter).
+
+A letter's own PDF (`attachments`, a file under `<tenant>/attachments/` in the inbox) is read once
+per chunk and checked (`rendering.passthrough`: a PDF, complete, not encrypted, 1-50 pages, and
+small enough to stay within Logius' 500 kB next to the letter); a letter whose attachment fails
+is set aside with the reason, the rest of the chunk goes on. The Berichtenbox text carries the
+payment paragraph (amount, IBAN, betalingskenmerk, payment link) when the letter asks for a payment."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
 from bbconnect.logius.globe import GlobeAttachment, GlobeLetter, build_batch, check_letter
+from bbconnect.payment import text_with_payment
 from bbconnect.rendering.letter import LetterRenderer
+from bbconnect.rendering.passthrough import PassthroughError, check_passthrough
 from bbconnect.service import keys
 from bbconnect.service.context import Services
 from bbconnect.service.documents import letter_document
@@ -35,14 +43,28 @@ def _citizen_reference(letter: dict) -> str | None:
     return letter["reference"] if len(letter["reference"]) <= 25 else None
 
 
-def _attachment(services: Services, source_key: str, name: str) -> bytes:
-    folder = source_key.rsplit("/", 1)[0]
-    data = services.inbox.get_or_none(f"{folder}/attachments/{name}")
-    if data is None:
-        raise ValueError(f"attachment {name!r} is not in {folder}/attachments/")
-    if not data.startswith(b"%PDF-"):
-        raise ValueError(f"attachment {name!r} is not a PDF")
-    return data
+class _Attachments:
+    """The chunk's pass-through PDFs, each read from the inbox once (the same file is often sent
+    with many letters); a missing or unreadable file is remembered as its reason."""
+
+    def __init__(self, services: Services, source_key: str) -> None:
+        self._services = services
+        self._folder = source_key.rsplit("/", 1)[0]
+        self._files: dict[str, bytes | str] = {}
+
+    def get(self, name: str, *, max_bytes: int) -> bytes:
+        found = self._files.get(name)
+        if found is None:
+            try:
+                data = self._services.inbox.get_or_none(f"{self._folder}/attachments/{name}")
+                found = data if data is not None else f"attachment {name!r} is not in {self._folder}/attachments/"
+            except Exception as error:  # storage trouble for one file must not end the chunk
+                found = f"attachment {name!r} could not be read ({type(error).__name__})"
+            self._files[name] = found
+        if isinstance(found, str):
+            raise ValueError(found)
+        check_passthrough(found, name=name, max_bytes=max_bytes)
+        return found
 
 
 def render(event: dict, services: Services) -> dict:
@@ -57,14 +79,17 @@ def render(event: dict, services: Services) -> dict:
         routes = services.work.get_json(keys.chunk(chunk["batch_id"], index, "routes.json"))
         globe_letters, failed = [], {}
         created_at = datetime.now(UTC)
+        files = _Attachments(services, chunk["source_key"])
         for letter in chunk["letters"]:
             if routes[letter["reference"]]["route"] == Route.PAPER:
                 continue
             try:
-                pdf = renderer().render(letter_document(letter, organisation, stream, variant="digital"))
+                document = letter_document(letter, organisation, stream, variant="digital")
+                pdf = renderer().render(document)
                 attachments = [GlobeAttachment(content=pdf, description=letter["subject"][:128], order=1)]
                 for name in letter.get("attachments") or []:
-                    attachments.append(GlobeAttachment(content=_attachment(services, chunk["source_key"], name),
+                    left = MAX_ATTACHMENTS_BYTES - sum(len(a.content) for a in attachments)
+                    attachments.append(GlobeAttachment(content=files.get(name, max_bytes=left),
                                                        description=name[:128], order=len(attachments) + 1))
                 if len(attachments) > 2:
                     raise ValueError("Logius takes at most 2 PDFs per letter: the letter and one attachment")
@@ -73,12 +98,15 @@ def render(event: dict, services: Services) -> dict:
                     raise ValueError(f"the letter's PDFs are {size} bytes together; Logius takes at most {MAX_ATTACHMENTS_BYTES}")
                 globe_letter = GlobeLetter(
                     bericht_id=letter["bericht_id"], berichttype=stream.code, subject=letter["subject"],
-                    text=letter.get("text") or "", reference=_citizen_reference(letter),
+                    text=text_with_payment(letter.get("text") or "", document.payment),
+                    reference=_citizen_reference(letter),
                     bsn=letter["bsn"], publish_at=_when(letter.get("publish_at")), act_before=_when(letter.get("act_before")),
                     attachments=tuple(attachments),
                 )
                 check_letter(globe_letter, created_at=created_at)  # one bad letter is set aside, not the batch
                 globe_letters.append(globe_letter)
+            except PassthroughError as error:
+                failed[letter["reference"]] = f"attachment refused: {error}"
             except ValueError as error:
                 failed[letter["reference"]] = f"could not be rendered: {error}"
         if globe_letters:
