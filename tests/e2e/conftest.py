@@ -8,12 +8,26 @@ from pathlib import Path
 import pytest
 
 from bbconnect_local.environment import REPO_ROOT, LocalEnvironment, simulator_config_from_file
+from bbconnect_local.fake_ebms_adapter import FakeEbmsAdapter
+from bbconnect_local.pki import TestPKI
 
 
 ASYNC_TENANT = "gemeente-lv-async"
+ADAPTER_TENANT = "gemeente-lv-adapter"
 
 
-def _configs(folder: Path) -> Path:
+@pytest.fixture(scope="package")
+def fake_adapter(tmp_path_factory):
+    """A vendor's own ebms-core adapter (its REST API, in memory), with a certificate of its own CA."""
+    pki = TestPKI(tmp_path_factory.mktemp("adapter-pki"))
+    adapter = FakeEbmsAdapter(identity=pki.issue("ebms-adapter", client=False, server=True), ca_path=pki.ca_cert_path)
+    adapter.start()
+    adapter.ca_bundle = pki.ca_cert_path
+    yield adapter
+    adapter.stop()
+
+
+def _configs(folder: Path, adapter) -> Path:
     """The shipped tenant configurations and CPAs, plus the demo tenant once more as
     `gemeente-lv-async`, on the CPA whose acknowledgements come as messages of their own."""
     shutil.copytree(REPO_ROOT / "config", folder, dirs_exist_ok=True)
@@ -21,13 +35,17 @@ def _configs(folder: Path) -> Path:
     config["tenant"] = ASYNC_TENANT
     config["connections"]["lv-logius"]["cpa"] = "../cpa/gemeente-lv-async.xml"
     (folder / "tenants" / f"{ASYNC_TENANT}.json").write_text(json.dumps(config), encoding="utf-8")
+    config["tenant"] = ADAPTER_TENANT
+    config["connections"]["lv-logius"]["cpa"] = "../cpa/gemeente-lv.xml"
+    config["connections"]["lv-logius"]["adapter"] = {"base_url": adapter.base_url, "ca_bundle": f"file:{adapter.ca_bundle}"}
+    (folder / "tenants" / f"{ADAPTER_TENANT}.json").write_text(json.dumps(config), encoding="utf-8")
     return folder / "tenants"
 
 
 @pytest.fixture(scope="package")
-def local_env(tmp_path_factory):
+def local_env(tmp_path_factory, fake_adapter):
     simulator = simulator_config_from_file(REPO_ROOT / "events" / "simulator" / "demo.json")
-    with LocalEnvironment(config_dir=_configs(tmp_path_factory.mktemp("config")), simulator=simulator, chunk_size=50,
+    with LocalEnvironment(config_dir=_configs(tmp_path_factory.mktemp("config"), fake_adapter), simulator=simulator, chunk_size=50,
                           workdir=tmp_path_factory.mktemp("local")) as env:
         yield env
 

@@ -116,3 +116,48 @@ def test_given_a_client_certificate_of_another_organisation_when_it_posts_a_resu
     signal = ebms.parse(answer.header("Content-Type"), answer.body)
     assert [error.code for error in signal.errors] == ["SecurityFailure"]
     assert signal.acknowledgment_ref is None
+
+
+def test_given_a_connection_through_the_vendors_ebms_adapter_when_sent_then_the_adapter_carries_batch_and_result(
+        local_env, fake_adapter, make_batch, bsn):
+    import threading
+    import time
+
+    from lxml import etree
+
+    from .conftest import ADAPTER_TENANT
+
+    # Given a tenant whose connection goes through its own ebms-core adapter
+    bsns = [bsn(950), bsn(951)]
+    local_env.simulator_config.subscribed.update(bsns)
+    path = make_batch("adapter.jsonl", [("adapter-1", bsns[0]), ("adapter-2", bsns[1])])
+    sent_before = len(fake_adapter.sent)
+
+    def logius_answers_through_the_adapter():
+        # Logius' result reaches the adapter; the fake holds it until bbconnect fetches it
+        deadline = time.monotonic() + 60
+        while len(fake_adapter.sent) == sent_before and time.monotonic() < deadline:
+            time.sleep(0.1)
+        batch = etree.fromstring(fake_adapter.sent[-1].payloads[0])
+        ids = [e.text for e in batch.iter("{*}BerichtID")][: len(bsns)]
+        batch_id = next(batch.iter("{*}BatchID")).text
+        now = datetime.now(UTC)
+        result = build_result(BatchResult(
+            batch_id=batch_id, leverancier_code="00000001899410741000", total_received=len(ids), processed_ok=len(ids),
+            no_active_box=0, technical_problem=0, berichttype_incorrect=0, publish_date_incorrect=0,
+            created_date_incorrect=0, received_at=now, processed_at=now,
+            letters=[LetterResult(bericht_id=i, berichttype="AANSLAG", code="Verwerkt", stage="NA") for i in ids]))
+        fake_adapter.enqueue_received(cpa_id="CPA-GLOBE-00000001899410741000-01", action=ebms.ACTION_BV_RESULT,
+                                      payload=result, to_party_id="urn:osb:oin:00000001899410741000")
+
+    answering = threading.Thread(target=logius_answers_through_the_adapter)
+    answering.start()
+    # When the batch is dropped
+    run = local_env.wait_for_execution(local_env.drop(path, ADAPTER_TENANT), timeout=120)
+    answering.join()
+    # Then the adapter got the batch (bbconnect posted nothing to Logius itself) and the result came back through it
+    report = json.loads(local_env.outbox_object(run.output["report"]))
+    assert [letter["status"] for letter in report["letters"]] == ["DELIVERED", "DELIVERED"]
+    assert len(fake_adapter.sent) == sent_before + 1
+    assert fake_adapter.processed, "the result was not marked processed at the adapter"
+    assert not {l["globe_batch_id"] for l in report["letters"]} & {b.batch_id for b in local_env.simulator.received_batches}

@@ -9,6 +9,12 @@ with its own S3 prefix. Its configuration names
 * the **connections** (one Digikoppeling ebMS2 + WUS connection per CPA/certificate) and which
   organisations send over each.
 
+Branding (per organisation, optional): `branding.logo` (a PNG or SVG file, path relative to the
+config file, e.g. `logos/gemeente-lv.svg`), `branding.colour` (`#RRGGBB`, at least 4.5:1 contrast on
+white, as WCAG 2.0 AA asks of text) and `branding.footer` (a line at the foot of every page). Payment
+(per stream, optional; see `bbconnect.payment.PaymentSettings`): the betalingskenmerk mode, the QR
+code, the payment link template and the instalments offer; `Organisation.bic` is optional.
+
 Rules checked here (beyond each field's own format): the keys of `organisations`, `streams` and
 `connections` equal the ids inside; every organisation a stream or connection names exists; an
 organisation is on at most one connection; no two organisations share an OIN.
@@ -28,13 +34,16 @@ from stdnum import iban as _stdnum_iban
 from stdnum.exceptions import ValidationError as _StdnumError
 
 from bbconnect.letters import normalise_dutch_postcode
+from bbconnect.payment import PaymentError, PaymentSettings, validate_bic
 
 __all__ = [
+    "Branding",
     "DEFAULT_LOGIUS_OIN",
     "POLICIES",
     "TEMPLATES",
     "Connection",
     "Organisation",
+    "PaymentSettings",
     "PostalAddress",
     "Stream",
     "TenantConfig",
@@ -44,10 +53,10 @@ __all__ = [
 
 DEFAULT_LOGIUS_OIN = "00000004003214345001"
 POLICIES = ("digital_first", "digital_and_paper", "paper_only")
-TEMPLATES = ("generic", "aanslag")
+TEMPLATES = ("generic", "aanslag", "waterschap")
 
 Policy = Literal["digital_first", "digital_and_paper", "paper_only"]
-Template = Literal["generic", "aanslag"]
+Template = Literal["generic", "aanslag", "waterschap"]
 
 _ID_PATTERN = r"^[a-z0-9][a-z0-9-]{1,39}$"
 _OIN_PATTERN = r"^[0-9A-Z]{20}$"
@@ -79,6 +88,65 @@ class PostalAddress(BaseModel):
         return self
 
 
+def _relative_path(value: str, what: str) -> str:
+    path = PurePosixPath(value)
+    if not value or path.is_absolute() or ".." in path.parts or "\\" in value:
+        raise ValueError(f"{what} must be a path relative to the config file, without '..'")
+    return value
+
+
+def _luminance(colour: str) -> float:
+    def channel(hex_pair: str) -> float:
+        c = int(hex_pair, 16) / 255
+        return c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
+
+    r, g, b = (channel(colour[i : i + 2]) for i in (1, 3, 5))
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+MIN_CONTRAST = 4.5  # WCAG 2.0 AA for normal text
+
+
+class Branding(BaseModel):
+    """How an organisation's letters look: logo, colour of headings and rules, footer line."""
+
+    model_config = _CONFIG
+
+    logo: str | None = None
+    colour: str | None = Field(default=None, pattern=r"^#[0-9A-Fa-f]{6}$")
+    footer: str | None = Field(default=None, min_length=1, max_length=150)
+
+    @field_validator("logo")
+    @classmethod
+    def _logo(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        value = _relative_path(value, "branding.logo")
+        if not value.lower().endswith((".png", ".svg")):
+            raise ValueError("branding.logo must be a .png or .svg file")
+        return value
+
+    @field_validator("colour")
+    @classmethod
+    def _contrast(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        ratio = 1.05 / (_luminance(value) + 0.05)
+        if ratio < MIN_CONTRAST:
+            raise ValueError(
+                f"colour {value} has a contrast of {ratio:.1f}:1 on white; at least {MIN_CONTRAST}:1 "
+                "is needed for readable headings (WCAG 2.0 AA)"
+            )
+        return value.upper()
+
+    @field_validator("footer")
+    @classmethod
+    def _one_line(cls, value: str | None) -> str | None:
+        if value is not None and any(ch in value for ch in "\r\n\t"):
+            raise ValueError("branding.footer is one line of text")
+        return value
+
+
 class Organisation(BaseModel):
     """A sender (afnemer): what Logius knows by OIN and what the paper letter prints."""
 
@@ -92,6 +160,18 @@ class Organisation(BaseModel):
     logo: str | None = None
     phone: str = Field(min_length=1, max_length=40)
     website: str = Field(min_length=1, max_length=200)
+    bic: str | None = None
+    branding: Branding | None = None
+
+    @field_validator("bic")
+    @classmethod
+    def _bic(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            return validate_bic(value)
+        except PaymentError as exc:
+            raise ValueError(str(exc)) from None
 
     @field_validator("iban")
     @classmethod
@@ -106,10 +186,14 @@ class Organisation(BaseModel):
     def _relative_logo(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        path = PurePosixPath(value)
-        if not value or path.is_absolute() or ".." in path.parts or "\\" in value:
-            raise ValueError("logo must be a path relative to the config file, without '..'")
-        return value
+        return _relative_path(value, "logo")
+
+    @property
+    def logo_path(self) -> str | None:
+        """The logo file to print: `branding.logo`, else the older `logo` field."""
+        if self.branding is not None and self.branding.logo:
+            return self.branding.logo
+        return self.logo
 
     @property
     def iban_formatted(self) -> str:
@@ -130,10 +214,29 @@ class Stream(BaseModel):
     template: Template = "generic"
     senders: list[str] = Field(default_factory=list)
     subject_prefix: str | None = Field(default=None, min_length=1, max_length=40)
+    payment: PaymentSettings | None = None
+
+    @property
+    def payment_settings(self) -> PaymentSettings:
+        """The stream's payment settings (defaults when the config has none)."""
+        return self.payment or PaymentSettings()
 
     def subject_for(self, subject: str) -> str:
         """The Onderwerp Logius gets: `<subject_prefix> <subject>`, or the subject alone."""
         return f"{self.subject_prefix} {subject}" if self.subject_prefix else subject
+
+
+class EbmsAdapterSettings(BaseModel):
+    """A vendor's own ebms-core adapter that speaks ebMS2 to Logius for this connection; bbconnect
+    then hands it the batches over its REST API instead of posting ebMS itself."""
+
+    model_config = _CONFIG
+
+    base_url: str
+    ca_bundle: str | None = None  # reference to the CA bundle the adapter's certificate is checked against
+    certificate: str | None = None  # reference to a client certificate + key, when the adapter asks for one
+    authorization: str | None = None  # reference to an Authorization header value
+    api_style: str = Field(default="properties", pattern=r"^(properties|messageContent)$")
 
 
 class Connection(BaseModel):
@@ -155,6 +258,7 @@ class Connection(BaseModel):
     cpa: str | None = None
     # WUS ValidateAbonnementen calls per second at most (Logius limits the synchronous check).
     wus_calls_per_second: float = Field(default=5.0, gt=0, le=100)
+    adapter: EbmsAdapterSettings | None = None
 
     @field_validator("endpoint", "wus_endpoint")
     @classmethod

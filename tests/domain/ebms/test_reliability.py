@@ -34,5 +34,6 @@ def test_given_the_persist_duration_passed_then_nothing_is_resent():
 
 def test_given_a_policy_then_the_time_to_live_covers_every_attempt():
     assert POLICY.time_to_live(T0) == T0 + timedelta(minutes=15)
+    assert POLICY.time_to_live(T0, attempt_seconds=60) == T0 + timedelta(minutes=18)
     with pytest.raises(ValueError):
         RetryPolicy(retries=1, retry_interval=timedelta(0))

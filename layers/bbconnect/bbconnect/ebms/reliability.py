@@ -24,9 +24,11 @@ class RetryPolicy:
         if self.retry_interval <= timedelta(0):
             raise ValueError("retry_interval must be positive")
 
-    def time_to_live(self, first_attempt_at: datetime) -> datetime:
-        """ebMS2: TTL > Timestamp + (Retries + 1) x RetryInterval."""
-        return first_attempt_at + self.retry_interval * (self.retries + 1)
+    def time_to_live(self, first_attempt_at: datetime, *, attempt_seconds: float = 0) -> datetime:
+        """ebMS2 asks TTL > Timestamp + (Retries + 1) x RetryInterval; each attempt may itself take
+        up to `attempt_seconds` (the HTTP timeout), which the TTL allows for too, or the last
+        retry of a slow connection would arrive dead."""
+        return first_attempt_at + (self.retry_interval + timedelta(seconds=attempt_seconds)) * (self.retries + 1)
 
 
 @dataclass(frozen=True)

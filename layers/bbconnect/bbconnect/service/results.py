@@ -124,6 +124,9 @@ def await_result(event: dict, services: Services, *, now: datetime | None = None
     """Has the processing report of this chunk's GLOBE batch arrived? arrived | waiting | timed_out."""
     now = now or datetime.now(UTC)
     record = services.batches.globe(event["chunk"]["globe_batch_id"]) or {}
+    if record.get("transport") == "adapter" and not record.get("result_key"):
+        collect_from_adapter(services, record)
+        record = services.batches.globe(event["chunk"]["globe_batch_id"]) or {}
     if record.get("result_key"):
         status = "arrived"
     else:
@@ -131,3 +134,27 @@ def await_result(event: dict, services: Services, *, now: datetime | None = None
         waited = (now - datetime.fromisoformat(sent_at)).total_seconds() if sent_at else 0
         status = "timed_out" if waited >= services.settings.result_timeout_seconds else "waiting"
     return {"status": status, "checked_at": now.isoformat()}
+
+
+def collect_from_adapter(services: Services, record: dict) -> int:
+    """Results that reached a vendor's ebms-core adapter: fetch, store like an inbound result, and
+    mark them processed there. Returns how many were taken."""
+    from bbconnect.adapters.ebms_adapter import EbmsAdapterError
+    from bbconnect.service.send import adapter_for
+
+    adapter = adapter_for(services, record)
+    taken = 0
+    try:
+        for message_id in adapter.received(record["cpa_id"], ebms.ACTION_BV_RESULT):
+            _action, payloads = adapter.fetch(message_id)
+            if payloads:
+                result = parse_result(bytes(payloads[0]))
+                key = keys.result(result.batch_id, message_id)
+                services.work.put(key, bytes(payloads[0]), "application/xml")
+                if services.batches.globe(result.batch_id) is not None:
+                    services.batches.record_result(result.batch_id, key, message_id)
+            adapter.mark_processed(message_id)
+            taken += 1
+    except (EbmsAdapterError, ValueError):
+        return taken  # try again at the next poll
+    return taken

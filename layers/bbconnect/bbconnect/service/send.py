@@ -66,6 +66,8 @@ class Sender:
             record = services.batches.globe(globe_id)
         if record["state"] in FINAL_STATES:
             return self._report(record)
+        if record.get("transport") == "adapter":
+            return self._via_adapter(request, record, now)
         policy = _policy_of(record)
         step = next_step(policy, attempts=int(record.get("attempts", 0)), first_attempt_at=_when(record.get("first_attempt_at")),
                          last_attempt_at=_when(record.get("last_attempt_at")), now=now)
@@ -90,7 +92,8 @@ class Sender:
         message = ebms.EbmsMessage(
             cpa_id=channel.cpa_id, conversation_id=globe_id, service=channel.service, service_type=channel.service_type,
             action=ebms.ACTION_BV_REQUEST, from_party=channel.from_party, to_party=channel.to_party,
-            message_id=ebms.new_message_id(host), timestamp=now, time_to_live=channel.policy.time_to_live(now),
+            message_id=ebms.new_message_id(host), timestamp=now,
+            time_to_live=channel.policy.time_to_live(now, attempt_seconds=services.settings.http_timeout_seconds),
             ack_requested=channel.ack_requested, duplicate_elimination=channel.duplicate_elimination,
             sync_reply=channel.sync_reply,
             payloads=(ebms.Payload(content_id=f"{globe_id}@bbconnect", content_type="application/xml", data=payload),),
@@ -104,7 +107,8 @@ class Sender:
             sync_reply=channel.sync_reply, retries=channel.policy.retries,
             retry_interval_seconds=int(channel.policy.retry_interval.total_seconds()),
             persist_duration_seconds=int(channel.policy.persist_duration.total_seconds()) if channel.policy.persist_duration else None,
-            channel_source=channel.source, letters=len(chunk["letters"]), chunk_key=keys.chunk(chunk["batch_id"], chunk["index"], "letters.json"),
+            channel_source=channel.source, transport="adapter" if connection.adapter else "direct",
+            letters=len(chunk["letters"]), chunk_key=keys.chunk(chunk["batch_id"], chunk["index"], "letters.json"),
         )
         if created:
             services.batches.index_message(message.message_id, globe_id)
@@ -142,6 +146,46 @@ class Sender:
         services.batches.update_globe(globe_id, state="expired", reason=f"not delivered: {reason}")
         self.metric("GlobeBatchesExpired")
         return self._report(services.batches.globe(globe_id))
+
+    def _via_adapter(self, request: dict, record: dict, now: datetime) -> dict:
+        """The vendor's ebms-core adapter does the reliable messaging: hand it the batch once (with
+        our MessageId, so a repeated hand-over is refused, not sent twice), then follow its status."""
+        from bbconnect.adapters.ebms_adapter import EbmsAdapterRefused, EbmsAdapterUnavailable
+
+        globe_id = record["pk"].split("#", 1)[1]
+        services = self.services
+        retry_at = now + timedelta(seconds=int(record["retry_interval_seconds"]))
+        adapter = adapter_for(services, record)
+        try:
+            if not record.get("handed_over_at"):
+                body = services.work.get(keys.chunk(record["batch_id"], int(record["chunk"]), "berichten.xml"))
+                adapter.send_batch(record["cpa_id"], record["from_oin"], record["to_oin"], ebms.BERICHTENBOX_SERVICE,
+                                   ebms.ACTION_BV_REQUEST, globe_id, body, "application/xml", message_id=record["message_id"])
+                services.batches.update_globe(globe_id, handed_over_at=now.isoformat(), attempts=1, state="sending",
+                                              first_attempt_at=now.isoformat(), last_attempt_at=now.isoformat())
+                self._check_later(request, retry_at, now)
+                return {"handed_over": record["message_id"]}
+            status = adapter.status(record["message_id"])
+        except EbmsAdapterUnavailable as error:
+            services.batches.update_globe(globe_id, last_problem=str(error))
+            self._check_later(request, retry_at, now)
+            return {"adapter": "unavailable", "next_check": retry_at.isoformat()}
+        except EbmsAdapterRefused as error:
+            if not record.get("handed_over_at") and "exist" in str(error).lower():
+                services.batches.update_globe(globe_id, handed_over_at=now.isoformat())  # it has it already
+                self._check_later(request, now, now)
+                return {"handed_over": record["message_id"]}
+            services.batches.update_globe(globe_id, state="refused", reason=f"the ebMS adapter refused the batch: {error}")
+            return self._report(services.batches.globe(globe_id))
+        if status == "delivered":
+            return acknowledged(services, self.sfn, globe_id, now.isoformat(), detail="via the ebMS adapter")
+        if status in ("failed", "expired"):
+            services.batches.update_globe(globe_id, state="refused" if status == "failed" else "expired",
+                                          reason=f"not delivered: the ebMS adapter reports the message {status}")
+            self.metric("GlobeBatchesExpired" if status == "expired" else "GlobeBatchesRefused")
+            return self._report(services.batches.globe(globe_id))
+        self._check_later(request, retry_at, now)
+        return {"adapter": status, "next_check": retry_at.isoformat()}
 
     def _check_later(self, request: dict, when: datetime, now: datetime) -> None:
         delay = max(0, min(MAX_SQS_DELAY, int((when - now).total_seconds() + 0.999)))
@@ -204,6 +248,16 @@ def _connection(services: Services, record: dict) -> LogiusConnection:
     config = services.configs.get(record["tenant"])
     return LogiusConnection(config.connections[record["connection"]], ca_bundle=services.settings.logius_ca_bundle,
                             timeout=services.settings.http_timeout_seconds)
+
+
+def adapter_for(services: Services, record: dict):
+    from bbconnect.adapters.ebms_adapter import EbmsAdapterConfig, EbmsAdapterTransport
+
+    settings = services.configs.get(record["tenant"]).connections[record["connection"]].adapter
+    return EbmsAdapterTransport(EbmsAdapterConfig(
+        base_url=settings.base_url, ca_bundle_ref=settings.ca_bundle or services.settings.logius_ca_bundle,
+        certificate_ref=settings.certificate, authorization_ref=settings.authorization,
+        timeout=services.settings.http_timeout_seconds, api_style=settings.api_style))
 
 
 def post_attempt_once(attempt: dict, services: Services) -> dict:

@@ -117,7 +117,8 @@ def request_bulk_lists(services: Services, tenant: str, *, now: datetime | None 
         message = ebms.EbmsMessage(
             cpa_id=channel.cpa_id, conversation_id=request_id, service=channel.service, service_type=channel.service_type,
             action=ebms.ACTION_A_REQUEST, from_party=channel.from_party, to_party=channel.to_party,
-            message_id=ebms.new_message_id("bbconnect.local"), timestamp=now, time_to_live=channel.policy.time_to_live(now),
+            message_id=ebms.new_message_id("bbconnect.local"), timestamp=now,
+            time_to_live=channel.policy.time_to_live(now, attempt_seconds=services.settings.http_timeout_seconds),
             ack_requested=channel.ack_requested, duplicate_elimination=channel.duplicate_elimination, sync_reply=channel.sync_reply,
             payloads=(ebms.Payload(content_id=f"{request_id}@bbconnect", content_type="application/xml",
                                    data=abonnementen.build_request(organisation.oin, request_id, since=since)),),
