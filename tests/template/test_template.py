@@ -70,3 +70,19 @@ def test_given_the_functions_then_each_handler_exists_and_has_least_privilege_po
             assert isinstance(policy, dict), f"{name}: use SAM policy templates or scoped statements, not {policy!r}"
             for statement in policy.get("Statement", []):
                 assert statement["Resource"] != "*", f"{name}: a statement on every resource"
+
+
+def test_given_the_layer_then_its_requirements_are_the_projects_runtime_dependencies(repo_root):
+    import tomllib
+
+    project = tomllib.loads((repo_root / "pyproject.toml").read_text())["project"]["dependencies"]
+    layer = [line.strip() for line in (repo_root / "layers" / "bbconnect" / "requirements.txt").read_text().splitlines()
+             if line.strip() and not line.startswith("#")]
+    assert sorted(layer) == sorted(d for d in project if not d.startswith("boto3")), "layer and pyproject disagree"
+
+
+def test_given_the_layer_build_then_it_ships_the_fonts_the_functions_are_told_about(template, repo_root):
+    makefile = (repo_root / "layers" / "bbconnect" / "Makefile").read_text()
+    assert "build-DomainLayer:" in makefile and "DejaVuSans.ttf" in makefile and "/fonts" in makefile
+    assert template["Resources"]["DomainLayer"]["Metadata"]["BuildMethod"] == "makefile"
+    assert template["Globals"]["Function"]["Environment"]["Variables"]["BBCONNECT_FONT_DIR"] == "/opt/fonts"
