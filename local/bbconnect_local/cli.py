@@ -171,6 +171,7 @@ def _export_digital(env: LocalEnvironment, report: dict, folder: Path) -> None:
     """The PDFs as they went to Logius, taken from the GLOBE batches themselves."""
     import boto3
 
+    from bbconnect.chunking import MAX_GLOBE_BATCH_BYTES
     from bbconnect.xmlsafe import parse_xml
 
     reference_of = {letter.get("bericht_id"): letter["reference"] for letter in report["letters"] if letter.get("bericht_id")}
@@ -179,7 +180,7 @@ def _export_digital(env: LocalEnvironment, report: dict, folder: Path) -> None:
     for item in (item for page in pages for item in page.get("Contents", [])):
         if not item["Key"].endswith("berichten.xml"):
             continue
-        root = parse_xml(env.work_object(item["Key"]))
+        root = parse_xml(env.work_object(item["Key"]), max_bytes=MAX_GLOBE_BATCH_BYTES * 2)
         for bericht in root.iter("{*}Bericht"):
             bericht_id = next(bericht.iter("{*}BerichtID")).text
             name = "".join(c if c.isalnum() or c in "-_." else "_" for c in reference_of.get(bericht_id, bericht_id))
