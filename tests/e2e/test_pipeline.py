@@ -3,15 +3,22 @@ resources on moto, the real state machine, the handlers in-process, the Logius s
 two-way TLS."""
 from __future__ import annotations
 
+import csv
 import io
 import json
+import math
+import re
 import time
 import zipfile
 
 import boto3
+import pikepdf
 import pytest
+from fpdf import FPDF
 from lxml import etree
+from pypdf import PdfReader
 
+from bbconnect.report import LOGIUS_COUNTS
 from bbconnect_local.environment import REPO_ROOT
 
 SAMPLE = REPO_ROOT / "events" / "batches" / "gemeente-lv" / "aanslagen-2027.jsonl"
@@ -23,6 +30,47 @@ def _report(env, run) -> dict:
 
 def _letter(report: dict, reference: str) -> dict:
     return next(letter for letter in report["letters"] if letter["reference"] == reference)
+
+
+def _manifest(env, tenant: str, job: dict) -> list[dict]:
+    data = env.outbox_object(f"{tenant}/print/{job['name']}-manifest.csv")
+    return list(csv.DictReader(io.StringIO(data.decode("utf-8-sig"))))
+
+
+def _assert_print_job_matches_its_manifest(env, tenant: str, job: dict) -> tuple[list[dict], bytes]:
+    """The job's PDF has the pages its manifest lists, letter by letter, in the manifest's order."""
+    rows = _manifest(env, tenant, job)
+    pdf = env.outbox_object(f"{tenant}/print/{job['name']}.pdf")
+    with pikepdf.open(io.BytesIO(pdf)) as document:
+        assert len(document.pages) == sum(int(row["pages"]) for row in rows) == job["pages"]
+    assert [int(row["sheets"]) for row in rows] == [math.ceil(int(row["pages"]) / 2) for row in rows]
+    assert sum(int(row["sheets"]) for row in rows) == job["sheets"] and len(rows) == job["letters"]
+    reader = PdfReader(io.BytesIO(pdf))
+    starts = [(item.title, reader.get_destination_page_number(item)) for item in reader.outline]
+    assert [title for title, _ in starts] == [row["reference"] for row in rows]
+    first_page = 0
+    for (_, start), row in zip(starts, rows):
+        assert start == first_page
+        first_page += int(row["pages"])
+    return rows, pdf
+
+
+def _post_order(row: dict) -> tuple:
+    number = re.match(r"\d+", row["house_number"])
+    return (row["country"] != "NL", row["postcode"].replace(" ", ""), int(number.group()) if number else 0, row["reference"])
+
+
+def _assert_logius_counts_add_up(report: dict) -> None:
+    """The Leveranciersportaal's counts agree with the letters' own VerwerkingsCodes."""
+    logius, letters = report["logius"], [l for l in report["letters"] if l["status"] != "REJECTED"]
+    coded = [l["code"] for l in letters if l.get("code")]
+    assert logius["results_received"] == logius["globe_batches"] and logius["results_missing"] == 0
+    assert logius["TotaalAantalOntvangenBerichten"] == len(coded)
+    assert logius["AantalBerichtenSuccesvolVerwerkt"] == coded.count("Verwerkt")
+    assert logius["AantalBerichtenGeenActieveBoxOfGeabonneertOpLeverancier"] == coded.count("NietActiefOfGeabonneerd")
+    assert logius["AantalBerichtenMetTechnischProbleem"] == coded.count("TechnischProbleem")
+    assert logius["TotaalAantalOntvangenBerichten"] == sum(logius[name] for name in LOGIUS_COUNTS[1:]) + logius["other_codes"]
+    assert (logius["paper"], logius["rejected"]) == (report["counts"]["paper"], report["counts"]["rejected"])
 
 
 def test_given_the_sample_tax_run_when_dropped_then_every_row_ends_in_exactly_one_final_state(local_env, shared_dir):
@@ -68,6 +116,19 @@ def test_given_the_sample_tax_run_when_dropped_then_every_row_ends_in_exactly_on
     for batch in sent:
         schema.assertValid(etree.fromstring(batch.payload))
         assert batch.letters <= 50
+    # And Logius' counts in the report add up and agree with the letters
+    _assert_logius_counts_add_up(report)
+    # And every paper letter is in exactly one print job whose PDF matches its manifest
+    printed = []
+    for job in report["print_jobs"]:
+        assert job["status"] == "submitted"
+        manifest_rows, _ = _assert_print_job_matches_its_manifest(local_env, "gemeente-lv", job)
+        assert manifest_rows == sorted(manifest_rows, key=_post_order)
+        printed += [row["reference"] for row in manifest_rows if row["reference"] not in job["late_references"]]
+    assert sorted(printed) == sorted(l["reference"] for l in report["letters"] if l.get("paper_copy"))
+    # And the history file has every row, without a BSN
+    history = local_env.outbox_object(f"gemeente-lv/reports/{report['batch_id']}/history.jsonl").decode()
+    assert len(history.splitlines()) == len(rows) and not any(row["bsn"] in history for row in rows)
     # And the statuses in DynamoDB agree with the report
     table = boto3.resource("dynamodb").Table(local_env.outputs["LettersTableName"])
     for letter in report["letters"][:40]:
@@ -127,6 +188,76 @@ def test_given_a_subscribed_and_an_unsubscribed_citizen_when_sent_then_one_is_de
         assert bundle.read("mixed-paper.pdf").startswith(b"%PDF-")
     paper_list = local_env.outbox_object(f"gemeente-lv/reports/{report['batch_id']}/paper-list.csv").decode("utf-8-sig")
     assert "mixed-paper" in paper_list and "mixed-digital" not in paper_list
+
+
+def _one_page_pdf(text: str) -> bytes:
+    document = FPDF()
+    document.add_page()
+    document.set_font("helvetica", size=12)
+    document.cell(text=text)
+    return bytes(document.output())
+
+
+def test_given_paper_letters_and_a_late_one_waiting_when_the_run_ends_then_one_print_job_holds_them_sorted_by_postcode(local_env, make_batch, bsn):
+    from bbconnect.service import keys
+    from bbconnect.service.context import services
+    from bbconnect.service.printing import queue_for_next_print_job
+
+    # Given a letter of an earlier batch that turned to paper after that batch's print job was made
+    late_pdf = _one_page_pdf("print-late")
+    queue_for_next_print_job(services(), tenant="gemeente-lv", sender="lv", reference="print-late", pdf=late_pdf,
+                             address={"name": "L. Laat", "street": "Kerkstraat", "house_number": "7", "postcode": "2261 AB",
+                                      "city": "Leidschendam"})
+    # And a batch with one subscribed citizen and four without a Berichtenbox, in no postcode order
+    subscribed = bsn(401)
+    local_env.simulator_config.subscribed.add(subscribed)
+    path = make_batch("print.jsonl", [("print-digital", subscribed)] + [(f"print-{n}", bsn(402 + n)) for n in range(4)])
+    addresses = [("9999 ZZ", "1"), ("1011 AB", "10"), ("2260 BA", "2"), ("1011 AB", "9"), ("5000 LE", "3")]
+    lines = []
+    for line, (postcode, number) in zip(path.read_text(encoding="utf-8").splitlines(), addresses):
+        row = json.loads(line)
+        row["address"] = {**row["address"], "postcode": postcode, "house_number": number, "name": f"Inwoner {row['reference']}"}
+        lines.append(json.dumps(row))
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    # When the run ends
+    run = local_env.wait_for_execution(local_env.drop(path, "gemeente-lv"), timeout=120)
+    report = _report(local_env, run)
+    assert report["counts"] == {"received": 5, "rejected": 0, "delivered": 1, "paper": 4, "failed": 0}
+    # Then the report lists one submitted print job for the sender, with the late letter in it
+    [job] = report["print_jobs"]
+    assert re.fullmatch(r"lv-\d{8}-[0-9a-f]{8}-1", job["name"]) and job["status"] == "submitted"
+    assert job["letters"] == 5 and job["late_letters"] == 1 and job["late_references"] == ["print-late"]
+    assert run.output["print_jobs"] == [job["name"]]
+    # And the outbox holds its PDF, whose pages match the manifest, letter by letter
+    rows, pdf = _assert_print_job_matches_its_manifest(local_env, "gemeente-lv", job)
+    # And the letters are sorted by postcode, then house number (9 before 10)
+    assert [row["reference"] for row in rows] == ["print-2", "print-0", "print-1", "print-late", "print-3"]
+    assert [row["postcode"] for row in rows] == ["1011 AB", "1011 AB", "2260 BA", "2261 AB", "5000 LE"]
+    # And each letter's first page is the one with that address in the window
+    reader = PdfReader(io.BytesIO(pdf))
+    for item, row in zip(reader.outline, rows):
+        text = reader.pages[reader.get_destination_page_number(item)].extract_text()
+        if row["reference"] == "print-late":
+            assert "print-late" in text
+        else:
+            assert row["name"] in text and row["postcode"] in text
+    # And each paper letter of the batch names its job; the digital one none
+    assert {l["reference"]: l.get("print_job") for l in report["letters"]} == {
+        "print-digital": None, **{f"print-{n}": job["name"] for n in range(4)}}
+    # And the late letter left the pending-paper store
+    assert not any(key.startswith(keys.pending_paper("gemeente-lv", "lv", "print-late"))
+                   for key in services().work.list_keys(keys.pending_paper_prefix("gemeente-lv")))
+    # And the report's Logius counts add up; reach and postage saved are per stream
+    _assert_logius_counts_add_up(report)
+    assert report["logius"]["AantalBerichtenSuccesvolVerwerkt"] == 1 and report["logius"]["paper"] == 4
+    stream = report["streams"]["AANSLAG"]
+    assert (stream["accepted"], stream["delivered"], stream["digital_reach"]) == (5, 1, 0.2)
+    assert stream["postage_rate_cents"] == 98 and stream["postage_saved_cents"] == 98
+    # And the history of each letter ends in its final state
+    history = [json.loads(line) for line in
+               local_env.outbox_object(f"gemeente-lv/reports/{report['batch_id']}/history.jsonl").decode().splitlines()]
+    assert [(h["reference"], h["history"][0]["status"], h["history"][-1]["status"]) for h in history] == [
+        (l["reference"], "ACCEPTED", l["status"]) for l in report["letters"]]
 
 
 def test_given_logius_reports_failures_when_the_result_arrives_then_letters_fail_with_the_code_or_go_on_paper(local_env, make_batch, bsn):

@@ -15,6 +15,11 @@ white, as WCAG 2.0 AA asks of text) and `branding.footer` (a line at the foot of
 (per stream, optional; see `bbconnect.payment.PaymentSettings`): the betalingskenmerk mode, the QR
 code, the payment link template and the instalments offer; `Organisation.bic` is optional.
 
+Paper (optional): `postage_cents`, the postage a paper letter costs the tenant (per stream, falling
+back to the tenant's `postage_cents`, default 0), used to report the postage a digital delivery
+saved; `print_job_max_letters`, the most letters in one print job for the print-and-post provider
+(default 2000; larger batches are split).
+
 Rules checked here (beyond each field's own format): the keys of `organisations`, `streams` and
 `connections` equal the ids inside; every organisation a stream or connection names exists; an
 organisation is on at most one connection; no two organisations share an OIN.
@@ -105,6 +110,8 @@ def _luminance(colour: str) -> float:
 
 
 MIN_CONTRAST = 4.5  # WCAG 2.0 AA for normal text
+MAX_POSTAGE_CENTS = 10_000  # a sanity bound: no letter costs 100 euro to post
+DEFAULT_PRINT_JOB_MAX_LETTERS = 2000
 
 
 class Branding(BaseModel):
@@ -215,6 +222,8 @@ class Stream(BaseModel):
     senders: list[str] = Field(default_factory=list)
     subject_prefix: str | None = Field(default=None, min_length=1, max_length=40)
     payment: PaymentSettings | None = None
+    # What one paper letter of this stream costs in postage, in euro cents; None: the tenant's rate.
+    postage_cents: int | None = Field(default=None, ge=0, le=MAX_POSTAGE_CENTS)
 
     @property
     def payment_settings(self) -> PaymentSettings:
@@ -289,6 +298,10 @@ class TenantConfig(BaseModel):
     streams: dict[str, Stream] = Field(min_length=1)
     connections: dict[str, Connection] = Field(default_factory=dict)
     retention_days: int = Field(default=90, ge=1, le=3650)
+    # The postage of one paper letter, in euro cents, for streams that do not set their own.
+    postage_cents: int = Field(default=0, ge=0, le=MAX_POSTAGE_CENTS)
+    # The most letters in one print job; a larger set of paper letters is split into several jobs.
+    print_job_max_letters: int = Field(default=DEFAULT_PRINT_JOB_MAX_LETTERS, ge=1, le=100_000)
 
     @model_validator(mode="after")
     def _cross_checks(self) -> TenantConfig:
@@ -335,6 +348,14 @@ class TenantConfig(BaseModel):
             if org_id in connection.senders:
                 return connection
         return None
+
+    def postage_cents_for(self, stream_code: str) -> int:
+        """The postage of one paper letter of the stream in euro cents: the stream's own rate, else
+        the tenant's (also for a stream the configuration no longer has)."""
+        stream = self.streams.get(stream_code)
+        if stream is not None and stream.postage_cents is not None:
+            return stream.postage_cents
+        return self.postage_cents
 
     def may_send(self, org_id: str, stream_code: str) -> bool:
         """Is the berichttype activated for this sender? (Empty `senders` = every organisation.)

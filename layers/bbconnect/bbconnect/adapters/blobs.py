@@ -26,6 +26,28 @@ class BlobStore:
     def put(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
         self._s3.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type)
 
+    def put_if_absent(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> bool:
+        """Write the object only if there is none under the key (S3 conditional write). False when
+        one is there already, or another writer won the race: the way to claim something once."""
+        try:
+            self._s3.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type, IfNoneMatch="*")
+            return True
+        except ClientError as error:
+            if error.response["Error"]["Code"] in ("PreconditionFailed", "ConditionalRequestConflict", "412", "409"):
+                return False
+            raise
+
+    def delete(self, key: str) -> None:
+        """Remove the object; removing one that is not there is no error."""
+        self._s3.delete_object(Bucket=self.bucket, Key=key)
+
+    def list_keys(self, prefix: str) -> list[str]:
+        """The keys under the prefix, in S3's (lexicographic) order."""
+        keys: list[str] = []
+        for page in self._s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
+            keys.extend(item["Key"] for item in page.get("Contents", []))
+        return keys
+
     def get_json(self, key: str) -> Any:
         return json.loads(self.get(key))
 

@@ -34,6 +34,7 @@ __all__ = [
     "MAX_TEXT_LENGTH",
     "NIL_GUID",
     "RESULT_BERICHT_NS",
+    "RESULT_COUNTS",
     "RESULT_NS",
     "VERWERKINGSCODES",
     "BatchResult",
@@ -72,6 +73,18 @@ MAX_PUBLISH_AHEAD: Final = timedelta(days=13)  # PublicatieDatum at most 13 days
 MAX_RESULT_BYTES: Final = 200_000_000  # cap on a (decompressed) result document
 
 NIL_GUID: Final = "00000000-0000-0000-0000-000000000000"
+
+#: The counts in a ``BerichtVerwerkResponse``'s ``BatchInformatie``, in schema order:
+#: (element name, :class:`BatchResult` field).
+RESULT_COUNTS: Final[tuple[tuple[str, str], ...]] = (
+    ("TotaalAantalOntvangenBerichten", "total_received"),
+    ("AantalBerichtenSuccesvolVerwerkt", "processed_ok"),
+    ("AantalBerichtenGeenActieveBoxOfGeabonneertOpLeverancier", "no_active_box"),
+    ("AantalBerichtenMetTechnischProbleem", "technical_problem"),
+    ("AantalBerichtenBerichtTypeNietCorrect", "berichttype_incorrect"),
+    ("AantalBerichtenPublicatieDatumNietCorrect", "publish_date_incorrect"),
+    ("AantalBerichtenAanmaakDatumNietCorrect", "created_date_incorrect"),
+)
 SOORT_GEBRUIKER: Final = "Burger"
 BIJLAGE_TYPE: Final = "Pdf"
 
@@ -182,6 +195,11 @@ class BatchResult:
     def __post_init__(self) -> None:
         if not isinstance(self.letters, tuple):
             object.__setattr__(self, "letters", tuple(self.letters))
+
+    def counts(self) -> dict[str, int | None]:
+        """The counts by their element name (``TotaalAantalOntvangenBerichten``, ...), as Logius'
+        Leveranciersportaal shows them; None where the response had no readable number."""
+        return {element: getattr(self, field_name) for element, field_name in RESULT_COUNTS}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -632,15 +650,7 @@ def build_result(result: BatchResult, *, strict: bool = True) -> bytes:
     known VerwerkingsCodes, all counts and both dates present, at most 1000 letters. With
     ``strict=False`` any code or id is written as given, to imitate odd live data in tests.
     """
-    counts = {
-        "TotaalAantalOntvangenBerichten": result.total_received,
-        "AantalBerichtenSuccesvolVerwerkt": result.processed_ok,
-        "AantalBerichtenGeenActieveBoxOfGeabonneertOpLeverancier": result.no_active_box,
-        "AantalBerichtenMetTechnischProbleem": result.technical_problem,
-        "AantalBerichtenBerichtTypeNietCorrect": result.berichttype_incorrect,
-        "AantalBerichtenPublicatieDatumNietCorrect": result.publish_date_incorrect,
-        "AantalBerichtenAanmaakDatumNietCorrect": result.created_date_incorrect,
-    }
+    counts = result.counts()
     if result.received_at is None or result.processed_at is None:
         raise ValueError("build_result needs received_at and processed_at")
     missing = [name for name, value in counts.items() if value is None]

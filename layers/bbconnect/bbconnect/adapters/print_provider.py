@@ -1,0 +1,31 @@
+"""Print-and-post providers behind `bbconnect.printing.PrintProvider`.
+
+`FileDropPrintProvider` drops each job in the tenant's outbox, where the provider (or an operator)
+collects it: `<tenant>/print/<job>.pdf` and `<tenant>/print/<job>-manifest.csv`. The manifest is
+written last, so a collector that waits for the manifest never sees half a job. Dropping the same
+job again writes the same keys: a retried submit does not make a second job.
+"""
+from __future__ import annotations
+
+from bbconnect.adapters.blobs import BlobStore
+from bbconnect.printing import PrintJob, PrintProvider
+
+__all__ = ["FileDropPrintProvider", "PrintProvider"]
+
+
+class FileDropPrintProvider:
+    def __init__(self, outbox: BlobStore):
+        self._outbox = outbox
+
+    @staticmethod
+    def keys_for(job: PrintJob) -> tuple[str, str]:
+        """Where the job's PDF and manifest go in the outbox."""
+        return f"{job.tenant}/print/{job.name}.pdf", f"{job.tenant}/print/{job.name}-manifest.csv"
+
+    def submit(self, job: PrintJob, merged_pdf: bytes, manifest: bytes) -> str:
+        if not job.tenant:
+            raise ValueError(f"print job {job.name!r} has no tenant to drop it for")
+        pdf_key, manifest_key = self.keys_for(job)
+        self._outbox.put(pdf_key, merged_pdf, "application/pdf")
+        self._outbox.put(manifest_key, manifest, "text/csv")
+        return f"s3://{self._outbox.bucket}/{pdf_key}"

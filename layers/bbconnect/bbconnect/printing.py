@@ -1,0 +1,256 @@
+"""Print jobs for a print-and-post provider.
+
+The paper letters of a tenant go to the provider in **print jobs**, one set per sender (the
+organisation whose name is on the envelope and who pays the postage):
+
+- a job's letters are **sorted for the post**: Dutch addresses by postcode, then house number
+  (numerically: 2 before 10, 10 before 10a), then reference; foreign addresses after them, by
+  country and then the same way;
+- a job holds at most `max_letters` letters (default 2000); more are split into jobs `-1`, `-2`, ...
+  in that same order, so each job is one contiguous run of postcodes;
+- each job has one **merged PDF** (the letters' paper variants one after the other; their address
+  already sits in the envelope window) with a bookmark per letter, and a **manifest CSV** with one
+  row per letter in the same order: `reference, name, street, house_number, postcode, city,
+  country, pages, sheets`. The provider splits the PDF by `pages`; `sheets` is what the letter takes
+  printed duplex (ceil(pages / 2)), each letter starting on a sheet of its own.
+
+The provider itself is behind :class:`PrintProvider`; the adapters implement it.
+"""
+from __future__ import annotations
+
+import io
+import math
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import date
+from typing import Protocol
+
+from pypdf import PdfReader, PdfWriter
+from pypdf.errors import PdfReadError
+
+from bbconnect.report import csv_bytes
+
+__all__ = [
+    "DEFAULT_MAX_LETTERS",
+    "MANIFEST_COLUMNS",
+    "PrintError",
+    "PrintJob",
+    "PrintLetter",
+    "PrintProvider",
+    "job_name",
+    "manifest_csv",
+    "merge",
+    "page_count",
+    "plan_print_jobs",
+    "post_order",
+    "sheets_for",
+]
+
+DEFAULT_MAX_LETTERS = 2000
+MANIFEST_COLUMNS = ("reference", "name", "street", "house_number", "postcode", "city", "country", "pages", "sheets")
+_HOUSE_NUMBER = re.compile(r"\s*(\d+)\s*(.*)", re.DOTALL)
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
+
+
+class PrintError(ValueError):
+    """A print job that cannot be made as asked (no PDF for a letter, pages that do not match, ...)."""
+
+
+def page_count(pdf: bytes) -> int:
+    """The number of pages of a PDF. Raises :class:`PrintError` when it cannot be read."""
+    try:
+        pages = len(PdfReader(io.BytesIO(pdf)).pages)
+    except (PdfReadError, ValueError, TypeError, KeyError) as error:
+        raise PrintError(f"not a readable PDF ({type(error).__name__})") from None
+    if pages < 1:
+        raise PrintError("the PDF has no pages")
+    return pages
+
+
+def sheets_for(pages: int) -> int:
+    """Sheets of paper for a letter printed duplex: two pages a sheet, a new sheet per letter."""
+    if pages < 1:
+        raise ValueError(f"a letter has at least one page, got {pages}")
+    return math.ceil(pages / 2)
+
+
+@dataclass(frozen=True)
+class PrintLetter:
+    """One paper letter for the print-and-post provider: where it goes and its pages.
+
+    `pdf` (the paper variant, address in the window) may be left out while planning and added with
+    :meth:`with_pdf` before merging; `pages` is then what the manifest will say, and :func:`merge`
+    checks the PDF against it. Without `pages`, it is read from `pdf`. `late` marks a letter that
+    turned to paper after its own batch's print job was made and joins this one.
+    """
+
+    reference: str
+    sender: str
+    name: str
+    street: str
+    house_number: str
+    postcode: str
+    city: str
+    country: str = "NL"
+    pages: int = 0
+    tenant: str = ""
+    late: bool = False
+    pdf: bytes | None = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.reference:
+            raise ValueError("a print letter needs a reference")
+        if not self.sender:
+            raise ValueError(f"print letter {self.reference!r} needs a sender")
+        if self.pages == 0 and self.pdf is not None:
+            object.__setattr__(self, "pages", page_count(self.pdf))
+        if self.pages < 1:
+            raise ValueError(f"print letter {self.reference!r}: give its pages or its PDF")
+        object.__setattr__(self, "country", (self.country or "NL").upper())
+
+    @classmethod
+    def of(cls, *, reference: str, sender: str, address: Mapping, pages: int = 0, pdf: bytes | None = None,
+           tenant: str = "", late: bool = False) -> PrintLetter:
+        """From a letter's `address` as the batch file has it (`name`, `street`, `house_number`,
+        `postcode`, `city`, `country`)."""
+        return cls(reference=reference, sender=sender, tenant=tenant, late=late, pages=pages, pdf=pdf,
+                   **{key: str(address.get(key) or "") for key in ("name", "street", "house_number", "postcode", "city")},
+                   country=str(address.get("country") or "NL"))
+
+    @property
+    def sheets(self) -> int:
+        return sheets_for(self.pages)
+
+    def with_pdf(self, pdf: bytes) -> PrintLetter:
+        return replace(self, pdf=pdf)
+
+    def manifest_row(self) -> dict[str, str | int]:
+        return {"reference": self.reference, "name": self.name, "street": self.street, "house_number": self.house_number,
+                "postcode": self.postcode, "city": self.city, "country": self.country, "pages": self.pages,
+                "sheets": self.sheets}
+
+
+def _house_number_key(house_number: str) -> tuple:
+    match = _HOUSE_NUMBER.fullmatch(house_number or "")
+    if match is None:
+        return (1, 0, (house_number or "").strip().lower())
+    return (0, int(match.group(1)), match.group(2).strip().lower())
+
+
+def post_order(letter: PrintLetter) -> tuple:
+    """The sort key for the post: domestic (NL) first by postcode, then foreign by country; then
+    house number (numeric part first), then reference."""
+    postcode = "".join((letter.postcode or "").split()).upper()
+    foreign = letter.country != "NL"
+    return (foreign, letter.country if foreign else "", postcode, _house_number_key(letter.house_number), letter.reference)
+
+
+@dataclass(frozen=True)
+class PrintJob:
+    """Letters of one tenant and sender, in post order, for one merged PDF and one manifest."""
+
+    name: str
+    tenant: str
+    sender: str
+    letters: tuple[PrintLetter, ...]
+
+    def __post_init__(self) -> None:
+        if not self.letters:
+            raise ValueError(f"print job {self.name!r} has no letters")
+        if not isinstance(self.letters, tuple):
+            object.__setattr__(self, "letters", tuple(self.letters))
+
+    def __len__(self) -> int:
+        return len(self.letters)
+
+    @property
+    def pages(self) -> int:
+        return sum(letter.pages for letter in self.letters)
+
+    @property
+    def sheets(self) -> int:
+        return sum(letter.sheets for letter in self.letters)
+
+    @property
+    def late_letters(self) -> int:
+        return sum(1 for letter in self.letters if letter.late)
+
+    def with_pdfs(self, pdfs: Mapping[str, bytes]) -> PrintJob:
+        """The job with each letter's PDF, by reference (letters that have one keep it)."""
+        return replace(self, letters=tuple(letter if letter.reference not in pdfs else letter.with_pdf(pdfs[letter.reference])
+                                           for letter in self.letters))
+
+    def summary(self) -> dict:
+        return {"name": self.name, "sender": self.sender, "letters": len(self.letters), "pages": self.pages,
+                "sheets": self.sheets, "late_letters": self.late_letters}
+
+
+def job_name(sender: str, day: date, batch_id: str, number: int) -> str:
+    """`<sender>-<yyyymmdd>-<batch id short>-<n>`, e.g. `lv-20270226-3f2a9c1b-1`: who sends, the day it
+    was made, the batch it came from (the start of the batch id's hash) and its number."""
+    short = _UNSAFE.sub("-", batch_id).strip("-").rsplit("-", 1)[-1][:8] if batch_id else ""
+    parts = [_UNSAFE.sub("-", sender).strip("-"), day.strftime("%Y%m%d"), short, str(number)]
+    return "-".join(part for part in parts if part)
+
+
+def plan_print_jobs(letters: Iterable[PrintLetter], *, max_letters: int = DEFAULT_MAX_LETTERS, batch_id: str = "",
+                    day: date | None = None) -> list[PrintJob]:
+    """Group the letters per tenant and sender, sort each group for the post and cut it into jobs
+    of at most `max_letters`. Jobs come ordered by tenant, sender and number; their names follow
+    :func:`job_name` (numbered per sender from 1). A reference twice for one tenant is a
+    :class:`PrintError`: it would be printed and posted twice."""
+    if max_letters < 1:
+        raise ValueError(f"max_letters must be at least 1, got {max_letters}")
+    day = day or date.today()
+    groups: dict[tuple[str, str], list[PrintLetter]] = {}
+    seen: set[tuple[str, str]] = set()
+    for letter in letters:
+        if (letter.tenant, letter.reference) in seen:
+            raise PrintError(f"letter {letter.reference!r} is in the print run twice")
+        seen.add((letter.tenant, letter.reference))
+        groups.setdefault((letter.tenant, letter.sender), []).append(letter)
+    jobs: list[PrintJob] = []
+    for (tenant, sender), group in sorted(groups.items()):
+        group.sort(key=post_order)
+        for number, start in enumerate(range(0, len(group), max_letters), start=1):
+            jobs.append(PrintJob(name=job_name(sender, day, batch_id, number), tenant=tenant, sender=sender,
+                                 letters=tuple(group[start:start + max_letters])))
+    return jobs
+
+
+def merge(job: PrintJob) -> bytes:
+    """One PDF with the job's letters in order, a bookmark (the reference) at each letter's first
+    page. Objects the letters share (fonts' programs, the logo) are stored once. Raises
+    :class:`PrintError` when a letter has no PDF or its pages differ from what the manifest says."""
+    writer = PdfWriter()
+    for letter in job.letters:
+        if letter.pdf is None:
+            raise PrintError(f"print job {job.name}: letter {letter.reference!r} has no PDF")
+        try:
+            reader = PdfReader(io.BytesIO(letter.pdf))
+            pages = len(reader.pages)
+        except (PdfReadError, ValueError, TypeError, KeyError) as error:
+            raise PrintError(f"print job {job.name}: letter {letter.reference!r} is not a readable PDF "
+                             f"({type(error).__name__})") from None
+        if pages != letter.pages:
+            raise PrintError(f"print job {job.name}: letter {letter.reference!r} has {pages} pages, "
+                             f"the manifest says {letter.pages}")
+        writer.append(reader, outline_item=letter.reference, import_outline=False)
+    writer.add_metadata({"/Title": f"Print job {job.name}", "/Subject": f"{len(job)} letters, {job.pages} pages"})
+    writer.compress_identical_objects()
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def manifest_csv(job: PrintJob) -> bytes:
+    """The job's letters in print order, one row each (cells neutralised against formulas)."""
+    return csv_bytes((letter.manifest_row() for letter in job.letters), MANIFEST_COLUMNS)
+
+
+class PrintProvider(Protocol):
+    """A print-and-post provider: takes a job's merged PDF and manifest, answers with a receipt (the
+    provider's id for the job, or where it was dropped)."""
+
+    def submit(self, job: PrintJob, merged_pdf: bytes, manifest: bytes) -> str: ...
