@@ -74,11 +74,13 @@ class LocalEnvironment:
             self.simulator = LogiusSimulator(self.simulator_config, self.pki)
             self.simulator.start()
             tenant_dir = self._local_tenant_configs()
+            proof_pem = self._proof_signing_identity()
             self.deployment = LocalDeployment(
                 self.template,
                 parameter_overrides={"LogiusCaBundle": f"file:{self.pki.ca_cert_path}", **self.parameter_overrides},
                 environment={"TENANT_CONFIG_DIR": str(tenant_dir), "CHUNK_SIZE": str(self.chunk_size),
-                             "LOGIUS_OINS": LOGIUS_OIN, "HTTP_TIMEOUT_SECONDS": str(HTTP_TIMEOUT_SECONDS)},
+                             "LOGIUS_OINS": LOGIUS_OIN, "HTTP_TIMEOUT_SECONDS": str(HTTP_TIMEOUT_SECONDS),
+                             "PROOF_SIGNING_KEY": f"file:{proof_pem}"},
             ).start()
         except Exception:
             self.stop()
@@ -131,6 +133,34 @@ class LocalEnvironment:
             if folder.is_dir():
                 shutil.copytree(folder, target / folder.name, dirs_exist_ok=True)
         return target
+
+    def _proof_signing_identity(self) -> Path:
+        """An RSA key and self-signed certificate (one PEM) for signing the proofs of dispatch; on
+        AWS this is a PKIoverheid signing certificate in Secrets Manager."""
+        import datetime as dt
+
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import rsa
+        from cryptography.x509.oid import NameOID
+
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "bbconnect (local)"),
+                          x509.NameAttribute(NameOID.COMMON_NAME, "bbconnect proof of dispatch")])
+        now = dt.datetime.now(dt.UTC)
+        certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+                       .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
+                       .not_valid_after(now + dt.timedelta(days=30))
+                       .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=True, key_encipherment=False,
+                                                    data_encipherment=False, key_agreement=False, key_cert_sign=False,
+                                                    crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
+                       .sign(key, hashes.SHA256()))
+        path = self.workdir / "pki" / "proof-signing.pem"
+        path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM) + key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+        path.chmod(0o600)
+        self.proof_certificate = certificate.public_bytes(serialization.Encoding.PEM)
+        return path
 
     def _local_cpa(self, source: Path, tenant: str, connection_id: str) -> Path:
         """The connection's CPA with Logius' endpoints pointed at the simulator and ours at the local

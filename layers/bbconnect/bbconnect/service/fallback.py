@@ -8,6 +8,10 @@ rendered for print.
   batch's letters that have no line of their own;
 - not rendered, not acknowledged, or no report in time: FAILED with the reason.
 `digital_and_paper` letters are DELIVERED (or FAILED) digitally and always get a paper copy.
+
+The paper letters of a chunk go into one zip in the outbox; each outcome entry that goes on paper
+names its file in the zip (`paper_file`) and its page count (`pages`), which Finalize's print jobs
+use.
 """
 from __future__ import annotations
 
@@ -16,9 +20,11 @@ import zipfile
 
 from bbconnect.logius.globe import NIL_GUID, outcome_of, parse_result
 from bbconnect.masking import scrub
+from bbconnect.printing import page_count
 from bbconnect.service import keys
 from bbconnect.service.context import Services
 from bbconnect.service.documents import letter_document
+from bbconnect.service.proof import write_proof
 from bbconnect.service.render import renderer
 from bbconnect.status import Route, Status
 
@@ -62,7 +68,12 @@ def fallback(event: dict, services: Services) -> dict:
     for entry in outcome["letters"]:
         services.letters.advance(tenant, entry["reference"], Status(entry["status"]), reason=entry.get("reason"),
                                  extra={"paper_copy": entry["paper"]} if entry["paper"] else None)
-    return {"counts": outcome["counts"]}
+    answer = {"counts": outcome["counts"]}
+    try:
+        answer["proof"] = write_proof(services, chunk, outcome)
+    except Exception as error:  # a broken signing key must not hold the letters' final states hostage
+        answer["proof_error"] = f"{type(error).__name__}: {error}"
+    return answer
 
 
 def _decide(event: dict, services: Services, chunk: dict) -> dict:
@@ -79,6 +90,7 @@ def _decide(event: dict, services: Services, chunk: dict) -> dict:
 
     entries, paper_pdfs = [], {}
     for letter in chunk["letters"]:
+        pages = None
         reference = letter["reference"]
         route = routes[reference]["route"]
         code = None
@@ -99,25 +111,27 @@ def _decide(event: dict, services: Services, chunk: dict) -> dict:
         wants_paper = status == Status.PAPER or route == Route.BOTH
         if wants_paper:
             try:
-                paper_pdfs[reference] = renderer().render(letter_document(letter, organisation, stream, variant="paper"))
-            except ValueError as error:
+                pdf = renderer().render(letter_document(letter, organisation, stream, variant="paper"))
+                pages = page_count(pdf)
+                paper_pdfs[reference] = pdf
+            except ValueError as error:  # a PrintError (unreadable PDF) too
                 status, reason, wants_paper = Status.FAILED, f"paper letter could not be rendered: {scrub(str(error))}", False
-        entries.append({"reference": reference, "line": letter["line"], "bericht_id": letter["bericht_id"],
-                        "route": route, "route_source": routes[reference].get("source"), "status": status.value, "reason": reason, "code": code, "paper": wants_paper,
-                        "address": letter.get("address")})
+        entry = {"reference": reference, "line": letter["line"], "bericht_id": letter["bericht_id"],
+                 "route": route, "route_source": routes[reference].get("source"), "status": status.value, "reason": reason, "code": code, "paper": wants_paper,
+                 "address": letter.get("address")}
+        if wants_paper:
+            entry.update(paper_file=keys.paper_file(reference), pages=pages)
+        entries.append(entry)
     paper_key = None
     if paper_pdfs:
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as bundle:
             for reference, pdf in paper_pdfs.items():
-                bundle.writestr(f"{_safe(reference)}.pdf", pdf)
+                bundle.writestr(keys.paper_file(reference), pdf)
         paper_key = keys.paper_bundle(tenant, batch_id, index)
         services.outbox.put(paper_key, buffer.getvalue(), "application/zip")
     counts = {"delivered": 0, "paper": 0, "failed": 0}
     for entry in entries:
         counts[entry["status"].lower()] += 1
-    return {"letters": entries, "counts": counts, "paper_bundle": paper_key, "globe_batch_id": chunk["globe_batch_id"]}
-
-
-def _safe(reference: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in reference)
+    return {"letters": entries, "counts": counts, "paper_bundle": paper_key, "globe_batch_id": chunk["globe_batch_id"],
+            "sender": chunk["sender"], "stream": chunk["stream"]}

@@ -5,9 +5,14 @@ A letter's own PDF (`attachments`, a file under `<tenant>/attachments/` in the i
 per chunk and checked (`rendering.passthrough`: a PDF, complete, not encrypted, 1-50 pages, and
 small enough to stay within Logius' 500 kB next to the letter); a letter whose attachment fails
 is set aside with the reason, the rest of the chunk goes on. The Berichtenbox text carries the
-payment paragraph (amount, IBAN, betalingskenmerk, payment link) when the letter asks for a payment."""
+payment paragraph (amount, IBAN, betalingskenmerk, payment link) when the letter asks for a payment.
+
+`rendered.json` also records the SHA-256 (hex) of every PDF that went into the GLOBE batch, per
+BerichtID in attachment order (`"sha256": {bericht_id: [letter, attachment]}`), for the proof of
+dispatch."""
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime
 
 from bbconnect.logius.globe import GlobeAttachment, GlobeLetter, build_batch, check_letter
@@ -77,7 +82,7 @@ def render(event: dict, services: Services) -> dict:
         organisation = config.organisations[chunk["sender"]]
         stream = config.streams[chunk["stream"]]
         routes = services.work.get_json(keys.chunk(chunk["batch_id"], index, "routes.json"))
-        globe_letters, failed = [], {}
+        globe_letters, failed, digests = [], {}, {}
         created_at = datetime.now(UTC)
         files = _Attachments(services, chunk["source_key"])
         for letter in chunk["letters"]:
@@ -105,6 +110,7 @@ def render(event: dict, services: Services) -> dict:
                 )
                 check_letter(globe_letter, created_at=created_at)  # one bad letter is set aside, not the batch
                 globe_letters.append(globe_letter)
+                digests[globe_letter.bericht_id] = [hashlib.sha256(a.content).hexdigest() for a in globe_letter.attachments]
             except PassthroughError as error:
                 failed[letter["reference"]] = f"attachment refused: {error}"
             except ValueError as error:
@@ -112,7 +118,7 @@ def render(event: dict, services: Services) -> dict:
         if globe_letters:
             xml = build_batch(chunk["globe_batch_id"], created_at, organisation.oin, globe_letters)
             services.work.put(keys.chunk(chunk["batch_id"], index, "berichten.xml"), xml, "application/xml")
-        rendered = {"included": [g_letter.bericht_id for g_letter in globe_letters], "failed": failed}
+        rendered = {"included": [g_letter.bericht_id for g_letter in globe_letters], "failed": failed, "sha256": digests}
         services.work.put_json(rendered_key, rendered)
     included = set(rendered["included"])
     for letter in chunk["letters"]:

@@ -1,0 +1,116 @@
+"""Proof of dispatch: once a GLOBE batch has its final outcome, a signed statement of when it was
+sent, when Logius acknowledged it, what Logius said per letter and which PDFs went out, in the
+tenant's outbox as `<tenant>/proofs/proof-<GLOBE BatchID>.xml` (see `bbconnect.proof`).
+
+Only for GLOBE batches Logius acknowledged (a batch that never reached Logius proves nothing), and
+only when `PROOF_SIGNING_KEY` is set: a secret reference (`secretsmanager:<name>` on AWS,
+`file:<path>` locally) to ONE PEM holding the signing certificate (chain after it, optionally) and
+its unencrypted RSA private key. Without it nothing is written.
+
+The signed proof is kept with the chunk's work files first, so a retried Fallback writes the same
+bytes to the outbox again instead of a second proof with a later signing time. Nothing here logs;
+the proof names letters by the tenant's reference and BerichtID only (no BSN, no letter text).
+"""
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+
+from bbconnect.adapters.references import read_reference
+from bbconnect.logius.globe import parse_result
+from bbconnect.proof import LetterProof, ProofError, ProofOfDispatch, build_proof_xml, sign_proof
+from bbconnect.service import keys
+from bbconnect.service.context import Services
+from bbconnect.status import Status
+
+SIGNING_KEY_ENV = "PROOF_SIGNING_KEY"
+
+
+def proof_key(tenant: str, globe_batch_id: str) -> str:
+    """Where the tenant finds the proof in the outbox."""
+    return f"{tenant}/proofs/proof-{globe_batch_id}.xml"
+
+
+def _when(value, what: str) -> datetime | None:  # noqa: ANN001
+    if not value:
+        return None
+    try:
+        moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    except ValueError:
+        raise ProofError(f"the GLOBE batch's {what} is not a time: {value!r}") from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _report_times(services: Services, record: dict) -> tuple[datetime | None, datetime | None]:
+    """DatumOntvangen and DatumVerwerkt of the processing report, when it arrived and is readable."""
+    if not record.get("result_key"):
+        return None, None
+    data = services.work.get_or_none(record["result_key"])
+    if data is None:
+        return None, None
+    try:
+        result = parse_result(data)
+    except ValueError:
+        return None, None  # Fallback has said what it could; the proof then names our own times only
+    return result.received_at, result.processed_at
+
+
+def build_proof(services: Services, chunk: dict, outcome: dict, record: dict) -> ProofOfDispatch | None:
+    """The proof of the chunk's GLOBE batch from the chunk, its outcome, `rendered.json` and the
+    `globe#` record; None when no letter of the chunk went into the batch."""
+    rendered = services.work.get_json_or_none(keys.chunk(chunk["batch_id"], chunk["index"], "rendered.json")) or {}
+    included = set(rendered.get("included") or [])
+    digests = rendered.get("sha256") or {}
+    entries = {entry["reference"]: entry for entry in outcome.get("letters") or []}
+    letters = []
+    for letter in chunk["letters"]:
+        if letter["bericht_id"] not in included:
+            continue  # on paper only, or set aside before the batch: not dispatched to the Berichtenbox
+        entry = entries.get(letter["reference"]) or {}
+        letters.append(LetterProof(
+            reference=letter["reference"], bericht_id=letter["bericht_id"],
+            status=entry.get("status") or Status.SENT.value, code=entry.get("code") or None,
+            reason=entry.get("reason") or None, pdf_sha256=tuple(digests.get(letter["bericht_id"]) or ()),
+        ))
+    if not letters:
+        return None
+    organisation = services.configs.get(chunk["tenant"]).organisations.get(chunk["sender"])
+    if organisation is None:
+        raise ProofError(f"tenant {chunk['tenant']!r} has no organisation {chunk['sender']!r} any more")
+    globe_received, globe_processed = _report_times(services, record)
+    return ProofOfDispatch(
+        globe_batch_id=chunk["globe_batch_id"], batch_id=chunk["batch_id"], tenant=chunk["tenant"],
+        sender_oin=organisation.oin, connection_oin=record["from_oin"], receiver_oin=record.get("to_oin"),
+        cpa_id=record.get("cpa_id"), message_id=record["message_id"],
+        sent_at=_when(record.get("first_attempt_at"), "first_attempt_at"),
+        acknowledged_at=_when(record["acknowledged_at"], "acknowledged_at"),
+        report_received_at=_when(record.get("result_at"), "result_at"),
+        globe_received_at=globe_received, globe_processed_at=globe_processed,
+        letters=tuple(letters),
+    )
+
+
+def write_proof(services: Services, chunk: dict, outcome: dict) -> str | None:
+    """Sign and write the proof of dispatch of the chunk's GLOBE batch; returns its outbox key, or
+    None when there is nothing to prove (not acknowledged, no letter in the batch) or no
+    `PROOF_SIGNING_KEY`. A bad key raises :class:`bbconnect.proof.ProofError`; storage trouble
+    raises as it is, so the step's retry applies."""
+    reference = os.environ.get(SIGNING_KEY_ENV, "").strip()
+    if not reference:
+        return None
+    globe_id = chunk.get("globe_batch_id")
+    record = services.batches.globe(globe_id) if globe_id else None
+    if not record or record.get("state") != "acknowledged" or not record.get("acknowledged_at"):
+        return None
+    key = proof_key(chunk["tenant"], globe_id)
+    stored_key = keys.chunk(chunk["batch_id"], chunk["index"], "proof.xml")
+    signed = services.work.get_or_none(stored_key)
+    if signed is None:
+        proof = build_proof(services, chunk, outcome, record)
+        if proof is None:
+            return None
+        pem = read_reference(reference)
+        signed = sign_proof(build_proof_xml(proof), pem, pem)
+        services.work.put(stored_key, signed, "application/xml")
+    services.outbox.put(key, signed, "application/xml")
+    return key
