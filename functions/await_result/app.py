@@ -1,4 +1,6 @@
 """Batch state machine task: await result."""
+from aws_lambda_powertools.metrics import MetricUnit
+
 from bbconnect.observability import correlate, logger_for, metrics_for
 from bbconnect.service.results import await_result
 from bbconnect.service.context import services
@@ -6,9 +8,19 @@ from bbconnect.service.context import services
 logger = logger_for("await-result")
 metrics = metrics_for("await-result")
 
+OVERDUE_SECONDS = 24 * 3600
+
 
 @metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
 def handler(event, context):
     correlate(logger, event)
-    return await_result(event, services())
+    result = await_result(event, services())
+    # 1 on each check of a batch that has waited more than 24 hours without its processing report,
+    # else 0: the maximum over a period says whether any batch is overdue (an alarm watches it).
+    overdue = result["status"] != "arrived" and result.get("waited_seconds", 0) > OVERDUE_SECONDS
+    metrics.add_metric(name="BatchesWithoutResult24h", unit=MetricUnit.Count, value=1 if overdue else 0)
+    if overdue:
+        logger.warning("GLOBE batch without a processing report after 24 hours",
+                       extra={"waited_seconds": result["waited_seconds"], "status": result["status"]})
+    return result

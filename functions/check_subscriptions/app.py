@@ -1,5 +1,5 @@
 """Batch state machine task: check subscriptions."""
-from bbconnect.observability import correlate, logger_for, metrics_for
+from bbconnect.observability import correlate, logger_for, logius_latency, metrics_for
 from bbconnect.service.subscriptions import check_subscriptions
 from bbconnect.service.context import services
 
@@ -11,4 +11,5 @@ metrics = metrics_for("check-subscriptions")
 @logger.inject_lambda_context(clear_state=True)
 def handler(event, context):
     correlate(logger, event)
-    return check_subscriptions(event, services())
+    with logius_latency(metrics):  # each WUS call: LogiusWusLatency
+        return check_subscriptions(event, services())

@@ -12,7 +12,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, IdempotencyConfig, idempotent_function
 
 from bbconnect import runtime
-from bbconnect.observability import correlate, logger_for, metrics_for
+from bbconnect.observability import correlate, logger_for, logius_latency, metrics_for
 from bbconnect.service.context import services
 from bbconnect.service.send import Sender, post_attempt_once
 
@@ -56,4 +56,5 @@ def record_handler(record: SQSRecord) -> None:
 @logger.inject_lambda_context(clear_state=True)
 def handler(event, context):
     idempotency.register_lambda_context(context)
-    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
+    with logius_latency(metrics):  # each ebMS POST (the message, a StatusRequest): LogiusEbmsLatency
+        return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

@@ -1,8 +1,31 @@
 """Powertools Logger and Metrics as every handler uses them: JSON logs with the batch (or letter)
-id as correlation id and the tenant appended, EMF metrics in the `bbconnect` namespace."""
+id as correlation id and the tenant appended, EMF metrics in the `bbconnect` namespace.
+
+Besides a handler's own metrics (dimension `service` only), this module gives:
+- `count_by_stream`: a count with dimensions `service` + `stream` (the berichttype code), as a
+  separate EMF blob, so the `service`-only metric of the same name (and the alarms on it) stay as
+  they are;
+- `StreamTally`: counts per stream the letters ingest records, without changing what it does;
+- `logius_latency`: while bound, every call to Logius (each ebMS POST, each WUS call) adds its
+  duration in milliseconds to the handler's metrics (`LogiusEbmsLatency`, `LogiusWusLatency`).
+"""
 from __future__ import annotations
 
+import functools
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
+
+STREAM_DIMENSION = "stream"
+# The stream of a row rejected before it had a valid stream (ingest does not say which it was).
+UNATTRIBUTED_STREAM = "unattributed"
+# LogiusConnection method -> the latency metric each call of it adds.
+LOGIUS_LATENCY_METRICS = {"post_ebms": "LogiusEbmsLatency", "validate_subscriptions": "LogiusWusLatency"}
 
 
 def logger_for(service: str) -> Logger:
@@ -31,3 +54,99 @@ def correlate(logger: Logger, event: dict) -> None:
         keys["chunk"] = chunk["index"]
         keys["globe_batch_id"] = chunk.get("globe_batch_id")
     logger.thread_safe_append_keys(**keys)
+
+
+# ---------------------------------------------------------------------- by stream
+def count_by_stream(metrics: Metrics, name: str, value: int, stream: str) -> None:
+    """Emit `name` with dimensions service + stream at once (its own EMF line)."""
+    dimensions = {STREAM_DIMENSION: stream}
+    if metrics.provider.service:
+        dimensions = {"service": str(metrics.provider.service), **dimensions}
+    with single_metric(name=name, unit=MetricUnit.Count, value=value, namespace=metrics.provider.namespace,
+                       default_dimensions=dimensions):
+        pass
+
+
+class StreamTally:
+    """Wraps a LetterRepository for one ingest: counts per stream the letters it records (accepted)
+    and those whose reference an earlier file already used (rejected as duplicates). Everything
+    else goes to the repository unchanged."""
+
+    def __init__(self, letters):
+        self._letters = letters
+        self.accepted: Counter[str] = Counter()
+        self.duplicates: Counter[str] = Counter()
+
+    def record_accepted(self, *args, **kwargs):
+        earlier = self._letters.record_accepted(*args, **kwargs)
+        stream = kwargs.get("stream")
+        if stream:
+            (self.accepted if earlier is None else self.duplicates)[stream] += 1
+        return earlier
+
+    def __getattr__(self, name: str):
+        return getattr(self._letters, name)
+
+    def by_stream(self, received: int, rejected: int) -> dict[str, dict[str, int]]:
+        """{stream: {"received", "rejected"}}; the rows rejected before their stream was known go to
+        `UNATTRIBUTED_STREAM`, so the streams add up to the file's totals."""
+        counts: dict[str, dict[str, int]] = {}
+        for stream in sorted(set(self.accepted) | set(self.duplicates)):
+            counts[stream] = {"received": self.accepted[stream] + self.duplicates[stream], "rejected": self.duplicates[stream]}
+        rest_received = received - sum(c["received"] for c in counts.values())
+        rest_rejected = rejected - sum(c["rejected"] for c in counts.values())
+        if rest_received > 0 or rest_rejected > 0:
+            counts[UNATTRIBUTED_STREAM] = {"received": max(rest_received, 0), "rejected": max(rest_rejected, 0)}
+        return counts
+
+
+# ---------------------------------------------------------------------- Logius latency
+_bound = threading.local()
+_instrument_lock = threading.Lock()
+
+
+def _emit_latency_metric(name: str, started: float) -> None:
+    metrics = getattr(_bound, "metrics", None)
+    if metrics is None:
+        return
+    try:
+        metrics.add_metric(name=name, unit=MetricUnit.Milliseconds, value=round((time.perf_counter() - started) * 1000, 1))
+    except Exception:  # noqa: BLE001 - a metric must never change what the call did
+        pass
+
+
+def _timed(method, metric_name: str):
+    @functools.wraps(method)
+    def timed(*args, **kwargs):
+        started = time.perf_counter()
+        try:
+            return method(*args, **kwargs)
+        finally:  # a timeout or refusal is a latency too
+            _emit_latency_metric(metric_name, started)
+
+    timed.bbconnect_latency_metric = metric_name
+    return timed
+
+
+def instrument_logius() -> None:
+    """Time LogiusConnection's calls to Logius (once per process). Without a bound handler (see
+    `logius_latency`) the timing is dropped, so the wrapped methods behave exactly as before."""
+    from bbconnect.adapters.logius import LogiusConnection
+
+    with _instrument_lock:
+        for attribute, metric_name in LOGIUS_LATENCY_METRICS.items():
+            method = getattr(LogiusConnection, attribute)
+            if getattr(method, "bbconnect_latency_metric", None) != metric_name:
+                setattr(LogiusConnection, attribute, _timed(method, metric_name))
+
+
+@contextmanager
+def logius_latency(metrics: Metrics) -> Iterator[None]:
+    """While inside, this thread's calls to Logius add their milliseconds to `metrics`."""
+    instrument_logius()
+    previous = getattr(_bound, "metrics", None)
+    _bound.metrics = metrics
+    try:
+        yield
+    finally:
+        _bound.metrics = previous

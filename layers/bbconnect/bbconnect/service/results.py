@@ -121,19 +121,20 @@ def _signal(message, cert_oin: str, services: Services, sfn) -> None:
 
 
 def await_result(event: dict, services: Services, *, now: datetime | None = None) -> dict:
-    """Has the processing report of this chunk's GLOBE batch arrived? arrived | waiting | timed_out."""
+    """Has the processing report of this chunk's GLOBE batch arrived? arrived | waiting | timed_out,
+    and `waited_seconds`: how long the batch has waited since it was acknowledged (or created)."""
     now = now or datetime.now(UTC)
     record = services.batches.globe(event["chunk"]["globe_batch_id"]) or {}
     if record.get("transport") == "adapter" and not record.get("result_key"):
         collect_from_adapter(services, record)
         record = services.batches.globe(event["chunk"]["globe_batch_id"]) or {}
+    sent_at = record.get("acknowledged_at") or record.get("created_at")
+    waited = (now - datetime.fromisoformat(sent_at)).total_seconds() if sent_at else 0
     if record.get("result_key"):
         status = "arrived"
     else:
-        sent_at = record.get("acknowledged_at") or record.get("created_at")
-        waited = (now - datetime.fromisoformat(sent_at)).total_seconds() if sent_at else 0
         status = "timed_out" if waited >= services.settings.result_timeout_seconds else "waiting"
-    return {"status": status, "checked_at": now.isoformat()}
+    return {"status": status, "checked_at": now.isoformat(), "waited_seconds": max(0, int(waited))}
 
 
 def collect_from_adapter(services: Services, record: dict) -> int:

@@ -1,0 +1,277 @@
+"""The handlers' EMF metrics as CloudWatch gets them: the letter counts by stream (dimensions
+service + stream) next to the service-only ones the alarms use, BatchesWithoutResult24h, and the
+milliseconds of each call to Logius."""
+from __future__ import annotations
+
+import ast
+import importlib.util
+import json
+import time
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+
+import pytest
+
+from bbconnect import observability, runtime
+from bbconnect.adapters import transport
+from bbconnect.adapters.logius import LogiusConnection, LogiusUnavailable
+from bbconnect.service import context as service_context
+from bbconnect.service.context import Services
+from bbconnect.service.results import await_result
+from bbconnect_local.deployment import LambdaContext
+
+ENVIRONMENT = {
+    "POWERTOOLS_METRICS_NAMESPACE": "bbconnect", "AWS_DEFAULT_REGION": "eu-west-1", "POWERTOOLS_TRACE_DISABLED": "true",
+    "LETTERS_TABLE": "letters", "BATCHES_TABLE": "batches", "IDEMPOTENCY_TABLE": "idempotency", "INBOX_BUCKET": "inbox",
+    "OUTBOX_BUCKET": "outbox", "WORK_BUCKET": "work", "LOGIUS_CA_BUNDLE": "file:/dev/null",
+}
+
+
+@pytest.fixture(autouse=True)
+def environment(monkeypatch):
+    for key, value in ENVIRONMENT.items():
+        monkeypatch.setenv(key, value)
+    runtime.reset()
+    service_context.reset()
+    yield
+    runtime.reset()
+    service_context.reset()
+
+
+@pytest.fixture
+def load_handler(repo_root):
+    """Import functions/<name>/app.py as its own module (every handler file is called app.py)."""
+    def load(name: str):
+        spec = importlib.util.spec_from_file_location(f"bbconnect_test_metrics_{name}", repo_root / "functions" / name / "app.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        module.metrics.clear_metrics()  # Powertools' Metrics share one metric set per process
+        return module
+    return load
+
+
+def emf_lines(captured: str) -> list[dict]:
+    """The EMF blobs among the handler's stdout lines (the logs are JSON too, without `_aws`)."""
+    blobs = []
+    for line in captured.splitlines():
+        try:
+            blob = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(blob, dict) and "_aws" in blob:
+            blobs.append(blob)
+    return blobs
+
+
+def points(blobs: list[dict]) -> list[tuple[str, dict[str, str], float]]:
+    """(metric name, its dimensions, value) for every value of every metric of every blob (EMF
+    gives a metric one value or a list of them)."""
+    found = []
+    for blob in blobs:
+        for directive in blob["_aws"]["CloudWatchMetrics"]:
+            assert directive["Namespace"] == "bbconnect"
+            for dimension_set in directive["Dimensions"]:
+                for metric in directive["Metrics"]:
+                    values = blob[metric["Name"]]
+                    for value in values if isinstance(values, list) else [values]:
+                        found.append((metric["Name"], {d: blob[d] for d in dimension_set}, value))
+    return found
+
+
+def _services(**fields) -> Services:
+    values = {name: None for name in Services.__dataclass_fields__}
+    values.update(fields)
+    return Services(**values)
+
+
+# ---------------------------------------------------------------------- fallback: delivered / paper / failed
+def test_given_a_finished_chunk_when_fallback_reports_then_each_count_carries_the_chunks_stream(load_handler, monkeypatch, capsys):
+    app = load_handler("fallback")
+    work = SimpleNamespace(get_json=lambda key: {"stream": "AANSLAG", "letters": []} if key == "work/chunk.json" else None)
+    monkeypatch.setattr(app, "services", lambda: _services(work=work))
+    monkeypatch.setattr(app, "fallback", lambda event, services: {"counts": {"delivered": 7, "paper": 2, "failed": 1}})
+
+    app.handler({"batch_id": "b1", "tenant": "gemeente-lv", "chunk": {"index": 0, "key": "work/chunk.json"}}, LambdaContext("fallback"))
+
+    found = points(emf_lines(capsys.readouterr().out))
+    by_stream = {(name, value) for name, dims, value in found if dims == {"service": "fallback", "stream": "AANSLAG"}}
+    assert by_stream == {("LettersDelivered", 7), ("LettersPaper", 2), ("LettersFailed", 1)}
+    service_only = {(name, value) for name, dims, value in found if dims == {"service": "fallback"}}
+    assert service_only == {("LettersDelivered", 7), ("LettersPaper", 2), ("LettersFailed", 1)}, "the alarms' metrics stay as they were"
+
+
+def test_given_a_chunk_whose_stream_cannot_be_read_when_fallback_reports_then_the_service_counts_still_go_out(load_handler, monkeypatch, capsys):
+    app = load_handler("fallback")
+
+    def unreadable(key):
+        raise OSError("S3 is away")
+
+    monkeypatch.setattr(app, "services", lambda: _services(work=SimpleNamespace(get_json=unreadable)))
+    monkeypatch.setattr(app, "fallback", lambda event, services: {"counts": {"delivered": 1, "paper": 0, "failed": 0}})
+
+    result = app.handler({"batch_id": "b1", "chunk": {"index": 0, "key": "k"}}, LambdaContext("fallback"))
+
+    assert result == {"counts": {"delivered": 1, "paper": 0, "failed": 0}}
+    found = points(emf_lines(capsys.readouterr().out))
+    assert all("stream" not in dims for _name, dims, _value in found)
+    assert ("LettersDelivered", {"service": "fallback"}, 1) in found
+
+
+# ---------------------------------------------------------------------- ingest: received / rejected
+class FakeLetters:
+    def __init__(self, used_before: set[str]):
+        self.used_before = used_before
+
+    def record_accepted(self, *, tenant, reference, batch_id, line, bericht_id, sender, stream):
+        return "earlier-batch" if reference in self.used_before else None
+
+    def record_rejected(self, **kwargs):
+        return None
+
+
+def test_given_a_file_with_two_streams_when_ingest_reports_then_received_and_rejected_carry_the_stream(load_handler, monkeypatch, capsys):
+    app = load_handler("ingest")
+    monkeypatch.setattr(app, "services", lambda: _services(letters=FakeLetters(used_before={"r3"})))
+
+    def fake_ingest(event, services):
+        # as the real ingest: every valid row is recorded with its stream; r3 was used by an earlier file
+        for line, (reference, stream) in enumerate([("r1", "AANSLAG"), ("r2", "AANSLAG"), ("r3", "AANSLAG"), ("r4", "WOZ")], start=1):
+            services.letters.record_accepted(tenant="gemeente-lv", reference=reference, batch_id="b1", line=line,
+                                             bericht_id=f"id-{line}", sender="lv", stream=stream)
+        services.letters.record_rejected(tenant="gemeente-lv", batch_id="b1", line=5, reference="r5", code="INVALID_BSN", reason="11-test")
+        return {"status": "ok", "batch_id": "b1", "received": 5, "accepted": 3, "rejected": 2, "chunk_count": 2}
+
+    monkeypatch.setattr(app, "ingest", fake_ingest)
+
+    app.handler({"batch_id": "b1", "bucket": "inbox", "key": "gemeente-lv/file.jsonl"}, LambdaContext("ingest"))
+
+    found = points(emf_lines(capsys.readouterr().out))
+    by_stream = {(name, dims["stream"], value) for name, dims, value in found if "stream" in dims}
+    assert all(dims["service"] == "ingest" for _n, dims, _v in found)
+    assert by_stream == {
+        ("LettersReceived", "AANSLAG", 3), ("LettersRejected", "AANSLAG", 1),
+        ("LettersReceived", "WOZ", 1), ("LettersRejected", "WOZ", 0),
+        ("LettersReceived", observability.UNATTRIBUTED_STREAM, 1), ("LettersRejected", observability.UNATTRIBUTED_STREAM, 1),
+    }
+    for name, total in (("LettersReceived", 5), ("LettersRejected", 2)):
+        assert sum(v for n, _s, v in by_stream if n == name) == total, f"{name}: the streams add up to the file"
+        assert (name, {"service": "ingest"}, total) in found
+
+
+def test_given_the_ingest_service_then_it_records_each_letter_with_its_stream_as_a_keyword(repo_root):
+    """StreamTally counts the `stream=` keyword of record_accepted: the service must keep passing it."""
+    tree = ast.parse((repo_root / "layers/bbconnect/bbconnect/service/ingest.py").read_text(encoding="utf-8"))
+    calls = [node for node in ast.walk(tree) if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+             and node.func.attr == "record_accepted"]
+    assert calls and all("stream" in {k.arg for k in call.keywords} for call in calls)
+
+
+# ---------------------------------------------------------------------- await-result: BatchesWithoutResult24h
+@pytest.mark.parametrize(("status", "waited", "expected"), [
+    ("waiting", 25 * 3600, 1), ("timed_out", 48 * 3600, 1), ("waiting", 3600, 0), ("arrived", 30 * 3600, 0),
+])
+def test_given_a_waiting_batch_when_its_result_is_checked_then_a_wait_over_24_hours_is_counted(
+        load_handler, monkeypatch, capsys, status, waited, expected):
+    app = load_handler("await_result")
+    monkeypatch.setattr(app, "services", lambda: None)
+    monkeypatch.setattr(app, "await_result", lambda event, services: {"status": status, "checked_at": "now", "waited_seconds": waited})
+
+    result = app.handler({"batch_id": "b1", "chunk": {"index": 0, "globe_batch_id": "g1"}}, LambdaContext("await-result"))
+
+    assert result["status"] == status
+    found = points(emf_lines(capsys.readouterr().out))
+    assert ("BatchesWithoutResult24h", {"service": "await-result"}, expected) in found
+
+
+def test_given_an_acknowledged_batch_when_await_result_checks_then_it_says_how_long_it_has_waited():
+    now = datetime(2027, 3, 2, 12, 0, tzinfo=UTC)
+    records = {"g1": {"acknowledged_at": (now - timedelta(hours=25)).isoformat()},
+               "g2": {"acknowledged_at": (now - timedelta(hours=30)).isoformat(), "result_key": "results/g2.xml"}}
+    services = _services(batches=SimpleNamespace(globe=records.get), settings=SimpleNamespace(result_timeout_seconds=172800))
+
+    waiting = await_result({"chunk": {"globe_batch_id": "g1"}}, services, now=now)
+    arrived = await_result({"chunk": {"globe_batch_id": "g2"}}, services, now=now)
+
+    assert (waiting["status"], waiting["waited_seconds"]) == ("waiting", 25 * 3600)
+    assert (arrived["status"], arrived["waited_seconds"]) == ("arrived", 30 * 3600)
+    assert await_result({"chunk": {"globe_batch_id": "unknown"}}, services, now=now)["waited_seconds"] == 0
+
+
+# ---------------------------------------------------------------------- Logius latency
+def _connection() -> LogiusConnection:
+    connection = object.__new__(LogiusConnection)  # no TLS context: the transport is faked
+    connection.connection = SimpleNamespace(endpoint="https://globe.example/ebms", wus_endpoint="https://globe.example/wus",
+                                            logius_oin="00000004003214345001")
+    connection._context, connection._timeout = None, 5
+    return connection
+
+
+def _slow_answer(*args, **kwargs):
+    time.sleep(0.02)
+    return transport.HttpAnswer(status=200, headers={}, body=b"")
+
+
+def _metric_values(metrics, name: str) -> list[float]:
+    metric = metrics.serialize_metric_set()
+    value = metric.get(name, [])
+    return value if isinstance(value, list) else [value]
+
+
+def test_given_a_bound_handler_when_it_posts_ebms_then_each_post_adds_its_milliseconds(monkeypatch):
+    metrics = observability.metrics_for("send")
+    metrics.clear_metrics()
+    monkeypatch.setattr(transport, "post", _slow_answer)
+    connection = _connection()
+
+    connection.post_ebms({"Content-Type": "text/xml"}, b"<x/>")  # not bound: not counted
+    with observability.logius_latency(metrics):
+        connection.post_ebms({"Content-Type": "text/xml"}, b"<x/>")
+        connection.post_ebms({"Content-Type": "text/xml"}, b"<x/>")
+
+    values = _metric_values(metrics, "LogiusEbmsLatency")
+    metrics.clear_metrics()
+    assert len(values) == 2 and all(value >= 20 for value in values)
+
+
+def test_given_a_wus_call_that_fails_when_bound_then_its_time_to_fail_is_counted(monkeypatch):
+    metrics = observability.metrics_for("check-subscriptions")
+    metrics.clear_metrics()
+
+    def unreachable(*args, **kwargs):
+        time.sleep(0.01)
+        raise transport.TransportError("connection refused")
+
+    monkeypatch.setattr(transport, "post", unreachable)
+    with observability.logius_latency(metrics), pytest.raises(LogiusUnavailable):
+        _connection().validate_subscriptions("00000001234567890000", "AANSLAG", ["111222333"])
+
+    values = _metric_values(metrics, "LogiusWusLatency")
+    metrics.clear_metrics()
+    assert len(values) == 1 and values[0] >= 10
+
+
+def test_given_the_send_handler_when_a_message_posts_to_logius_then_the_latency_goes_out_with_service_send(
+        load_handler, monkeypatch, capsys):
+    app = load_handler("send")
+    monkeypatch.setattr(transport, "post", _slow_answer)
+    monkeypatch.setattr(app, "services", lambda: None)
+
+    class PostingSender:
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def handle(self, request):
+            _connection().post_ebms({"Content-Type": "text/xml"}, b"<x/>")
+            return {"waiting_until": "later"}
+
+    monkeypatch.setattr(app, "Sender", PostingSender)
+    record = {"messageId": "m1", "receiptHandle": "h", "body": json.dumps({"tenant": "t", "batch_id": "b1", "chunk": {"index": 0}}),
+              "attributes": {}, "messageAttributes": {}, "md5OfBody": "", "eventSource": "aws:sqs",
+              "eventSourceARN": "arn:aws:sqs:eu-west-1:123456789012:send", "awsRegion": "eu-west-1"}
+
+    answer = app.handler({"Records": [record]}, LambdaContext("send"))
+
+    assert answer == {"batchItemFailures": []}
+    found = points(emf_lines(capsys.readouterr().out))
+    latencies = [value for name, dims, value in found if name == "LogiusEbmsLatency" and dims == {"service": "send"}]
+    assert latencies and latencies[0] >= 20
