@@ -17,8 +17,11 @@ from rich.console import Console
 from rich.table import Table
 
 from bbconnect_local.environment import REPO_ROOT, LocalEnvironment, simulator_config_from_file
+from bbconnect_local.ops import ops_app
+from bbconnect_local.snapshot import save_snapshot
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+app.add_typer(ops_app, name="ops")
 console = Console(file=sys.__stdout__)
 
 DEMO_FILE = REPO_ROOT / "events" / "batches" / "gemeente-lv" / "aanslagen-2027.jsonl"
@@ -111,9 +114,11 @@ def _run(file: Path, tenant: str, out: Path, config_dir: Path, simulator: Path |
 
                     batch = env.wait_for_execution(key, timeout=900, on_progress=progress)
                     if batch.status != "SUCCEEDED":
+                        save_snapshot(env.outputs, out, config_dir=config_dir)  # a failed run can be inspected too
                         raise RunFailed(f"the batch execution ended {batch.status}; see {log_path}")
                     _export(env, batch.output, out)
                     env.simulator.wait_idle(timeout=30)
+                    save_snapshot(env.outputs, out, config_dir=config_dir)
                     deliveries = env.simulator.delivery_log_json()
                     (out / "simulator-deliveries.json").write_text(json.dumps(deliveries, indent=1, default=str), encoding="utf-8")
                     faults_seen = dict(getattr(env.simulator, "fault_counts", {}) or {})
@@ -160,6 +165,19 @@ def _export(env: LocalEnvironment, output: dict, out: Path) -> None:
         for old in folder.glob("*.pdf"):
             old.unlink()
     tenant, batch_id = report["tenant"], report["batch_id"]
+    print_dir = out / "print"
+    print_dir.mkdir(exist_ok=True)
+    for job in report.get("print_jobs", []):
+        for suffix in (".pdf", "-manifest.csv"):
+            key = f"{tenant}/print/{job['name']}{suffix}"
+            if env.outbox_keys(key):
+                (print_dir / f"{job['name']}{suffix}").write_bytes(env.outbox_object(key))
+    proofs = out / "proofs"
+    proofs.mkdir(exist_ok=True)
+    for globe_id in {letter.get("globe_batch_id") for letter in report["letters"] if letter.get("globe_batch_id")}:
+        key = f"{tenant}/proofs/proof-{globe_id}.xml"
+        if env.outbox_keys(key):
+            (proofs / f"proof-{globe_id}.xml").write_bytes(env.outbox_object(key))
     for key in env.outbox_keys(f"{tenant}/paper/{batch_id}/"):
         with zipfile.ZipFile(io.BytesIO(env.outbox_object(key))) as bundle:
             for name in bundle.namelist():
@@ -214,7 +232,9 @@ def _summarise(output: dict, out: Path, errors: list[str], delivered_twice: list
                   f"delivered per Logius' log: {delivered_by_logius}, per the report: {counts['delivered']}")
     if faults_seen:
         console.print("simulator faults: " + ", ".join(f"{kind} {n}" for kind, n in sorted(faults_seen.items()) if n))
-    console.print(f"report: {out / 'report.json'} (and report.csv); PDFs: {out / 'pdf'}; logs: {out / 'logs.jsonl'}")
+    console.print(f"report: {out / 'report.json'} (and report.csv, history.jsonl); PDFs: {out / 'pdf'}; "
+                  f"print jobs: {out / 'print'}; proofs of dispatch: {out / 'proofs'}; logs: {out / 'logs.jsonl'}")
+    console.print(f"inspect it: bbconnect ops --local {out} batches")
     if errors:
         console.print(f"[yellow]{len(errors)} handler errors were retried; see the log[/yellow]")
     if not report["accounted"] or delivered_twice or delivered_by_logius != counts["delivered"]:
