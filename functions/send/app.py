@@ -1,8 +1,9 @@
 """Send queue -> deliver each GLOBE batch over ebMS2 reliably, then resume the waiting execution.
 
 A message is either the first request from the state machine (with its task token) or a delayed
-check this function scheduled itself. Each numbered attempt is idempotent on (GLOBE BatchID,
-attempt number): a redelivered SQS message does not post the same attempt twice.
+check this function scheduled itself. Each numbered attempt is idempotent on (ebMS MessageId,
+attempt number): a redelivered SQS message does not post the same attempt twice, and a resend of
+the same GLOBE batch (a new message) is not mistaken for an earlier one.
 """
 import json
 
@@ -20,7 +21,7 @@ logger = logger_for("send")
 metrics = metrics_for("send")
 processor = BatchProcessor(event_type=EventType.SQS)
 persistence = DynamoDBPersistenceLayer(table_name=runtime.settings().idempotency_table)
-idempotency = IdempotencyConfig(event_key_jmespath='join(`"#"`, [globe_batch_id, to_string(number)])',
+idempotency = IdempotencyConfig(event_key_jmespath='join(`"#"`, [message_id, to_string(number)])',
                                 expires_after_seconds=7 * 86400)
 
 
@@ -30,8 +31,10 @@ def post_attempt(attempt: dict) -> dict:
 
 
 def _schedule(body: str, delay_seconds: int) -> None:
+    # The tenant is the message group, as in the state machine's Send: on a standard queue that
+    # makes SQS share the send Lambdas fairly between tenants (fair queues).
     runtime.client("sqs").send_message(QueueUrl=runtime.settings().send_queue_url, MessageBody=body,
-                                       DelaySeconds=delay_seconds)
+                                       DelaySeconds=delay_seconds, MessageGroupId=json.loads(body)["tenant"])
 
 
 def _metric(name: str, value: int = 1) -> None:

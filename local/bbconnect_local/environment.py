@@ -53,7 +53,7 @@ class LocalEnvironment:
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="bbconnect-local-"))
         self.chunk_size = chunk_size
         self.template = template
-        self.parameter_overrides = {"ResultPollSeconds": 1, "ResultTimeoutSeconds": 120, "SendTimeoutSeconds": 120,
+        self.parameter_overrides = {"ResultPollSeconds": 1, "ResultTimeoutSeconds": 120, "SendTimeoutSeconds": 900,
                                     **(parameter_overrides or {})}
         self.pki: TestPKI | None = None
         self.simulator: LogiusSimulator | None = None

@@ -32,6 +32,9 @@ def _configs(folder: Path, adapter) -> Path:
     `gemeente-lv-async`, on the CPA whose acknowledgements come as messages of their own."""
     shutil.copytree(REPO_ROOT / "config", folder, dirs_exist_ok=True)
     config = json.loads((folder / "tenants" / "gemeente-lv.json").read_text(encoding="utf-8"))
+    # A slow connection (5 letters a second), so the tests see the throttle and fair sharing at work.
+    config["connections"]["lv-logius"]["max_send_rate"] = 5
+    (folder / "tenants" / "gemeente-lv.json").write_text(json.dumps(config), encoding="utf-8")
     config["tenant"] = ASYNC_TENANT
     config["connections"]["lv-logius"]["cpa"] = "../cpa/gemeente-lv-async.xml"
     (folder / "tenants" / f"{ASYNC_TENANT}.json").write_text(json.dumps(config), encoding="utf-8")

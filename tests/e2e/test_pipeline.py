@@ -3,6 +3,7 @@ resources on moto, the real state machine, the handlers in-process, the Logius s
 two-way TLS."""
 from __future__ import annotations
 
+import base64
 import csv
 import io
 import json
@@ -16,6 +17,7 @@ import pikepdf
 import pytest
 from fpdf import FPDF
 from lxml import etree
+from pdfa.checker import check_pdfa2a, format_findings
 from pypdf import PdfReader
 
 from bbconnect.report import LOGIUS_COUNTS
@@ -115,6 +117,12 @@ def test_given_the_sample_tax_run_when_dropped_then_every_row_ends_in_exactly_on
     assert sent
     for batch in sent:
         schema.assertValid(etree.fromstring(batch.payload))
+        # And every letter in it is PDF/A-2a by the independent checker, with conformance A
+        for content in etree.fromstring(batch.payload).iter("{*}Inhoud"):
+            pdf = base64.b64decode(content.text)
+            assert check_pdfa2a(pdf) == [], format_findings(check_pdfa2a(pdf))
+            with pikepdf.open(io.BytesIO(pdf)) as parsed:
+                assert parsed.open_metadata().get("pdfaid:conformance") == "A"
         assert batch.letters <= 50
     # And Logius' counts in the report add up and agree with the letters
     _assert_logius_counts_add_up(report)

@@ -224,6 +224,9 @@ class Stream(BaseModel):
     payment: PaymentSettings | None = None
     # What one paper letter of this stream costs in postage, in euro cents; None: the tenant's rate.
     postage_cents: int | None = Field(default=None, ge=0, le=MAX_POSTAGE_CENTS)
+    # Spread the PublicatieDatum of letters without their own `publish_at` over this many days
+    # (08:00 Europe/Amsterdam, in line order; see `bbconnect.shaping`); None: publish at once.
+    spread_publication_days: int | None = Field(default=None, ge=1, le=13)
 
     @property
     def payment_settings(self) -> PaymentSettings:
@@ -261,6 +264,8 @@ class Connection(BaseModel):
     certificate: str
     logius_oin: str = Field(default=DEFAULT_LOGIUS_OIN, pattern=_OIN_PATTERN)
     max_send_rate: float = Field(gt=0, le=1000)
+    # GLOBE batches of this connection in flight at once (posted, not yet acknowledged or ended).
+    max_concurrent_batches: int = Field(default=2, ge=1, le=100)
     senders: list[str] = Field(min_length=1)
     # The ebXML CPA Logius issued for this connection (`file:<path>`, a path relative to the config
     # file, or `s3:<key>` in the config bucket). Its retries, intervals and acknowledgement mode rule.

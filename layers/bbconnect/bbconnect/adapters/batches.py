@@ -81,6 +81,25 @@ class BatchRepository:
         item = self.get(f"ebmsout#{message_id}")
         return item["globe_batch_id"] if item else None
 
+    def retire_globe(self, globe_batch_id: str, generation: str) -> bool:
+        """Keep a finished GLOBE batch's record as `globe#<id>#<generation>` and free its key, so a
+        resend of the same BatchID gets a new ebMS message. Only a finished record (acknowledged,
+        refused, expired) is retired; False when it is still in flight."""
+        record = self.get(f"globe#{globe_batch_id}")
+        if record is None:
+            return True
+        if record.get("state") not in ("acknowledged", "refused", "expired"):
+            return False
+        self._table.put_item(Item={**record, "pk": f"globe#{globe_batch_id}#{generation}"})
+        try:
+            self._table.delete_item(Key={"pk": f"globe#{globe_batch_id}"}, ConditionExpression="#st = :st",
+                                    ExpressionAttributeNames={"#st": "state"}, ExpressionAttributeValues={":st": record["state"]})
+            return True
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+
     def record_result(self, globe_batch_id: str, result_key: str, message_id: str) -> bool:
         """Attach the first processing report that arrives for a batch; later ones are kept in S3 only."""
         return self._update(

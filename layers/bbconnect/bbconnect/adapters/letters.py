@@ -102,5 +102,25 @@ class LetterRepository:
                 return False
             raise
 
+    def reopen_for_resend(self, tenant: str, reference: str, *, resend_batch_id: str, requested_by: str) -> bool:
+        """An operator resends a FAILED letter after a fix: the one move out of a final state, taken
+        only from FAILED, and kept in the history. The letter keeps its BerichtID."""
+        entry = {"at": _now(), "status": Status.ACCEPTED.value, "detail": f"resend requested ({requested_by}) in batch {resend_batch_id}"}
+        try:
+            self._table.update_item(
+                Key={"letter_key": letter_key(tenant, reference)},
+                UpdateExpression="SET #s = :s, #r = :r, #h = list_append(#h, :e), #u = :u, #b = :b REMOVE #reason",
+                ConditionExpression="#s = :failed",
+                ExpressionAttributeNames={"#s": "status", "#r": "rank", "#h": "history", "#u": "updated_at", "#b": "batch_id",
+                                          "#reason": "reason"},
+                ExpressionAttributeValues={":s": Status.ACCEPTED.value, ":r": RANK[Status.ACCEPTED], ":e": [entry],
+                                           ":u": entry["at"], ":b": resend_batch_id, ":failed": Status.FAILED.value},
+            )
+            return True
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+
     def get(self, tenant: str, reference: str) -> dict | None:
         return self._table.get_item(Key={"letter_key": letter_key(tenant, reference)}).get("Item")

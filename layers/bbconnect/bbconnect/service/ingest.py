@@ -12,6 +12,7 @@ from bbconnect.ids import tenant_of_key
 from bbconnect.letters import Rejection
 from bbconnect.service import keys
 from bbconnect.service.context import Services
+from bbconnect.shaping import spread_publication
 from bbconnect.tenants import TenantConfigError
 from bbconnect.validation import validate_rows
 
@@ -31,6 +32,10 @@ def ingest(event: dict, services: Services, *, now: datetime | None = None) -> d
         "send_timeout_seconds": services.settings.send_timeout_seconds,
     }
     answer = {"batch_id": batch_id, "tenant": tenant or "", "file": key, "timing": timing, "chunk_count": 0}
+    if event.get("resend_of"):
+        from bbconnect.service.resend import ingest_resend
+
+        return ingest_resend(event, services, timing=timing)
     try:
         if tenant is None:
             raise BadFile("the file is not under a tenant prefix: drop batch files as <tenant>/<file>")
@@ -86,6 +91,8 @@ def ingest(event: dict, services: Services, *, now: datetime | None = None) -> d
         services.letters.record_rejected(tenant=tenant, batch_id=batch_id, line=rejection.line,
                                          reference=rejection.reference, code=rejection.code, reason=rejection.reason)
 
+    # Streams that ask for it get their letters' PublicatieDatum spread over the coming days.
+    recorded = spread_publication(recorded, config, now=now)
     chunks = plan_chunks(
         batch_id, recorded, lambda letter: ChunkKey(letter.sender, letter.stream, connection_of(letter)),
         max_letters=services.settings.chunk_size,

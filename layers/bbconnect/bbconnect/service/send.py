@@ -13,6 +13,12 @@ waiting execution how it went.
 - Unacknowledged after the last attempt (and not known to GLOBE when asked with a StatusRequest):
   the batch expires, its letters become FAILED with the reason, and `GlobeBatchesExpired` is
   counted (an alarm watches it).
+- Peak shaping: before an attempt posts, the connection's throttle (`adapters.throttle`, the maths
+  in `bbconnect.shaping`) must give it the batch's letters in tokens at `max_send_rate` and a slot
+  of `max_concurrent_batches`. If it does not, nothing is posted: the check is scheduled again for
+  when it will, and `SendsThrottled` is counted. The send Lambda never sleeps on the throttle, so
+  one connection's backlog cannot tie up the send Lambdas other tenants need. The slot is given
+  back when the batch is acknowledged, refused or expires (and its lease ends in any case).
 """
 from __future__ import annotations
 
@@ -20,15 +26,22 @@ import json
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
+from botocore.exceptions import BotoCoreError, ClientError
+
+from bbconnect import runtime
 from bbconnect.adapters.logius import LogiusConnection, LogiusUnavailable
+from bbconnect.adapters.throttle import ConnectionThrottle
 from bbconnect.ebms import message as ebms
 from bbconnect.ebms.reliability import Attempt, Expire, WaitUntil, next_step
 from bbconnect.service import keys
 from bbconnect.service.channels import Channel, channel_for
 from bbconnect.service.context import Services
+from bbconnect.shaping import Wait, connection_limits
 from bbconnect.status import Status
 
 MAX_SQS_DELAY = 900
+# A slot's lease outlasts one attempt and the wait for the next; each attempt renews it.
+SLOT_LEASE_MARGIN_SECONDS = 60
 FINAL_STATES = ("acknowledged", "refused", "expired")
 
 
@@ -45,12 +58,19 @@ class Sender:
     puts a delayed message on the send queue; `post_attempt(attempt)` posts one numbered attempt
     (the handler makes it idempotent per batch and attempt number)."""
 
-    def __init__(self, services: Services, *, sfn, schedule, post_attempt=None, metrics=None):
+    def __init__(self, services: Services, *, sfn, schedule, post_attempt=None, metrics=None, throttle=None):
         self.services = services
         self.sfn = sfn
         self.schedule = schedule
         self.post_attempt = post_attempt or (lambda attempt: post_attempt_once(attempt, services))
         self.metric = metrics or (lambda name, value=1: None)
+        self._throttle = throttle
+
+    @property
+    def throttle(self) -> ConnectionThrottle:
+        if self._throttle is None:
+            self._throttle = throttle_for(self.services)
+        return self._throttle
 
     # ------------------------------------------------------------------ entry point
     def handle(self, request: dict, *, now: datetime | None = None) -> dict:
@@ -117,18 +137,35 @@ class Sender:
     def _attempt(self, request: dict, record: dict, step: Attempt, now: datetime) -> dict:
         globe_id = record["pk"].split("#", 1)[1]
         services = self.services
+        turn = self._take_turn(record, now)
+        if isinstance(turn, Wait):
+            self.metric("SendsThrottled")
+            if not record.get("throttled_at"):
+                services.batches.update_globe(globe_id, throttled_at=now.isoformat())
+            check_at = now + timedelta(seconds=turn.seconds)
+            self._check_later(request, check_at, now)
+            return {"throttled": turn.reason, "attempt": step.number, "next_check": check_at.isoformat()}
+        if record.get("throttled_at") and step.number == 1 and not self._still_awaited(record):
+            # Held back so long that the execution stopped waiting (its Send timed out, and Fallback
+            # failed the letters): posting now would deliver letters the report calls FAILED.
+            services.batches.update_globe(globe_id, state="expired", reason="not sent: the batch waited for its "
+                                          "connection's send rate and slots longer than the send timeout")
+            release_slot(services, record, self.throttle)
+            self.metric("GlobeBatchesExpired")
+            return self._report(services.batches.globe(globe_id))
         fields = {"attempts": step.number, "last_attempt_at": now.isoformat(), "state": "sending"}
         if step.number == 1:
             fields["first_attempt_at"] = now.isoformat()
         services.batches.update_globe(globe_id, **fields)
         if step.number > 1:
             self.metric("EbmsRetries")
-        outcome = self.post_attempt({"globe_batch_id": globe_id, "number": step.number})
+        outcome = self.post_attempt({"globe_batch_id": globe_id, "message_id": record["message_id"], "number": step.number})
         kind = outcome["result"]
         if kind == "ack":
             return acknowledged(services, self.sfn, globe_id, outcome.get("at") or now.isoformat())
         if kind == "refused":
             services.batches.update_globe(globe_id, state="refused", reason=outcome["detail"])
+            release_slot(services, record, self.throttle)
             self.metric("GlobeBatchesRefused")
             return self._report(services.batches.globe(globe_id))
         services.batches.update_globe(globe_id, last_problem=outcome.get("detail"))
@@ -144,6 +181,7 @@ class Sender:
             # GLOBE has the message; only its acknowledgement was lost.
             return acknowledged(services, self.sfn, globe_id, _now().isoformat(), detail=f"MessageStatus {status}")
         services.batches.update_globe(globe_id, state="expired", reason=f"not delivered: {reason}")
+        release_slot(services, record, self.throttle)
         self.metric("GlobeBatchesExpired")
         return self._report(services.batches.globe(globe_id))
 
@@ -187,6 +225,36 @@ class Sender:
         self._check_later(request, retry_at, now)
         return {"adapter": status, "next_check": retry_at.isoformat()}
 
+    def _still_awaited(self, record: dict) -> bool:
+        """Has the execution's Send not timed out? Only Step Functions' definite TaskTimedOut counts;
+        any other answer (moto, for one, answers InvalidToken for a task without HeartbeatSeconds),
+        or none, lets the batch go as it would have."""
+        token = record.get("task_token")
+        if not token:
+            return True
+        try:
+            self.sfn.send_task_heartbeat(taskToken=token)
+        except self.sfn.exceptions.TaskTimedOut:
+            return False
+        except (ClientError, BotoCoreError):
+            return True
+        return True
+
+    def _take_turn(self, record: dict, now: datetime):
+        """Ask the connection's throttle for this attempt: `Admit`, or `Wait` (how long)."""
+        globe_id = record["pk"].split("#", 1)[1]
+        services = self.services
+        config = services.configs.get(record["tenant"])
+        oin = config.connections[record["connection"]].oin
+        letters = record.get("globe_letters")
+        if letters is None:  # the Bericht elements in the GLOBE batch: its digital letters only
+            rendered = services.work.get_json_or_none(keys.chunk(record["batch_id"], int(record["chunk"]), "rendered.json"))
+            letters = len((rendered or {}).get("included") or ()) or int(record["letters"])
+            services.batches.update_globe(globe_id, globe_letters=letters)
+        lease = int(record["retry_interval_seconds"]) + services.settings.http_timeout_seconds + SLOT_LEASE_MARGIN_SECONDS
+        return self.throttle.acquire(oin, holder=globe_id, letters=int(letters), limits=connection_limits(config, oin),
+                                     lease_seconds=lease, now=now.timestamp())
+
     def _check_later(self, request: dict, when: datetime, now: datetime) -> None:
         delay = max(0, min(MAX_SQS_DELAY, int((when - now).total_seconds() + 0.999)))
         body = {"kind": "check", "tenant": request["tenant"], "batch_id": request["batch_id"], "chunk": request["chunk"]}
@@ -221,19 +289,42 @@ def report(services: Services, sfn, record: dict) -> dict:
     return outcome
 
 
-def acknowledged(services: Services, sfn, globe_id: str, at: str, *, detail: str | None = None) -> dict:
+def acknowledged(services: Services, sfn, globe_id: str, at: str, *, detail: str | None = None, throttle=None) -> dict:
     """The GLOBE batch's message was acknowledged (in the response, by an inbound Acknowledgment, or
-    as GLOBE reported when asked): its letters are SENT and the execution is told."""
+    as GLOBE reported when asked): its letters are SENT, its connection slot is given back and the
+    execution is told."""
     record = services.batches.globe(globe_id)
+    release_slot(services, record, throttle)
     if record["state"] != "acknowledged":
         services.batches.update_globe(globe_id, state="acknowledged", acknowledged_at=at)
         chunk = services.work.get_json(record["chunk_key"])
+        rendered = services.work.get_json_or_none(keys.chunk(chunk["batch_id"], chunk["index"], "rendered.json")) or {}
+        in_batch = set(rendered.get("included", []))
         for letter in chunk["letters"]:
+            if letter["bericht_id"] not in in_batch:
+                continue  # on the paper route, or set aside at rendering: not part of this message
             services.letters.advance(chunk["tenant"], letter["reference"], Status.SENT,
                                      detail=f"GLOBE batch {globe_id} acknowledged (ebMS {record['message_id']})"
                                      + (f", {detail}" if detail else ""))
         record = services.batches.globe(globe_id)
     return report(services, sfn, record)
+
+
+def throttle_for(services: Services) -> ConnectionThrottle:
+    """The connections' throttle: items in the batches table."""
+    return ConnectionThrottle(runtime.table(services.settings.batches_table))
+
+
+def release_slot(services: Services, record: dict, throttle: ConnectionThrottle | None = None) -> None:
+    """Give the GLOBE batch's in-flight slot back to its connection. Only directly posted batches
+    hold one. A failure here is not the batch's: the slot's lease runs out on its own."""
+    if record.get("transport") == "adapter":
+        return
+    try:
+        oin = services.configs.get(record["tenant"]).connections[record["connection"]].oin
+        (throttle or throttle_for(services)).release(oin, record["pk"].split("#", 1)[1])
+    except (ClientError, BotoCoreError, LookupError, ValueError):
+        pass
 
 
 def _policy_of(record: dict):

@@ -1,0 +1,76 @@
+"""Resend after a fix: letters that FAILED (Logius refused them for a reason the sender has since
+fixed, or they were never acknowledged) go out again with the **same BatchID and BerichtID**, as
+Logius asks (a letter that did arrive the first time is answered `BerichtBestaatAl`, never
+delivered twice).
+
+An operator starts it (`bbconnect ops resend`): a new execution of the batch state machine whose
+Ingest, instead of reading a file, reopens the chosen FAILED letters of the original batch file
+and rebuilds its chunks with the original GLOBE BatchIDs. The finished ebMS record of each such
+GLOBE batch is retired (kept under another key), so the batch is sent as a new ebMS message.
+"""
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime
+
+from bbconnect.service import keys
+from bbconnect.service.context import Services
+from bbconnect.status import Status
+
+
+class ResendRefused(ValueError):
+    pass
+
+
+def start_resend(sfn, state_machine_arn: str, *, tenant: str, batch_id: str, references: list[str] | None = None,
+                 requested_by: str = "operator", now: datetime | None = None) -> str:
+    """Start the resend execution; returns its name."""
+    now = now or datetime.now(UTC)
+    name = f"resend-{now:%Y%m%d%H%M%S}-{re.sub(r'[^A-Za-z0-9_-]', '-', batch_id)}"[:80]
+    body = {"resend_of": batch_id, "tenant": tenant, "references": sorted(set(references)) if references else None,
+            "requested_by": requested_by, "batch_id": name, "key": f"{tenant}/resend-of-{batch_id}", "bucket": ""}
+    sfn.start_execution(stateMachineArn=state_machine_arn, name=name, input=json.dumps(body))
+    return name
+
+
+def ingest_resend(event: dict, services: Services, *, timing: dict) -> dict:
+    """Ingest for a resend execution: reopen the chosen FAILED letters, chunk them as before."""
+    original, tenant, batch_id = event["resend_of"], event["tenant"], event["batch_id"]
+    wanted = set(event["references"]) if event.get("references") else None
+    manifest_in = services.work.get_json_or_none(keys.manifest(original))
+    if manifest_in is None:
+        raise ResendRefused(f"batch {original} is unknown (or its work files have expired)")
+    manifest, skipped = [], []
+    for item in manifest_in:
+        chunk = services.work.get_json(item["key"])
+        if chunk["tenant"] != tenant:
+            raise ResendRefused(f"batch {original} does not belong to tenant {tenant!r}")
+        candidates = [l for l in chunk["letters"] if wanted is None or l["reference"] in wanted]
+        failed = [l for l in candidates
+                  if (services.letters.get(tenant, l["reference"]) or {}).get("status") == Status.FAILED.value]
+        if not failed:
+            continue
+        if not services.batches.retire_globe(chunk["globe_batch_id"], f"before-{batch_id}"):
+            skipped.extend(l["reference"] for l in failed)  # still being delivered: resend it later
+            continue
+        reopened = [l for l in failed if services.letters.reopen_for_resend(
+            tenant, l["reference"], resend_batch_id=batch_id, requested_by=event.get("requested_by", "operator"))]
+        if not reopened:
+            continue
+        key = keys.chunk(batch_id, chunk["index"], "letters.json")
+        services.work.put_json(key, {**chunk, "batch_id": batch_id, "letters": reopened, "resend_of": original})
+        manifest.append({"index": chunk["index"], "key": key, "globe_batch_id": chunk["globe_batch_id"], "letters": len(reopened)})
+    received = sum(item["letters"] for item in manifest)
+    source = services.work.get_json(keys.source(original))
+    services.work.put_json(keys.rejections(batch_id), [])
+    services.work.put_json(keys.manifest(batch_id), manifest)
+    services.work.put_json(keys.source(batch_id), {"tenant": tenant, "file": source["file"], "received": received,
+                                                   "accepted": received, "rejected": 0, "resend_of": original,
+                                                   "skipped_in_flight": skipped, "ingested_at": datetime.now(UTC).isoformat()})
+    services.batches.record_file(batch_id, tenant=tenant, file=source["file"], status="processing", resend_of=original,
+                                 received=received, accepted=received, rejected=0, chunks=len(manifest))
+    return {"batch_id": batch_id, "tenant": tenant, "file": source["file"], "timing": timing, "status": "ok",
+            "received": received, "accepted": received, "rejected": 0, "chunk_count": len(manifest),
+            "resend_of": original, "skipped_in_flight": skipped,
+            "manifest": {"bucket": services.work.bucket, "key": keys.manifest(batch_id)}}
