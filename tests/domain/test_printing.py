@@ -207,8 +207,11 @@ class _Outbox:
     def __init__(self):
         self.objects: dict[str, tuple[bytes, str]] = {}
 
-    def put(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
+    def put(self, key: str, data: bytes, content_type: str = "application/octet-stream", *, letter_content: bool = False) -> None:
         self.objects[key] = (data, content_type)
+        self.letter_content = getattr(self, "letter_content", set())
+        if letter_content:
+            self.letter_content.add(key)
 
 
 def test_given_the_file_drop_provider_when_a_job_is_submitted_then_pdf_and_manifest_land_in_the_tenants_print_folder():
@@ -220,3 +223,5 @@ def test_given_the_file_drop_provider_when_a_job_is_submitted_then_pdf_and_manif
                                    "gemeente-lv/print/lv-20270226-cafebabe-1-manifest.csv"}
     assert outbox.objects["gemeente-lv/print/lv-20270226-cafebabe-1.pdf"][1] == "application/pdf"
     assert receipt == "s3://outbox/gemeente-lv/print/lv-20270226-cafebabe-1.pdf"
+    # And both hold letters, so the outbox lifecycle deletes them with the letter content
+    assert outbox.letter_content == set(outbox.objects)

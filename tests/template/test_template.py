@@ -86,3 +86,26 @@ def test_given_the_layer_build_then_it_ships_the_fonts_the_functions_are_told_ab
     assert "build-DomainLayer:" in makefile and "DejaVuSans.ttf" in makefile and "/fonts" in makefile
     assert template["Resources"]["DomainLayer"]["Metadata"]["BuildMethod"] == "makefile"
     assert template["Globals"]["Function"]["Environment"]["Variables"]["BBCONNECT_FONT_DIR"] == "/opt/fonts"
+
+
+def test_given_retention_then_letter_content_expires_early_and_the_audit_trail_late(template):
+    resources = template["Resources"]
+    for bucket in ("InboxBucket", "WorkBucket"):
+        rules = resources[bucket]["Properties"]["LifecycleConfiguration"]["Rules"]
+        assert any(rule.get("ExpirationInDays") == {"Ref": "RetentionDays"} for rule in rules), bucket
+    outbox = resources["OutboxBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+    content = next(rule for rule in outbox if rule.get("TagFilters"))
+    assert content["TagFilters"] == [{"Key": "bbconnect-letter-content", "Value": "true"}]
+    assert content["ExpirationInDays"] == {"Ref": "RetentionDays"}
+    assert any(rule.get("ExpirationInDays") == {"Ref": "AuditRetentionDays"} for rule in outbox if not rule.get("TagFilters"))
+    for table in ("LettersTable", "BatchesTable"):
+        assert resources[table]["Properties"]["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    variables = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert variables["AUDIT_RETENTION_DAYS"] == {"Ref": "AuditRetentionDays"}
+
+
+def test_given_the_outbox_tag_in_code_then_it_is_the_one_the_lifecycle_rule_matches(template):
+    from bbconnect.adapters.blobs import LETTER_CONTENT_TAG
+
+    outbox = template["Resources"]["OutboxBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+    assert any(f["Key"] == LETTER_CONTENT_TAG for rule in outbox for f in rule.get("TagFilters", []))

@@ -7,6 +7,10 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 
+# The tag the outbox lifecycle rule for letter content matches (template.yaml, OutboxBucket).
+LETTER_CONTENT_TAG = "bbconnect-letter-content"
+
+
 class BlobStore:
     def __init__(self, s3, bucket: str):
         self._s3 = s3
@@ -23,8 +27,12 @@ class BlobStore:
                 return None
             raise
 
-    def put(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
-        self._s3.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type)
+    def put(self, key: str, data: bytes, content_type: str = "application/octet-stream", *, letter_content: bool = False) -> None:
+        """`letter_content`: the object holds letters (PDFs, addresses). It is tagged so the bucket's
+        lifecycle deletes it after the retention period, while reports and proofs stay as long as
+        the audit trail."""
+        extra = {"Tagging": f"{LETTER_CONTENT_TAG}=true"} if letter_content else {}
+        self._s3.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type, **extra)
 
     def put_if_absent(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> bool:
         """Write the object only if there is none under the key (S3 conditional write). False when

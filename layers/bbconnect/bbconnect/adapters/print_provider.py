@@ -26,6 +26,6 @@ class FileDropPrintProvider:
         if not job.tenant:
             raise ValueError(f"print job {job.name!r} has no tenant to drop it for")
         pdf_key, manifest_key = self.keys_for(job)
-        self._outbox.put(pdf_key, merged_pdf, "application/pdf")
-        self._outbox.put(manifest_key, manifest, "text/csv")
+        self._outbox.put(pdf_key, merged_pdf, "application/pdf", letter_content=True)
+        self._outbox.put(manifest_key, manifest, "text/csv", letter_content=True)
         return f"s3://{self._outbox.bucket}/{pdf_key}"

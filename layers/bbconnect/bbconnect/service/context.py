@@ -39,8 +39,8 @@ def services() -> Services:
         inbox=BlobStore(s3, settings.inbox_bucket),
         outbox=BlobStore(s3, settings.outbox_bucket),
         work=BlobStore(s3, settings.work_bucket),
-        letters=LetterRepository(runtime.table(settings.letters_table), settings.retention_days),
-        batches=BatchRepository(runtime.table(settings.batches_table), settings.retention_days),
+        letters=LetterRepository(runtime.table(settings.letters_table), settings.audit_retention_days),
+        batches=BatchRepository(runtime.table(settings.batches_table), settings.audit_retention_days),
         configs=configs,
     )
 

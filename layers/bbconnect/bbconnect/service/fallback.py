@@ -129,7 +129,7 @@ def _decide(event: dict, services: Services, chunk: dict) -> dict:
             for reference, pdf in paper_pdfs.items():
                 bundle.writestr(keys.paper_file(reference), pdf)
         paper_key = keys.paper_bundle(tenant, batch_id, index)
-        services.outbox.put(paper_key, buffer.getvalue(), "application/zip")
+        services.outbox.put(paper_key, buffer.getvalue(), "application/zip", letter_content=True)
     counts = {"delivered": 0, "paper": 0, "failed": 0}
     for entry in entries:
         counts[entry["status"].lower()] += 1
