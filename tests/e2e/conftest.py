@@ -14,6 +14,8 @@ from bbconnect_local.pki import TestPKI
 
 ASYNC_TENANT = "gemeente-lv-async"
 ADAPTER_TENANT = "gemeente-lv-adapter"
+# The demo tenant once per stream policy (digital_first is the demo tenant itself).
+POLICY_TENANTS = {"digital_first": "gemeente-lv", "digital_and_paper": "gemeente-lv-both", "paper_only": "gemeente-lv-paper"}
 
 
 @pytest.fixture(scope="package")
@@ -38,6 +40,12 @@ def _configs(folder: Path, adapter) -> Path:
     config["tenant"] = ASYNC_TENANT
     config["connections"]["lv-logius"]["cpa"] = "../cpa/gemeente-lv-async.xml"
     (folder / "tenants" / f"{ASYNC_TENANT}.json").write_text(json.dumps(config), encoding="utf-8")
+    for policy, tenant in POLICY_TENANTS.items():
+        if tenant != "gemeente-lv":
+            variant = json.loads(json.dumps(config))
+            variant["tenant"] = tenant
+            variant["streams"]["AANSLAG"]["policy"] = policy
+            (folder / "tenants" / f"{tenant}.json").write_text(json.dumps(variant), encoding="utf-8")
     config["tenant"] = ADAPTER_TENANT
     config["connections"]["lv-logius"]["cpa"] = "../cpa/gemeente-lv.xml"
     config["connections"]["lv-logius"]["adapter"] = {"base_url": adapter.base_url, "ca_bundle": f"file:{adapter.ca_bundle}"}

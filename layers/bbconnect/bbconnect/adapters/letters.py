@@ -122,5 +122,28 @@ class LetterRepository:
                 return False
             raise
 
+    def settle_late(self, tenant: str, reference: str, status: Status, *, reason: str | None, detail: str) -> bool:
+        """A processing report that arrives after its batch gave up waiting settles the letters
+        that were FAILED for want of it: the other audited move out of FAILED."""
+        entry = {"at": _now(), "status": status.value, "detail": detail}
+        sets = ["#s = :s", "#h = list_append(#h, :e)", "#u = :u"]
+        values = {":s": status.value, ":e": [entry], ":u": entry["at"], ":failed": Status.FAILED.value}
+        if reason:
+            sets.append("#reason = :reason")
+            values[":reason"] = reason
+        try:
+            self._table.update_item(
+                Key={"letter_key": letter_key(tenant, reference)},
+                UpdateExpression="SET " + ", ".join(sets) + ("" if reason else " REMOVE #reason"),
+                ConditionExpression="#s = :failed",
+                ExpressionAttributeNames={"#s": "status", "#h": "history", "#u": "updated_at", "#reason": "reason"},
+                ExpressionAttributeValues=values,
+            )
+            return True
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+
     def get(self, tenant: str, reference: str) -> dict | None:
         return self._table.get_item(Key={"letter_key": letter_key(tenant, reference)}).get("Item")

@@ -86,8 +86,10 @@ def receive(request: InboundRequest, services: Services, *, certificate_oin, sfn
             return _error_answer(message, "SecurityFailure", "this result belongs to a batch sent under another CPA or party")
         key = keys.result(result.batch_id, message.message_id)
         services.work.put(key, payload, "application/xml")
-        if record is not None:
-            services.batches.record_result(result.batch_id, key, message.message_id)
+        if record is not None and services.batches.record_result(result.batch_id, key, message.message_id):
+            from bbconnect.service.late_results import apply_late_result
+
+            apply_late_result(services, record, result)  # only acts when the chunk stopped waiting
     elif message.action == ebms.ACTION_A_RESULT and on_bulk_answer is not None:
         if not message.payloads:
             return _error_answer(message, "MimeProblem", "the subscription answer carries no payload")

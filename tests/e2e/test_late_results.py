@@ -1,0 +1,71 @@
+"""A processing report that arrives after its chunk stopped waiting still settles the letters: the
+delivered ones become DELIVERED, those without a Berichtenbox join the next print job."""
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+
+import boto3
+
+from bbconnect.ebms import message as ebms
+from bbconnect_local.mtls_server import https_post
+
+TIMED_OUT = "no processing report (GLOBE-R-BV-Result) arrived in time"
+
+
+def test_given_a_batch_that_gave_up_waiting_when_its_report_arrives_late_then_its_letters_are_settled(local_env, make_batch, bsn):
+    # Given a batch whose GLOBE batch was delivered, but whose chunk (as if) stopped waiting for the report
+    boxed, gone = bsn(1400), bsn(1401)
+    local_env.simulator_config.subscribed.update({boxed, gone})
+    local_env.simulator_config.result_codes[gone] = "NietActiefOfGeabonneerd"
+    path = make_batch("late.jsonl", [("late-delivered", boxed), ("late-paper", gone)])
+    run = local_env.wait_for_execution(local_env.drop(path, "gemeente-lv"), timeout=120)
+    report = json.loads(local_env.outbox_object(run.output["report"]))
+    globe_id = report["letters"][0]["globe_batch_id"]
+    s3, tables = boto3.client("s3"), boto3.resource("dynamodb")
+    work, outbox = local_env.outputs["WorkBucketName"], local_env.outputs["OutboxBucketName"]
+    outcome_key = f"batches/{report['batch_id']}/chunks/00000/outcome.json"
+    outcome = json.loads(s3.get_object(Bucket=work, Key=outcome_key)["Body"].read())
+    letters_table = tables.Table(local_env.outputs["LettersTableName"])
+    for entry in outcome["letters"]:
+        entry.update(status="FAILED", reason=TIMED_OUT, paper=False)
+        letters_table.update_item(Key={"letter_key": f"gemeente-lv#{entry['reference']}"},
+                                  UpdateExpression="SET #s = :s, #r = :r",
+                                  ExpressionAttributeNames={"#s": "status", "#r": "reason"},
+                                  ExpressionAttributeValues={":s": "FAILED", ":r": TIMED_OUT})
+    s3.put_object(Bucket=work, Key=outcome_key, Body=json.dumps(outcome).encode())
+    tables.Table(local_env.outputs["BatchesTableName"]).update_item(
+        Key={"pk": f"globe#{globe_id}"}, UpdateExpression="REMOVE result_key")
+    result = next(r for r in local_env.simulator.results if r.batch_id == globe_id)
+
+    # When Logius' report arrives now, as a new ebMS message
+    message = ebms.EbmsMessage(
+        cpa_id="CPA-GLOBE-00000001899410741000-01", conversation_id=str(uuid.uuid4()), service=ebms.BERICHTENBOX_SERVICE,
+        service_type=ebms.SERVICE_TYPE, action=ebms.ACTION_BV_RESULT,
+        from_party=ebms.Party("00000004003214345001", ebms.ROLE_LOGIUS), to_party=ebms.Party("00000001899410741000", ebms.ROLE_SENDER),
+        message_id=ebms.new_message_id("late"), timestamp=datetime.now(UTC), ack_requested=True, duplicate_elimination=True,
+        sync_reply=True, payloads=(ebms.Payload(content_id="late@test", content_type="application/xml", data=result.payload),))
+    headers, body = ebms.serialize(message)
+    answer = https_post(f"{local_env.inbound.base_url}/ebms", body, headers, identity=local_env.simulator.identity,
+                        ca_path=local_env.pki.ca_cert_path)
+    assert answer.status == 200
+
+    # Then the delivered letter is DELIVERED, the other is PAPER and waits for the next print job
+    statuses = {ref: letters_table.get_item(Key={"letter_key": f"gemeente-lv#{ref}"})["Item"]
+                for ref in ("late-delivered", "late-paper")}
+    assert statuses["late-delivered"]["status"] == "DELIVERED"
+    assert statuses["late-paper"]["status"] == "PAPER"
+    assert "late processing report" in statuses["late-paper"]["history"][-1]["detail"]
+    pending = s3.list_objects_v2(Bucket=work, Prefix="pending-paper/gemeente-lv/lv/").get("Contents", [])
+    assert any(item["Key"].endswith("late-paper.pdf") for item in pending)
+    late = json.loads(s3.get_object(Bucket=outbox, Key=f"gemeente-lv/reports/{report['batch_id']}/late-results.json")["Body"].read())
+    assert {(c["reference"], c["status"]) for c in late[0]["letters"]} == {("late-delivered", "DELIVERED"), ("late-paper", "PAPER")}
+
+    # And the next batch of that tenant and sender prints it
+    local_env.simulator_config.subscribed.discard(bsn(1402))
+    follow_up = local_env.wait_for_execution(local_env.drop(make_batch("late-next.jsonl", [("late-next", bsn(1402))]), "gemeente-lv"), timeout=120)
+    next_report = json.loads(local_env.outbox_object(follow_up.output["report"]))
+    manifests = [local_env.outbox_object(f"gemeente-lv/print/{job['name']}-manifest.csv").decode("utf-8-sig")
+                 for job in next_report["print_jobs"]]
+    assert any("late-paper" in manifest for manifest in manifests)
