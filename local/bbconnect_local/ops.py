@@ -657,8 +657,8 @@ def _tenant_configs(backend: OpsBackend, config_dir: Path | None) -> dict[str, d
 
 
 def _config_without_planned_runs(tenant: str, raw: dict):
-    """The TenantConfig of a raw configuration, `planned_runs` left out (the model has no such field
-    and refuses unknown ones); (None, note) when it does not validate."""
+    """The TenantConfig of a raw configuration (its `planned_runs` are read from the raw document
+    here, so an older model without the field still validates); (None, note) when it does not."""
     from bbconnect.tenants import TenantConfigError, load_tenant_config
 
     document = {k: v for k, v in raw.items() if k != "planned_runs"}
@@ -772,9 +772,7 @@ def forecast(ctx: typer.Context, backend: OpsBackend, console: Console,
     if result.later:
         console.print(Text(f"{result.later} waiting letter(s) publish after {result.last_day}"))
     if result.planned_runs_seen:
-        console.print(Text("announced volumes come from `planned_runs` in the raw tenant configuration; the "
-                           "TenantConfig model has no such field yet (and refuses unknown fields), so it needs one "
-                           "before tenants can use it", style="dim"))
+        console.print(Text("announced volumes come from the tenants' `planned_runs`", style="dim"))
     for note in result.notes:
         console.print(Text(note, style="yellow"))
     return OK

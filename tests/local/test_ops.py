@@ -184,7 +184,7 @@ def test_given_announced_runs_when_forecast_then_a_table_shows_them_on_their_day
     assert re.search(r"\b0\b.*\b48000\b.*\b48000\b", row), row
     assert "peak per connection" in result.output
     assert " 9 " not in result.output  # the run after the window is not counted
-    assert "TenantConfig model has no such field" in result.output
+    assert "announced volumes come from the tenants' `planned_runs`" in result.output
 
 
 def test_given_nothing_waiting_and_nothing_announced_when_forecast_then_it_says_so(run):

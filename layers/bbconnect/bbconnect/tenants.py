@@ -28,6 +28,8 @@ Loading is pure: `load_tenant_config(raw_bytes, source=...)` takes the bytes the
 """
 from __future__ import annotations
 
+from datetime import date
+
 import json
 import re
 from pathlib import PurePosixPath
@@ -290,6 +292,16 @@ class Connection(BaseModel):
         return value
 
 
+class PlannedRun(BaseModel):
+    """A run a tenant announces: `letters` letters of `stream` on `date`."""
+
+    model_config = _CONFIG
+
+    stream: str
+    date: date
+    letters: int = Field(ge=1, le=10_000_000)
+
+
 class TenantConfig(BaseModel):
     """The whole configuration of one tenant (see the module docstring for the cross-checks)."""
 
@@ -303,6 +315,8 @@ class TenantConfig(BaseModel):
     streams: dict[str, Stream] = Field(min_length=1)
     connections: dict[str, Connection] = Field(default_factory=dict)
     retention_days: int = Field(default=90, ge=1, le=3650)
+    # Runs the tenant announces (a February tax run), for the peak forecast Logius asks for.
+    planned_runs: list[PlannedRun] = Field(default_factory=list)
     # The postage of one paper letter, in euro cents, for streams that do not set their own.
     postage_cents: int = Field(default=0, ge=0, le=MAX_POSTAGE_CENTS)
     # The most letters in one print job; a larger set of paper letters is split into several jobs.
