@@ -56,7 +56,7 @@ def _when(text: str | None) -> datetime | None:
 class Sender:
     """One send-queue message's worth of work. `sfn` answers executions; `schedule(body, delay)`
     puts a delayed message on the send queue; `post_attempt(attempt)` posts one numbered attempt
-    (the handler makes it idempotent per batch and attempt number)."""
+    (the handler makes it idempotent per ebMS MessageId and attempt number)."""
 
     def __init__(self, services: Services, *, sfn, schedule, post_attempt=None, metrics=None, throttle=None):
         self.services = services
