@@ -1,5 +1,4 @@
 """Intake queue -> one batch execution per dropped file (deterministic name)."""
-import json
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord

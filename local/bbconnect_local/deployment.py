@@ -21,7 +21,7 @@ import uuid
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from bbconnect_local.template import Resolver, load_template, parameter_values, substitute_definition
 

@@ -11,7 +11,6 @@ Besides a handler's own metrics (dimension `service` only), this module gives:
 """
 from __future__ import annotations
 
-import functools
 import threading
 import time
 from collections import Counter
@@ -102,7 +101,6 @@ class StreamTally:
 
 # ---------------------------------------------------------------------- Logius latency
 _bound = threading.local()
-_instrument_lock = threading.Lock()
 
 
 def _emit_latency_metric(name: str, started: float) -> None:
@@ -115,35 +113,20 @@ def _emit_latency_metric(name: str, started: float) -> None:
         pass
 
 
-def _timed(method, metric_name: str):
-    @functools.wraps(method)
-    def timed(*args, **kwargs):
-        started = time.perf_counter()
-        try:
-            return method(*args, **kwargs)
-        finally:  # a timeout or refusal is a latency too
-            _emit_latency_metric(metric_name, started)
-
-    timed.bbconnect_latency_metric = metric_name
-    return timed
-
-
-def instrument_logius() -> None:
-    """Time LogiusConnection's calls to Logius (once per process). Without a bound handler (see
-    `logius_latency`) the timing is dropped, so the wrapped methods behave exactly as before."""
-    from bbconnect.adapters.logius import LogiusConnection
-
-    with _instrument_lock:
-        for attribute, metric_name in LOGIUS_LATENCY_METRICS.items():
-            method = getattr(LogiusConnection, attribute)
-            if getattr(method, "bbconnect_latency_metric", None) != metric_name:
-                setattr(LogiusConnection, attribute, _timed(method, metric_name))
+@contextmanager
+def latency(metric_name: str) -> Iterator[None]:
+    """Time one call to Logius into the metrics the current thread's handler bound (see
+    `logius_latency`); without a bound handler nothing is recorded. A failure is timed too."""
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        _emit_latency_metric(metric_name, started)
 
 
 @contextmanager
 def logius_latency(metrics: Metrics) -> Iterator[None]:
     """While inside, this thread's calls to Logius add their milliseconds to `metrics`."""
-    instrument_logius()
     previous = getattr(_bound, "metrics", None)
     _bound.metrics = metrics
     try:

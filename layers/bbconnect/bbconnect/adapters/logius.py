@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from bbconnect.adapters import transport
 from bbconnect.ebms import message as ebms
 from bbconnect.logius import wus
+from bbconnect.observability import LOGIUS_LATENCY_METRICS, latency
 
 
 class LogiusUnavailable(Exception):
@@ -29,8 +30,9 @@ class LogiusConnection:
                                  message_id=f"urn:uuid:{uuid.uuid4()}")
         headers = {"Content-Type": "text/xml; charset=utf-8", "SOAPAction": f'"{wus.SOAP_ACTION}"'}
         try:
-            answer = transport.post(self.connection.wus_endpoint, body, headers, self._context, self._timeout,
-                                    expected_server_oin=self.connection.logius_oin)
+            with latency(LOGIUS_LATENCY_METRICS["validate_subscriptions"]):
+                answer = transport.post(self.connection.wus_endpoint, body, headers, self._context, self._timeout,
+                                        expected_server_oin=self.connection.logius_oin)
         except transport.TransportError as error:
             raise LogiusUnavailable(str(error)) from error
         if answer.status >= 500 and not answer.body.lstrip().startswith(b"<"):
@@ -48,8 +50,9 @@ class LogiusConnection:
 
     def post_ebms(self, headers: dict[str, str], body: bytes, *, endpoint: str | None = None) -> transport.HttpAnswer:
         try:
-            return transport.post(endpoint or self.connection.endpoint, body, headers, self._context, self._timeout,
-                                  expected_server_oin=self.connection.logius_oin)
+            with latency(LOGIUS_LATENCY_METRICS["post_ebms"]):
+                return transport.post(endpoint or self.connection.endpoint, body, headers, self._context, self._timeout,
+                                      expected_server_oin=self.connection.logius_oin)
         except transport.TransportError as error:
             raise LogiusUnavailable(str(error)) from error
 

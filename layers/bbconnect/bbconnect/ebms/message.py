@@ -509,6 +509,12 @@ def _signal_for(received: EbmsMessage, action: str, *, host: str, now: datetime)
         raise ValueError(f"an MSH signal ({received.action}) is never answered with another signal")
     if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError("now must be timezone-aware")
+    return _reply_envelope(received, action, host=host, now=now)
+
+
+def _reply_envelope(received: EbmsMessage, action: str, *, host: str, now: datetime) -> EbmsMessage:
+    """An MSH message answering `received`: parties swapped without roles, same CPA and
+    conversation, RefToMessageId = the answered message."""
     return EbmsMessage(
         cpa_id=received.cpa_id,
         conversation_id=received.conversation_id,
@@ -580,18 +586,7 @@ def _msh_reply(received: EbmsMessage, expected: str, action: str, *, host: str, 
     if received.action != expected or not received.is_signal:
         raise ValueError(f"expected an MSH {expected}, got action {received.action!r} of service {received.service!r}")
     _check_now(now)
-    return EbmsMessage(
-        cpa_id=received.cpa_id,
-        conversation_id=received.conversation_id,
-        service=MSH_SERVICE,
-        service_type=None,
-        action=action,
-        from_party=Party(received.to_party.oin, None, received.to_party.id_type),
-        to_party=Party(received.from_party.oin, None, received.from_party.id_type),
-        message_id=new_message_id(host),
-        timestamp=now,
-        ref_to_message_id=received.message_id,
-    )
+    return _reply_envelope(received, action, host=host, now=now)
 
 
 def ping(

@@ -25,7 +25,7 @@ class BadFile(Exception):
 
 def ingest(event: dict, services: Services, *, now: datetime | None = None) -> dict:
     now = now or datetime.now(UTC)
-    batch_id, bucket, key = event["batch_id"], event["bucket"], event["key"]
+    batch_id, key = event["batch_id"], event["key"]
     tenant = tenant_of_key(key)
     timing = {
         "poll_seconds": services.settings.result_poll_seconds,

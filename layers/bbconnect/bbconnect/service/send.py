@@ -32,9 +32,9 @@ from bbconnect import runtime
 from bbconnect.adapters.logius import LogiusConnection, LogiusUnavailable
 from bbconnect.adapters.throttle import ConnectionThrottle
 from bbconnect.ebms import message as ebms
-from bbconnect.ebms.reliability import Attempt, Expire, WaitUntil, next_step
+from bbconnect.ebms.reliability import Attempt, Expire, RetryPolicy, WaitUntil, next_step
 from bbconnect.service import keys
-from bbconnect.service.channels import Channel, channel_for
+from bbconnect.service.channels import channel_for
 from bbconnect.service.context import Services
 from bbconnect.shaping import Wait, connection_limits
 from bbconnect.status import Status
@@ -327,9 +327,7 @@ def release_slot(services: Services, record: dict, throttle: ConnectionThrottle 
         pass
 
 
-def _policy_of(record: dict):
-    from bbconnect.ebms.reliability import RetryPolicy
-
+def _policy_of(record: dict) -> RetryPolicy:
     persist = record.get("persist_duration_seconds")
     return RetryPolicy(retries=int(record["retries"]), retry_interval=timedelta(seconds=int(record["retry_interval_seconds"])),
                        persist_duration=timedelta(seconds=int(persist)) if persist else None)
