@@ -6,15 +6,19 @@ Formats, chosen by the file name's extension:
 * **CSV** (`.csv`): comma-separated, `"`-quoted (RFC 4180), a header row naming the columns. Nested
   fields are dotted columns: `address.street`, `data.assessment_number`, and list items by index,
   `data.lines.0.amount`. `attachments` is a `;`-separated list. An empty cell means "absent". A quoted
-  cell may span lines; the row's line number is the line it starts on.
+  cell may span lines; the row's line number is the line it starts on. A quote opens a quoted cell
+  only at the start of a cell (`Scherm 24"` is an ordinary cell); a quote left open rejects its
+  line only, and the next line is read as a row again.
 
 Both: UTF-8 (a leading BOM is stripped), lines end in `\\n`, `\\r\\n` or `\\r`; blank lines are
 skipped. Columns: `reference`, `sender`, `stream`, `bsn`, `subject`, `text`, `publish_at`,
 `act_before`, `template`, `data`, `attachments`, `address` (see `bbconnect.validation` for the rules).
 
 `parse_batch_file` checks the file as a whole at once (extension, encoding, emptiness, CSV header) and
-raises `BadBatchFile`; it then yields one `RawRow` per letter line, or a `Rejection` with code
-`MALFORMED_ROW` for a line that cannot be read. Messages never quote a line's content (it may hold
+raises `BadBatchFile` (a compressed file, an archive such as an `.xlsx`, or a PDF is named as such
+and never unpacked; UTF-16 and UTF-32, with or without a byte order mark, are named as such); it then
+yields one `RawRow` per letter line, or a `Rejection` with code `MALFORMED_ROW` for a line that
+cannot be read. Messages never quote a line's content (it may hold
 a BSN): they give line numbers, byte offsets and column counts.
 """
 from __future__ import annotations
@@ -27,7 +31,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from bbconnect.letters import MALFORMED_ROW, Rejection
+from bbconnect.letters import MALFORMED_ROW, MAX_DATA_DEPTH, Rejection, xml_illegal_character
 
 __all__ = [
     "ADDRESS_COLUMNS",
@@ -61,6 +65,30 @@ ADDRESS_COLUMNS: tuple[str, ...] = ("name", "street", "house_number", "postcode"
 _CSV_SCALAR_COLUMNS = frozenset(COLUMNS) - {"data", "address"}
 
 _LINE_RE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$")
+# A CSV line that ends outside quotes, field by field: a quoted field (a quote opens a field only at
+# its start; `""` inside it is a quote; what follows the closing quote up to the next comma is taken
+# with it) or an unquoted one (a quote inside it is an ordinary character). Possessive, so that a
+# field left open is never re-read as a shorter closed one.
+_CSV_FIELD = r'(?:"(?:[^"]++|"")*+"[^,]*+|(?!")[^,]*+)'
+_CSV_CLOSED_LINE_RE = re.compile(rf"{_CSV_FIELD}(?:,{_CSV_FIELD})*+")
+_CSV_QUOTED_REST_RE = re.compile(r'(?:[^"]++|"")*+"')  # the rest of a quoted field a line left open
+_CSV_CLOSED_REST_RE = re.compile(rf"[^,]*+(?:,{_CSV_FIELD})*+")
+
+# Files that are not text: recognised by their first bytes, named, and never unpacked.
+_NOT_TEXT: tuple[tuple[bytes, str], ...] = (
+    (b"\x1f\x8b", "a gzip-compressed file"),
+    (b"PK\x03\x04", "a zip archive (an Excel .xlsx workbook is one too)"),
+    (b"PK\x05\x06", "an (empty) zip archive"),
+    (b"PK\x07\x08", "a zip archive"),
+    (b"BZh", "a bzip2-compressed file"),
+    (b"\xfd7zXZ\x00", "an xz-compressed file"),
+    (b"(\xb5/\xfd", "a zstd-compressed file"),
+    (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive"),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an old Excel (.xls) or Word file"),
+    (b"%PDF-", "a PDF"),
+)
+_NUL_SAMPLE = 4096
+_EMPTY_CSV_LINE_RE = re.compile(r'\s*(?:""\s*)?(?:,\s*(?:""\s*)?)*')  # blank, or cells that are all empty
 _SAFE_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]{0,59}")
 
 
@@ -86,7 +114,10 @@ def batch_format(name: str) -> str:
     except KeyError:
         known = ", ".join(sorted(FORMATS))
         shown = repr(extension) if extension else "none"
-        raise BadBatchFile(f"unknown format: extension {shown}; use one of {known}") from None
+        compressed = ""
+        if extension in (".gz", ".gzip", ".zip", ".bz2", ".xz", ".zst", ".7z", ".tgz"):
+            compressed = " (compressed files are not taken: drop the plain file)"
+        raise BadBatchFile(f"unknown format: extension {shown}{compressed}; use one of {known}") from None
 
 
 def parse_batch_file(
@@ -107,19 +138,46 @@ def parse_batch_file(
 def _decode(content: bytes) -> str:
     if not content:
         raise BadBatchFile("empty file: no letters")
+    for magic, what in _NOT_TEXT:
+        if content.startswith(magic):
+            raise BadBatchFile(
+                f"not a text file: the file is {what}; compressed files, archives and documents are not "
+                "taken (never unpacked): drop the plain UTF-8 .jsonl or .csv file"
+            )
+    wide = _wide_encoding(content)
+    if wide:
+        raise BadBatchFile(f"not UTF-8: the file looks like {wide}; save it as UTF-8")
     skip = len(codecs.BOM_UTF8) if content.startswith(codecs.BOM_UTF8) else 0
     try:
         return content[skip:].decode("utf-8")
     except UnicodeDecodeError as exc:
         offset = exc.start + skip
         line = content.count(b"\n", 0, offset) + 1
-        hint = ""
-        if content.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-            hint = "; the file looks like UTF-16"
         raise BadBatchFile(
-            f"not UTF-8: byte 0x{content[offset]:02X} at byte offset {offset} (line {line}) "
-            f"cannot be decoded{hint}"
+            f"not UTF-8: byte 0x{content[offset]:02X} at byte offset {offset} (line {line}) cannot be decoded"
         ) from None
+
+
+def _wide_encoding(content: bytes) -> str | None:
+    """UTF-32 or UTF-16 (by the byte order mark, or by NUL bytes at every second or fourth byte of
+    the first 4 kB), or binary data (NUL bytes all over); None for a file that may be UTF-8 text. A
+    NUL byte here and there is left to the row it is in."""
+    if content.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):
+        return "UTF-32 (it starts with a UTF-32 byte order mark)"
+    if content.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "UTF-16 (it starts with a UTF-16 byte order mark)"
+    sample = content[:_NUL_SAMPLE]
+    nuls = sample.count(0)
+    if nuls * 10 < len(sample) or len(sample) < 4:
+        return None
+    even, odd = sample[0::2].count(0), sample[1::2].count(0)
+    halves = len(sample) // 2
+    if halves and max(even, odd) >= halves * 0.6 and min(even, odd) <= halves * 0.2:
+        return "UTF-16 without a byte order mark (a NUL byte at every second byte)"
+    quarters = len(sample) // 4
+    if quarters and nuls >= quarters * 2.4 and any(sample[i::4].count(0) <= quarters * 0.2 for i in (0, 3)):
+        return "UTF-32 without a byte order mark (three NUL bytes in every four)"
+    return "binary data, not text (it is full of NUL bytes)"
 
 
 def _too_long(line: str, limit: int) -> bool:
@@ -196,9 +254,11 @@ class _Column:
     path: tuple[str, ...]
 
 
-def _read_header(lines: list[str]) -> tuple[int, list[_Column]]:
+def _read_header(lines: list[str], max_line_bytes: int) -> tuple[int, list[_Column]]:
     index = next(i for i, line in enumerate(lines) if line.strip())
     number = index + 1
+    if _too_long(lines[index], max_line_bytes):
+        raise BadBatchFile(f"the CSV header on line {number} is longer than the limit of {max_line_bytes} bytes")
     try:
         cells = next(csv.reader([lines[index]], strict=True))
     except (csv.Error, StopIteration):
@@ -216,6 +276,10 @@ def _read_header(lines: list[str]) -> tuple[int, list[_Column]]:
         if not raw_name:
             problems.append(f"column {position} has no name")
             continue
+        found = xml_illegal_character(raw_name, allow_line_breaks=False)
+        if found:
+            problems.append(f"column {position} has a {found} in its name")
+            continue
         if lowered in _CSV_SCALAR_COLUMNS:
             key = lowered
             column = _Column("attachments" if lowered == "attachments" else "scalar", (lowered,))
@@ -230,6 +294,11 @@ def _read_header(lines: list[str]) -> tuple[int, list[_Column]]:
             path = tuple(raw_name[len("data.") :].split("."))
             if any(not segment for segment in path):
                 problems.append(f"column {position} {_shown(raw_name)} has an empty path segment")
+                continue
+            if len(path) > MAX_DATA_DEPTH:
+                problems.append(
+                    f"column {position} {_shown(raw_name)} is nested {len(path)} levels deep; at most {MAX_DATA_DEPTH}"
+                )
                 continue
             key = "data." + ".".join(path)
             column = _Column("data", ("data", *path))
@@ -257,10 +326,21 @@ def _read_header(lines: list[str]) -> tuple[int, list[_Column]]:
 
 
 def _csv_rows(lines: list[str], max_line_bytes: int) -> Iterator[RawRow | Rejection]:
-    header_index, columns = _read_header(lines)
-    if not any(line.strip() for line in lines[header_index + 1 :]):
+    header_index, columns = _read_header(lines, max_line_bytes)
+    if all(_EMPTY_CSV_LINE_RE.fullmatch(line) for line in lines[header_index + 1 :]):
         raise BadBatchFile("the CSV file has a header but no letters")
     return _csv_records(lines, header_index + 1, columns, max_line_bytes)
+
+
+def _ends_inside_quotes(line: str, inside: bool) -> bool:
+    """Does a record that is `inside` a quoted field at the start of this line end it still inside
+    one? A quote opens a field only at the start of a cell; elsewhere it is an ordinary character."""
+    if '"' not in line:
+        return inside
+    if inside:
+        closing = _CSV_QUOTED_REST_RE.match(line)
+        return closing is None or _CSV_CLOSED_REST_RE.fullmatch(line, closing.end()) is None
+    return _CSV_CLOSED_LINE_RE.fullmatch(line) is None
 
 
 def _csv_records(
@@ -274,34 +354,41 @@ def _csv_records(
         if not first.strip():
             index += 1
             continue
-        # A record continues while it has an odd number of quotes (a quoted cell spans lines).
+        # A record goes on over the next line while a quoted cell is open at the end of a line.
         end = index
-        quotes = first.count('"')
+        inside = _ends_inside_quotes(first, False)
         size = len(first)
-        while quotes % 2 and end + 1 < total and size <= max_line_bytes:
+        while inside and end + 1 < total and size <= max_line_bytes:
             end += 1
-            quotes += lines[end].count('"')
+            inside = _ends_inside_quotes(lines[end], True)
             size += len(lines[end])
         record = lines[index : end + 1]
-        if quotes % 2:
+        if inside:
             # Unclosed quote: reject this line only and read on from the next one.
             where = "before the end of the file" if end + 1 >= total else f"within {max_line_bytes} bytes"
             yield _malformed(number, f"line {number} opens a quote that is not closed {where}")
             index += 1
             continue
+        # A record over several lines that cannot be read as one CSV row (or is over the limit) came
+        # from a quote that was never closed, not from a cell with line breaks: only its first line is
+        # rejected, and the lines after it are read as rows of their own. (A record that is one good
+        # CSV row with the wrong number of cells is one row, and is rejected as one.)
+        resume = index + 1
         if _too_long("".join(record), max_line_bytes):
             yield _malformed(number, f"line {number} is longer than the limit of {max_line_bytes} bytes")
-            index = end + 1
+            index = resume
             continue
-        index = end + 1
         try:
             rows = list(csv.reader(record, strict=True))
         except csv.Error as exc:
             yield _malformed(number, f"line {number} cannot be read as CSV: {exc}")
+            index = resume
             continue
         if len(rows) != 1:
             yield _malformed(number, f"line {number} cannot be read as one CSV row")
+            index = resume
             continue
+        index = end + 1
         cells = rows[0]
         if all(not cell.strip() for cell in cells):
             continue  # a row of empty cells, as spreadsheets write them: like a blank line

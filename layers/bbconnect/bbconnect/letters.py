@@ -53,6 +53,9 @@ __all__ = [
     "PaymentData",
     "MAX_ATTACHMENTS",
     "MAX_ATTACHMENT_NAME_LENGTH",
+    "MAX_DATA_DEPTH",
+    "MAX_YEAR",
+    "MIN_YEAR",
     "MAX_REFERENCE_LENGTH",
     "MAX_SUBJECT_LENGTH",
     "MAX_TEXT_LENGTH",
@@ -88,6 +91,13 @@ LOGIUS_LINE_BREAK = "\\r\\n"  # the literal four characters backslash r backslas
 MAX_ATTACHMENTS = 1
 MAX_ATTACHMENT_NAME_LENGTH = 128  # Omschrijving 1-128 is derived from it
 MAX_ASSESSMENT_NUMBER_LENGTH = 25  # shown to the citizen as Referentie (0-25)
+# `data` is at most this many objects/lists deep (a template needs 3: data.lines.0.amount); deeper
+# nesting is refused before it can reach a serialiser's recursion limit.
+MAX_DATA_DEPTH = 16
+# Every date a letter carries (publish_at, act_before, dagtekening, vervaldag, a payment's due
+# date) lies in these years, as tax_year does: year 1 or 9999 is a data error, not a letter.
+MIN_YEAR = 1900
+MAX_YEAR = 2200
 
 # Address parts: generous limits that still fit a window envelope.
 ADDRESS_LIMITS: dict[str, int] = {
@@ -304,6 +314,11 @@ class AanslagData(BaseModel):
     def _cents(cls, value: Decimal) -> Decimal:
         return _to_cents(value)
 
+    @field_validator("dagtekening", "vervaldag")
+    @classmethod
+    def _plausible_date(cls, value: date) -> date:
+        return _in_year_range(value)
+
     @field_validator("betalingskenmerk")
     @classmethod
     def _betalingskenmerk(cls, value: str | None) -> str | None:
@@ -338,6 +353,11 @@ class PaymentData(BaseModel):
     def _cents(cls, value: Decimal) -> Decimal:
         return _to_cents(value)
 
+    @field_validator("due_date")
+    @classmethod
+    def _plausible_date(cls, value: date) -> date:
+        return _in_year_range(value)
+
     @field_validator("betalingskenmerk")
     @classmethod
     def _betalingskenmerk(cls, value: str | None) -> str | None:
@@ -346,6 +366,12 @@ class PaymentData(BaseModel):
     @field_serializer("amount")
     def _amount_as_text(self, value: Decimal) -> str:
         return f"{value:.2f}"
+
+
+def _in_year_range(value: date) -> date:
+    if not MIN_YEAR <= value.year <= MAX_YEAR:
+        raise ValueError(f"a date must lie in the years {MIN_YEAR}-{MAX_YEAR}")
+    return value
 
 
 def _to_cents(value: Decimal) -> Decimal:

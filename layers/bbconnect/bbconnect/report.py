@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Iterable, Mapping
 
 from bbconnect.logius.globe import RESULT_COUNTS
@@ -47,10 +48,18 @@ def csv_bytes(rows: Iterable[Mapping], columns: tuple[str, ...]) -> bytes:
     return buffer.getvalue().encode("utf-8-sig")
 
 
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
+# A spreadsheet in a Dutch locale splits a .csv on `;`: what follows a `;` inside a cell starts a
+# cell there (a quote or spaces before the `=` do not stop it).
+_FORMULA_AFTER_SEMICOLON = re.compile(r';(?=[\s"]*[=+\-@])')
+
+
 def neutral(value) -> str:
-    """The cell's text, with a leading `'` when a spreadsheet would read it as a formula."""
+    """The cell's text, with a `'` put before the text, and after any `;` in it, that a
+    spreadsheet would read as the start of a formula (`=`, `+`, `-`, `@`, or a tab or line break)."""
     text = "" if value is None else str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+    text = _FORMULA_AFTER_SEMICOLON.sub(";'", text)
+    return "'" + text if text[:1] in _FORMULA_START else text
 
 
 def report_csv(letters: list[dict]) -> bytes:

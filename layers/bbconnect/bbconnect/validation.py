@@ -14,11 +14,13 @@ order:
    before it (`Letter.subject` holds that full Onderwerp, prefix included);
    `text`: at most 4000 characters counting each line break as 4 (Logius' `\\r\\n`), no control
    characters other than tab, line feed and carriage return;
-6. dates: `publish_at` no more than a day before `now` and at most 13 days after it; `act_before`
+6. dates: real dates in the years 1900-2200 (`letters.MIN_YEAR`-`MAX_YEAR`, also for the dates in
+   `data`); `publish_at` no more than a day before `now` and at most 13 days after it; `act_before`
    not before the publication date (Amsterdam calendar days). A date without a time means midnight in
    Europe/Amsterdam, as does a date-time without an offset; both are stored UTC-aware;
 7. `template` known (absent: the stream's template; `Letter.template` holds the one that applies),
-   `data` an object without control characters in its strings; for `aanslag` and `waterschap` it
+   `data` an object without control characters in its strings or keys, at most
+   `letters.MAX_DATA_DEPTH` levels deep; for `aanslag` and `waterschap` it
    must fit `AanslagData` and is stored in that model's canonical JSON form (amounts as "61.80"
    strings); a generic letter may ask for a payment in `data.payment` (`PaymentData`);
    payment (`DATA_INVALID` with the reason): a `betalingskenmerk` must have its check digit right,
@@ -69,6 +71,7 @@ _OPTIONAL_STRINGS = ("publish_at", "act_before", "template")
 _REQUIRED_ADDRESS_PARTS = ("name", "street", "house_number", "city")
 _SAFE_VALUE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\-]{0,39}")
 _ATTACHMENT_RE = re.compile(r"[^/\\]+\.pdf", re.IGNORECASE)
+_ISO_SHAPE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 class _Reject(Exception):
@@ -91,15 +94,22 @@ def address_required(stream: Stream) -> bool:
 def parse_when(value: str) -> datetime:
     """ISO 8601 date or date-time -> UTC-aware datetime (no offset: Europe/Amsterdam local time).
 
-    Raises ValueError (without the value in its message).
+    Raises ValueError (without the value in its message): one that says what is wrong when the
+    value has the ISO shape but is no real moment (30 February, month 13) or lies outside the years
+    `letters.MIN_YEAR`-`letters.MAX_YEAR`.
     """
+    text = value.strip()
     try:
-        parsed = datetime.fromisoformat(value.strip())
-        if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=AMSTERDAM)
-        return parsed.astimezone(timezone.utc)
-    except (ValueError, OverflowError):
+        parsed = datetime.fromisoformat(text)
+    except ValueError as exc:
+        if _ISO_SHAPE_RE.match(text) and not str(exc).startswith("Invalid isoformat"):
+            raise ValueError(f"not an ISO 8601 date or date-time: no such day or time ({exc})") from None
         raise ValueError("not an ISO 8601 date or date-time") from None
+    if not L.MIN_YEAR <= parsed.year <= L.MAX_YEAR:
+        raise ValueError(f"out of range: the year must lie in {L.MIN_YEAR}-{L.MAX_YEAR}")
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=AMSTERDAM)
+    return parsed.astimezone(timezone.utc)
 
 
 def _shown(value: str) -> str:
@@ -152,15 +162,22 @@ def _no_controls(name: str, value: str, *, allow_line_breaks: bool, code: str = 
         raise _Reject(code, f"{name} contains a {found}{allowed}")
 
 
-def _check_data_strings(value: Any, path: str) -> None:
+def _check_data_strings(value: Any, path: str, depth: int = 1) -> None:
+    """No control characters in `data`'s strings nor in its keys, and at most `MAX_DATA_DEPTH`
+    objects/lists deep (checked before going deeper, so hostile nesting cannot exhaust the stack)."""
     if isinstance(value, str):
         _no_controls(path, value, allow_line_breaks=True)
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            _check_data_strings(item, f"{path}.{key}" if _SAFE_VALUE_RE.fullmatch(str(key)) else path)
-    elif isinstance(value, list):
-        for position, item in enumerate(value):
-            _check_data_strings(item, f"{path}.{position}")
+    elif isinstance(value, (dict, list)):
+        if depth > L.MAX_DATA_DEPTH:
+            raise _Reject(L.FIELD_INVALID, f"data is nested more than {L.MAX_DATA_DEPTH} levels deep")
+        if isinstance(value, dict):
+            for key, item in value.items():
+                _no_controls(f"a key in {path}", str(key), allow_line_breaks=False)
+                name = f"{path}.{key}" if _SAFE_VALUE_RE.fullmatch(str(key)) else path
+                _check_data_strings(item, name, depth + 1)
+        else:
+            for position, item in enumerate(value):
+                _check_data_strings(item, f"{path}.{position}", depth + 1)
 
 
 def _validate(row: RawRow, tenant: TenantConfig, now: datetime) -> Letter:
@@ -310,11 +327,13 @@ def _when(name: str, value: str | None) -> datetime | None:
         return None
     try:
         return parse_when(value)
-    except ValueError:
-        raise _Reject(
-            L.DATE_INVALID,
-            f"{name} is not an ISO 8601 date or date-time (e.g. 2027-03-01 or 2027-03-01T09:00:00+01:00)",
-        ) from None
+    except ValueError as exc:
+        if str(exc) == "not an ISO 8601 date or date-time":
+            raise _Reject(
+                L.DATE_INVALID,
+                f"{name} is not an ISO 8601 date or date-time (e.g. 2027-03-01 or 2027-03-01T09:00:00+01:00)",
+            ) from None
+        raise _Reject(L.DATE_INVALID, f"{name} is {exc}") from None
 
 
 def _aanslag_data(data: dict[str, Any], template: str = "aanslag") -> dict[str, Any]:

@@ -2,8 +2,10 @@
 
 Every XML document that reaches bbconnect from outside (GLOBE results, WUS answers, ebMS envelopes)
 goes through :func:`parse_xml`. It never resolves entities, never touches the network or the file
-system, refuses documents with a DOCTYPE (where XXE and "billion laughs" live) and caps the input
-size. Nothing here logs the document: it may hold BSNs.
+system, refuses documents with a DOCTYPE (where XXE and "billion laughs" live), processing
+instructions (`<?xml-stylesheet href=...?>`; SOAP forbids them) and XInclude elements (never
+processed, refused all the same), keeps libxml2's safety limits (nesting deeper than 256 levels, a
+text or attribute over 10 MB) and caps the input size. Nothing here logs the document: it may hold BSNs.
 """
 from __future__ import annotations
 
@@ -22,10 +24,13 @@ __all__ = [
 ]
 
 DEFAULT_MAX_BYTES = 50_000_000
+_XINCLUDE_NAMESPACES = ("http://www.w3.org/2001/XInclude", "http://www.w3.org/2003/XInclude")
+_HUGE_HINT = re.compile(r",?\s*(?:try|use) XML_PARSE_HUGE(?: option)?")
 
 
 class UnsafeXmlError(ValueError):
-    """The document is refused for safety: a DOCTYPE or entity, an external reference, or too large."""
+    """The document is refused for safety: a DOCTYPE or entity, an external reference, a processing
+    instruction or XInclude, too deep, or too large."""
 
 
 class InvalidXmlError(ValueError):
@@ -78,8 +83,10 @@ def parse_xml(
     """Parse untrusted XML bytes and return the root element.
 
     Raises :class:`UnsafeXmlError` when the input is larger than ``max_bytes``, carries a DOCTYPE
-    (internal or external subset, entity declarations) or entity references, or tried to load an
-    external resource; :class:`InvalidXmlError` when it is not well-formed. Comments are dropped by
+    (internal or external subset, entity declarations) or entity references, a processing
+    instruction or an XInclude element, breaks one of libxml2's limits (nesting deeper than 256, a
+    text or attribute over 10 MB), or tried to load an external resource; :class:`InvalidXmlError`
+    when it is not well-formed. Comments are dropped by
     default so that ``.text`` is never cut short by a comment in the middle of a value.
     """
     if not isinstance(data, (bytes, bytearray, memoryview)):
@@ -97,6 +104,12 @@ def parse_xml(
             raise UnsafeXmlError(
                 "XML document with a DOCTYPE or entity declarations is refused"
             ) from None
+        if "XML_PARSE_HUGE" in str(exc):
+            reason = _HUGE_HINT.split(str(exc), maxsplit=1)[0].strip()
+            raise UnsafeXmlError(
+                f"XML document exceeds a safety limit of the parser and is refused ({reason}): "
+                "nesting deeper than 256 levels, or a text or attribute over 10 MB"
+            ) from None
         raise InvalidXmlError(f"XML document is not well-formed: {exc}") from None
     if root is None:
         raise InvalidXmlError("XML document has no root element")
@@ -105,8 +118,16 @@ def parse_xml(
         raise UnsafeXmlError("XML document with a DOCTYPE is refused (DTDs and entities are not allowed)")
     if guard.attempts:
         raise UnsafeXmlError("XML document tried to load an external resource")
-    for node in root.iter(etree.Entity):
-        raise UnsafeXmlError(f"XML document contains an entity reference ({node.text}) and is refused")
+    for node in (*root.itersiblings(preceding=True), *root.itersiblings()):
+        if isinstance(node, etree._ProcessingInstruction):
+            raise UnsafeXmlError(f"XML document contains a processing instruction (<?{node.target}?>) and is refused")
+    xinclude = [f"{{{namespace}}}*" for namespace in _XINCLUDE_NAMESPACES]
+    for node in root.iter(etree.Entity, etree.ProcessingInstruction, *xinclude):
+        if isinstance(node, etree._Entity):
+            raise UnsafeXmlError(f"XML document contains an entity reference ({node.text}) and is refused")
+        if isinstance(node, etree._ProcessingInstruction):
+            raise UnsafeXmlError(f"XML document contains a processing instruction (<?{node.target}?>) and is refused")
+        raise UnsafeXmlError("XML document contains an XInclude element and is refused (XInclude is never processed)")
     return root
 
 

@@ -971,7 +971,10 @@ def parse(content_type: str, body: bytes) -> EbmsMessage:
     if not isinstance(body, (bytes, bytearray, memoryview)):
         raise TypeError(f"body must be bytes, got {type(body).__name__}")
     body = bytes(body)
-    media, header = _content_type(content_type)
+    try:
+        media, header = _content_type(content_type)
+    except (TypeError, ValueError):  # e.g. a header value that is no text (UnicodeEncodeError)
+        raise EbmsParseError("the Content-Type header cannot be read", "MimeProblem") from None
     if media == "multipart/related":
         boundary = _param(header, "boundary")
         if not boundary:

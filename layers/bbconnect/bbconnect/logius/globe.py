@@ -70,7 +70,9 @@ MAX_DESCRIPTION_LENGTH: Final = 128
 MAX_ATTACHMENT_BYTES: Final = 500_000  # all attachments of one letter together, before base64
 MAX_BATCH_BYTES: Final = 100_000_000  # the whole batch document, base64 included
 MAX_PUBLISH_AHEAD: Final = timedelta(days=13)  # PublicatieDatum at most 13 days after delivery
-MAX_RESULT_BYTES: Final = 200_000_000  # cap on a (decompressed) result document
+# Cap on a (decompressed) result document. A result lists at most 1000 letters (some 300 kB); the
+# cap stops a gzip bomb while unpacking, far below what the receiving Lambda's memory can hold.
+MAX_RESULT_BYTES: Final = 20_000_000
 
 NIL_GUID: Final = "00000000-0000-0000-0000-000000000000"
 

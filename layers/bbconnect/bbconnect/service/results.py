@@ -1,18 +1,28 @@
 """Inbound ebMS: GLOBE posts each `GLOBE-R-BV-Result` to bbconnect's endpoint (mutual TLS). We check
 who sent it, drop duplicates by MessageId (answering them with the first answer), store the report
-for the waiting chunk, and acknowledge — only after the report is stored."""
+for the waiting chunk, and acknowledge — only after the report is stored.
+
+Hostile input is answered, never followed: an HTTP body with a Content-Encoding is refused (415) without
+being unpacked (a gzipped result travels gzipped inside its MIME part, where `parse_result` unpacks
+it within `globe.MAX_RESULT_BYTES`); XML goes through `bbconnect.xmlsafe`; a result whose BatchID is
+not a GUID, or a payload that cannot be read, gets an ebMS MessageError and nothing is stored."""
 from __future__ import annotations
 
 import base64
+import gzip
+import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from bbconnect.ebms import message as ebms
-from bbconnect.logius.globe import parse_result
+from bbconnect.logius.globe import is_guid, parse_result
 from bbconnect.service import keys
 from bbconnect.service.context import Services
 
 MAX_INBOUND_BYTES = 150 * 1024 * 1024
+MAX_ID_LENGTH = 256  # MessageId and CPAId: part of an S3 key (at most 1024 bytes) and a DynamoDB key
+# What reading a subscription answer raises for a bad payload (a corrupt or truncated gzip among them).
+_UNREADABLE_PAYLOAD = (ValueError, EOFError, gzip.BadGzipFile, zlib.error)
 
 
 @dataclass(frozen=True)
@@ -55,12 +65,18 @@ def receive(request: InboundRequest, services: Services, *, certificate_oin, sfn
     for a duplicate MessageId); signals (Acknowledgment, MessageError) get an empty 204."""
     if len(request.body) > MAX_INBOUND_BYTES:
         return _fault(413, "message too large")
+    encoding = request.header("Content-Encoding").strip().lower()
+    if encoding not in ("", "identity"):
+        return _fault(415, f"Content-Encoding {encoding[:40]!r} is not accepted: send the ebMS message "
+                           "unencoded (a gzipped payload belongs inside its MIME part)")
     if not ebms.is_ebms_soap_action(request.header("SOAPAction")):
         return _fault(400, 'SOAPAction must be "ebXML"')
     try:
         message = ebms.parse(request.header("Content-Type"), request.body)
     except ValueError as error:
         return _fault(400, f"not an ebMS message: {error}")
+    if max(len(message.message_id), len(message.cpa_id)) > MAX_ID_LENGTH:  # they become storage keys
+        return _fault(400, f"not an ebMS message: MessageId and CPAId may be at most {MAX_ID_LENGTH} characters")
     cert_oin = certificate_oin(request.client_cert_pem) if request.client_cert_pem else None
     if cert_oin is None or cert_oin != message.from_party.oin or cert_oin not in services.settings.accepted_logius_oins:
         return _error_answer(message, "SecurityFailure", "the client certificate's OIN does not match an accepted Logius party")
@@ -81,6 +97,8 @@ def receive(request: InboundRequest, services: Services, *, certificate_oin, sfn
             result = parse_result(payload)
         except ValueError as error:
             return _error_answer(message, "OtherXml", f"the processing report is not readable: {error}")
+        if not is_guid(result.batch_id):
+            return _error_answer(message, "ValueNotRecognized", "the processing report's BatchID is not a GUID")
         record = services.batches.globe(result.batch_id)
         if record is not None and (record.get("cpa_id", message.cpa_id) != message.cpa_id or record.get("to_oin", cert_oin) != cert_oin):
             return _error_answer(message, "SecurityFailure", "this result belongs to a batch sent under another CPA or party")
@@ -93,7 +111,10 @@ def receive(request: InboundRequest, services: Services, *, certificate_oin, sfn
     elif message.action == ebms.ACTION_A_RESULT and on_bulk_answer is not None:
         if not message.payloads:
             return _error_answer(message, "MimeProblem", "the subscription answer carries no payload")
-        on_bulk_answer(message, message.payloads[0].data)
+        try:
+            on_bulk_answer(message, message.payloads[0].data)
+        except _UNREADABLE_PAYLOAD as error:
+            return _error_answer(message, "OtherXml", f"the subscription answer is not readable: {error}")
     else:
         return _error_answer(message, "NotSupported", f"action {message.action!r} is not taken here")
     headers, body = ebms.serialize(ebms.acknowledgment_for(message, host="bbconnect", now=datetime.now(UTC)))
