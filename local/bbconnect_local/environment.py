@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bbconnect.runtime import LOCAL_FILE_REFERENCES_ENV
 from bbconnect_local.deployment import LocalDeployment, api_gateway_event
 from bbconnect_local.mtls_server import HttpRequest, HttpResponse, MutualTlsServer
 from bbconnect_local.pki import TestPKI
@@ -80,7 +81,9 @@ class LocalEnvironment:
                 parameter_overrides={"LogiusCaBundle": f"file:{self.pki.ca_cert_path}", **self.parameter_overrides},
                 environment={"TENANT_CONFIG_DIR": str(tenant_dir), "CHUNK_SIZE": str(self.chunk_size),
                              "LOGIUS_OINS": LOGIUS_OIN, "HTTP_TIMEOUT_SECONDS": str(HTTP_TIMEOUT_SECONDS),
-                             "PROOF_SIGNING_KEY": f"file:{proof_pem}"},
+                             "PROOF_SIGNING_KEY": f"file:{proof_pem}",
+                             # Locally the keys, certificates and CPAs are files of the test PKI.
+                             LOCAL_FILE_REFERENCES_ENV: "1"},
             ).start()
         except Exception:
             self.stop()

@@ -40,6 +40,23 @@ class Settings(BaseModel):
         return frozenset(oin.strip() for oin in self.logius_oins.split(",") if oin.strip())
 
 
+# Set only by the local run (`bbconnect_local.environment`); the template never sets it.
+LOCAL_FILE_REFERENCES_ENV = "BBCONNECT_ALLOW_FILE_REFERENCES"
+# Variables the Lambda runtime always sets (reserved: a function's configuration cannot remove them).
+_LAMBDA_RUNTIME_ENV = ("AWS_LAMBDA_FUNCTION_NAME", "AWS_EXECUTION_ENV", "LAMBDA_TASK_ROOT")
+
+
+def in_lambda_runtime() -> bool:
+    """Is this process a real AWS Lambda (not the local run, a test or the CLI)?"""
+    return any(os.environ.get(name) for name in _LAMBDA_RUNTIME_ENV)
+
+
+def file_references_allowed() -> bool:
+    """May a secret, certificate or CPA be read from a `file:` reference? Not in the Lambda runtime,
+    where secrets come from Secrets Manager only, unless the local-only switch is on."""
+    return not in_lambda_runtime() or os.environ.get(LOCAL_FILE_REFERENCES_ENV) == "1"
+
+
 @cache
 def settings() -> Settings:
     return Settings.model_validate(dict(os.environ))

@@ -22,7 +22,9 @@ saved; `print_job_max_letters`, the most letters in one print job for the print-
 
 Rules checked here (beyond each field's own format): the keys of `organisations`, `streams` and
 `connections` equal the ids inside; every organisation a stream or connection names exists; an
-organisation is on at most one connection; no two organisations share an OIN.
+organisation is on at most one connection; no two organisations share an OIN; every
+`secretsmanager:` reference of a connection (client certificate; the adapter's certificate, CA
+bundle and Authorization) names a secret in the tenant's own folder, `<prefix>/<tenant>/<name>`.
 
 Loading is pure: `load_tenant_config(raw_bytes, source=...)` takes the bytes the caller read.
 """
@@ -292,6 +294,19 @@ class Connection(BaseModel):
         return value
 
 
+def _secret_in_tenant_folder(reference: str, tenant: str) -> bool:
+    """A `secretsmanager:` reference of a tenant must name a secret in that tenant's own folder,
+    `<prefix>/<tenant>/<name>` (e.g. `bbconnect/gemeente-lv/lv-logius`): every function that talks to
+    Logius may read every connection's secret, so this is what keeps one tenant's configuration from
+    borrowing another tenant's client certificate (and OIN) or Authorization token. `file:`
+    references are for the local run only (refused in the Lambda runtime) and are not checked here."""
+    scheme, _, name = reference.partition(":")
+    if scheme != "secretsmanager":
+        return True
+    parts = name.split("/")
+    return len(parts) >= 3 and all(parts) and parts[-2] == tenant
+
+
 class PlannedRun(BaseModel):
     """A run a tenant announces: `letters` letters of `stream` on `date`."""
 
@@ -352,6 +367,17 @@ class TenantConfig(BaseModel):
                     problems.append(f"connections.{key}.senders: lists organisation {sender!r} twice")
                 else:
                     on_connection[sender] = key
+        for key, connection in self.connections.items():
+            references = {"certificate": connection.certificate}
+            if connection.adapter is not None:
+                references.update({f"adapter.{name}": getattr(connection.adapter, name)
+                                   for name in ("certificate", "ca_bundle", "authorization")})
+            for name, reference in references.items():
+                if reference and not _secret_in_tenant_folder(reference, self.tenant):
+                    problems.append(
+                        f"connections.{key}.{name}: the secret is not in tenant {self.tenant!r}'s own folder; "
+                        f"a tenant names only its own secrets, as secretsmanager:<prefix>/{self.tenant}/<name>"
+                    )
         oin_owner: dict[str, str] = {}
         for key, org in self.organisations.items():
             if org.oin in oin_owner:

@@ -7,6 +7,7 @@ import threading
 import time
 from pathlib import Path
 
+from bbconnect.runtime import file_references_allowed
 from bbconnect.tenants import TenantConfig, TenantConfigError, load_tenant_config
 
 _TENANT_ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,39}$")
@@ -66,6 +67,9 @@ class TenantConfigStore:
             return cached
         scheme, _, rest = reference.partition(":")
         if scheme == "file" and rest:
+            if not file_references_allowed():  # as for secrets: no reading the function's own files on AWS
+                raise TenantConfigError(f"connection {connection.id!r}: the CPA reference {reference!r} is a file: "
+                                        "reference, refused in the Lambda runtime; use s3:<key> in the config bucket")
             data = Path(rest).read_bytes()
         elif scheme == "s3" and rest:
             data = self._s3.get_object(Bucket=self._bucket, Key=rest)["Body"].read()

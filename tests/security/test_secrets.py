@@ -1,0 +1,238 @@
+"""Secrets only from Secrets Manager: the template passes references, never secret material; in the
+Lambda runtime a `file:` reference is refused unless the local-only switch is on; and the repository
+holds no private key, password or access key (the test PKI is generated at run time)."""
+from __future__ import annotations
+
+import copy
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from bbconnect.adapters import transport
+from bbconnect.adapters.references import ReferenceError_, read_reference
+from bbconnect.adapters.tenant_configs import TenantConfigStore
+from bbconnect.runtime import LOCAL_FILE_REFERENCES_ENV, file_references_allowed
+from bbconnect.tenants import TenantConfigError
+from bbconnect_local.template import load_template
+
+# Parameters and variables whose name says they point at secret material.
+_SECRETISH_NAME = re.compile(r"(key|secret|certificate|cert|password|passwd|token|credential|ca_?bundle)", re.IGNORECASE)
+_SECRET_MATERIAL = [
+    re.compile(r"-----BEGIN [A-Z ]*(PRIVATE KEY|CERTIFICATE)-----"),
+    re.compile(r"\bAKIA[0-9A-Z]{16}\b"),  # an AWS access key id
+    re.compile(r"(?i)(password|passwd|secret|token)\s*[=:]\s*\S"),
+]
+_REFERENCE = re.compile(r"secretsmanager:[A-Za-z0-9/_+=.@-]{1,512}")
+
+
+@pytest.fixture(scope="module")
+def template(repo_root) -> dict:
+    return load_template(repo_root / "template.yaml")
+
+
+def _template_findings(template: dict) -> list[str]:
+    """Secret material (or a secret-looking value that is not a reference) passed to a function."""
+    findings = []
+    parameters = template.get("Parameters") or {}
+    for name, spec in parameters.items():
+        default = str(spec.get("Default", ""))
+        if any(p.search(default) for p in _SECRET_MATERIAL):
+            findings.append(f"parameter {name}: its default is secret material")
+        if _SECRETISH_NAME.search(name) and not name.endswith("Prefix") and default and not _REFERENCE.fullmatch(default):
+            findings.append(f"parameter {name}: default {default!r} is not a secretsmanager: reference")
+    sources = [("Globals", ((template.get("Globals") or {}).get("Function") or {}).get("Environment") or {})]
+    sources += [(name, (r.get("Properties") or {}).get("Environment") or {}) for name, r in template["Resources"].items()
+                if r["Type"] == "AWS::Serverless::Function"]
+    for owner, environment in sources:
+        for variable, value in (environment.get("Variables") or {}).items():
+            if variable == LOCAL_FILE_REFERENCES_ENV or variable.startswith(("AWS_LAMBDA_", "AWS_EXECUTION_ENV")):
+                findings.append(f"{owner}: sets {variable}")
+            if isinstance(value, dict):
+                # A parameter may be passed only when it is a reference (its default says what it holds).
+                (kind, target), = value.items()
+                if kind == "Ref" and target in parameters and _SECRETISH_NAME.search(target):
+                    default = str(parameters[target].get("Default", ""))
+                    if default and not _REFERENCE.fullmatch(default):
+                        findings.append(f"{owner}: {variable} passes parameter {target}, which is no reference")
+                continue
+            text = str(value)
+            if any(p.search(text) for p in _SECRET_MATERIAL):
+                findings.append(f"{owner}: {variable} is secret material")
+            elif _SECRETISH_NAME.search(variable) and not _REFERENCE.fullmatch(text):
+                findings.append(f"{owner}: {variable}={text!r} is not a secretsmanager: reference")
+    return findings
+
+
+def test_given_the_template_then_no_function_gets_secret_material_in_its_environment_or_parameters(template, repo_root):
+    # Given the template's parameters and every function's environment
+    # Then each secret is passed as a secretsmanager: reference, never as material, and the
+    # local-only switch is set nowhere
+    assert _template_findings(template) == []
+    variables = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert variables["LOGIUS_CA_BUNDLE"] == {"Ref": "LogiusCaBundle"}
+    assert template["Parameters"]["LogiusCaBundle"]["Default"].startswith("secretsmanager:")
+    assert template["Resources"]["FallbackFunction"]["Properties"]["Environment"]["Variables"]["PROOF_SIGNING_KEY"] == {"Ref": "ProofSigningKey"}
+    assert LOCAL_FILE_REFERENCES_ENV not in (repo_root / "template.yaml").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("where, value, expected", [
+    ("global", "-----BEGIN PRIVATE KEY-----\nMIG...\n-----END PRIVATE KEY-----\n", "secret material"),
+    ("global", "AKIAABCDEFGHIJKLMNOP", "secret material"),
+    ("function", "file:/var/task/client.pem", "not a secretsmanager: reference"),
+    ("parameter", "-----BEGIN CERTIFICATE-----", "secret material"),
+])
+def test_given_secret_material_in_the_template_then_the_scan_finds_it(template, where, value, expected):
+    # The scan above can fail: the template with secret material put where a reference belongs
+    doctored = copy.deepcopy(template)
+    if where == "global":
+        doctored["Globals"]["Function"]["Environment"]["Variables"]["DB_PASSWORD_VALUE"] = value
+    elif where == "function":
+        doctored["Resources"]["SendFunction"]["Properties"]["Environment"]["Variables"]["CLIENT_CERTIFICATE"] = value
+    else:
+        doctored["Parameters"]["LogiusCaBundle"]["Default"] = value
+    findings = _template_findings(doctored)
+    assert any(expected in finding for finding in findings), findings
+
+
+def test_given_the_local_switch_in_a_function_environment_then_the_scan_finds_it(template):
+    doctored = copy.deepcopy(template)
+    doctored["Resources"]["SendFunction"]["Properties"]["Environment"]["Variables"][LOCAL_FILE_REFERENCES_ENV] = "1"
+    assert _template_findings(doctored) == [f"SendFunction: sets {LOCAL_FILE_REFERENCES_ENV}"]
+
+
+# ---------------------------------------------------------------------- file: references
+@pytest.fixture
+def lambda_runtime(monkeypatch):
+    """This process as the Lambda runtime sees it (the variables Lambda always sets), switch off."""
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "bbconnect-SendFunction-abc")
+    monkeypatch.setenv("AWS_EXECUTION_ENV", "AWS_Lambda_python3.13")
+    monkeypatch.delenv(LOCAL_FILE_REFERENCES_ENV, raising=False)
+
+
+@pytest.fixture
+def secret_file(tmp_path) -> Path:
+    path = tmp_path / "client.pem"
+    path.write_bytes(b"not really a key")
+    return path
+
+
+def test_given_the_lambda_runtime_when_a_file_reference_is_read_then_it_is_refused(lambda_runtime, secret_file):
+    assert not file_references_allowed()
+    with pytest.raises(ReferenceError_, match="refused in the Lambda runtime"):
+        read_reference(f"file:{secret_file}")
+    # A path that does not exist gets the same refusal: nothing is looked at
+    with pytest.raises(ReferenceError_, match="refused in the Lambda runtime"):
+        read_reference("file:/proc/self/environ")
+
+
+def test_given_the_lambda_runtime_when_a_secretsmanager_reference_is_read_then_it_comes_from_secrets_manager(lambda_runtime):
+    asked = []
+
+    class Secrets:
+        def get_secret_value(self, SecretId):  # noqa: N803 - boto3's name
+            asked.append(SecretId)
+            return {"SecretString": "pem"}
+
+    assert read_reference("secretsmanager:bbconnect/gemeente-lv/lv-logius", lambda: Secrets()) == b"pem"
+    assert asked == ["bbconnect/gemeente-lv/lv-logius"]
+
+
+def test_given_the_lambda_runtime_when_the_transport_is_given_file_references_then_it_makes_no_context(lambda_runtime, secret_file):
+    with pytest.raises(ReferenceError_, match="refused in the Lambda runtime"):
+        transport.tls_context(f"file:{secret_file}", f"file:{secret_file}.ca")
+
+
+def test_given_the_lambda_runtime_when_a_connection_names_a_file_cpa_then_it_is_refused(lambda_runtime, repo_root, secret_file):
+    store = TenantConfigStore(directory=str(repo_root / "config" / "tenants"))
+    connection = store.get("gemeente-lv").connections["lv-logius"].model_copy(update={"cpa": f"file:{secret_file}"})
+    with pytest.raises(TenantConfigError, match="refused in the Lambda runtime"):
+        store.cpa("gemeente-lv", connection)
+
+
+def test_given_the_lambda_runtime_with_the_local_switch_on_then_file_references_are_read(lambda_runtime, monkeypatch, secret_file):
+    # The local run (bbconnect_local.environment) sets the switch; so does only it.
+    monkeypatch.setenv(LOCAL_FILE_REFERENCES_ENV, "1")
+    assert read_reference(f"file:{secret_file}") == b"not really a key"
+    monkeypatch.setenv(LOCAL_FILE_REFERENCES_ENV, "true")  # only "1" switches it on
+    with pytest.raises(ReferenceError_):
+        read_reference(f"file:{secret_file}")
+
+
+def test_given_no_lambda_runtime_then_file_references_are_read(monkeypatch, secret_file):
+    # Tests and the CLI run outside Lambda: files are what they have.
+    for name in ("AWS_LAMBDA_FUNCTION_NAME", "AWS_EXECUTION_ENV", "LAMBDA_TASK_ROOT", LOCAL_FILE_REFERENCES_ENV):
+        monkeypatch.delenv(name, raising=False)
+    assert read_reference(f"file:{secret_file}") == b"not really a key"
+
+
+def test_given_the_local_environment_then_it_switches_file_references_on(repo_root):
+    # The local run's functions read the test PKI's files; it is the one place that sets the switch.
+    users = [path.relative_to(repo_root).as_posix() for path in (repo_root / "local").rglob("*.py")
+             if "LOCAL_FILE_REFERENCES_ENV" in path.read_text(encoding="utf-8")]
+    assert users == ["local/bbconnect_local/environment.py"]
+    assert "LOCAL_FILE_REFERENCES_ENV: \"1\"" in (repo_root / users[0]).read_text(encoding="utf-8")
+
+
+# ---------------------------------------------------------------------- the repository
+_PEM_PRIVATE = re.compile(rb"-----BEGIN ((?:RSA |EC |DSA |OPENSSH |ENCRYPTED )?PRIVATE KEY)-----(.*?)-----END \1-----", re.DOTALL)
+_PRIVATE_MARKER = re.compile(rb"BEGIN (?:RSA |EC |DSA |OPENSSH |ENCRYPTED )?PRIVATE KEY")
+_PASSWORD_LITERAL = re.compile(rb"""(?i)\b(?:password|passwd|pwd)\s*=\s*(?:[rbuf]{0,2})["'][^"']+["']""")
+_ACCESS_KEY = re.compile(rb"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b")
+# Files that hold a private-key marker on purpose, and why; the block must still not load as a key.
+_KEY_MARKER_ALLOWED = {
+    "tests/domain/test_proof.py": "a deliberately broken key (base64 of 'secret') to test the signing error",
+}
+
+
+def _repo_findings(files: dict[str, bytes]) -> list[str]:
+    findings = []
+    for path, data in files.items():
+        for match in _PEM_PRIVATE.finditer(data):
+            try:
+                serialization.load_pem_private_key(match.group(0), password=None)
+                findings.append(f"{path}: a private key")
+                continue
+            except (ValueError, TypeError):
+                pass
+            if path not in _KEY_MARKER_ALLOWED:
+                findings.append(f"{path}: a {match.group(1).decode()} block")
+        if _PRIVATE_MARKER.search(data) and not _PEM_PRIVATE.search(data) and path not in _KEY_MARKER_ALLOWED:
+            findings.append(f"{path}: a private-key marker")
+        if _PASSWORD_LITERAL.search(data):
+            findings.append(f"{path}: a password literal")
+        if _ACCESS_KEY.search(data):
+            findings.append(f"{path}: an AWS access key id")
+    return findings
+
+
+@pytest.fixture(scope="module")
+def tracked_files(repo_root) -> dict[str, bytes]:
+    try:
+        listed = subprocess.run(["git", "ls-files", "-z"], cwd=repo_root, capture_output=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        pytest.skip("not a git checkout")
+    names = [name for name in listed.decode().split("\0") if name]
+    return {name: (repo_root / name).read_bytes() for name in names if (repo_root / name).is_file()}
+
+
+def test_given_the_tracked_files_then_none_holds_a_private_key_password_or_access_key(tracked_files):
+    # Given every file git tracks (the test PKI writes its keys at run time, into temporary folders)
+    assert len(tracked_files) > 100 and "local/bbconnect_local/pki.py" in tracked_files
+    # Then none holds a private key, a password literal or an AWS access key id
+    assert _repo_findings(tracked_files) == []
+
+
+def test_given_a_real_key_or_a_password_in_a_file_then_the_repository_scan_finds_it():
+    # The scan can fail: a freshly made key (even in an allowed file), a password, an access key
+    key = ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption())
+    assert _repo_findings({"tests/domain/test_proof.py": b"KEY = " + key}) == ["tests/domain/test_proof.py: a private key"]
+    assert _repo_findings({"a.py": b'connect(user="x", password="hunter2")'}) == ["a.py: a password literal"]
+    assert _repo_findings({"a.py": b"load_pem_private_key(data, password=None)"}) == []
+    assert _repo_findings({"b.txt": b"aws_access_key_id = AKIAIOSFODNN7EXAMPLE"}) == ["b.txt: an AWS access key id"]
+    assert _repo_findings({"c.pem": b"-----BEGIN RSA PRIVATE KEY-----\nabc\n-----END RSA PRIVATE KEY-----\n"}) == [
+        "c.pem: a RSA PRIVATE KEY block"]
