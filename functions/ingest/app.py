@@ -1,9 +1,7 @@
 """Batch state machine task: ingest and validate a dropped batch file."""
-import dataclasses
-
 from aws_lambda_powertools.metrics import MetricUnit
 
-from bbconnect.observability import StreamTally, correlate, count_by_stream, logger_for, metrics_for
+from bbconnect.observability import by_stream, correlate, count_by_stream, logger_for, metrics_for
 from bbconnect.service.context import services
 from bbconnect.service.ingest import ingest
 
@@ -15,9 +13,7 @@ metrics = metrics_for("ingest")
 @logger.inject_lambda_context(clear_state=True)
 def handler(event, context):
     correlate(logger, {**event, "tenant": event.get("key", "").split("/", 1)[0]})
-    base = services()
-    tally = StreamTally(base.letters)
-    result = ingest(event, dataclasses.replace(base, letters=tally))
+    result = ingest(event, services())
     if result["status"] == "bad_file":
         logger.warning("bad batch file reported to the tenant", extra={"error": result["error"]})
         metrics.add_metric(name="BadFiles", unit=MetricUnit.Count, value=1)
@@ -25,7 +21,7 @@ def handler(event, context):
         logger.info("batch file ingested", extra={k: result[k] for k in ("received", "accepted", "rejected", "chunk_count")})
         metrics.add_metric(name="LettersReceived", unit=MetricUnit.Count, value=result["received"])
         metrics.add_metric(name="LettersRejected", unit=MetricUnit.Count, value=result["rejected"])
-        for stream, counts in tally.by_stream(result["received"], result["rejected"]).items():
+        for stream, counts in by_stream(result.get("streams") or {}, result["received"], result["rejected"]).items():
             count_by_stream(metrics, "LettersReceived", counts["received"], stream)
             count_by_stream(metrics, "LettersRejected", counts["rejected"], stream)
     return result

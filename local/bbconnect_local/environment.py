@@ -261,17 +261,25 @@ class LocalEnvironment:
         return None
 
     def letter_statuses(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for letter in self.letters():
+            counts[letter["status"]] = counts.get(letter["status"], 0) + 1
+        return counts
+
+    def letters(self) -> list[dict]:
+        """Every letter and rejected row in the letters table, each as one record (`ledger.compose`)."""
         import boto3
 
+        from bbconnect.ledger import compose_all
+
         table = boto3.resource("dynamodb").Table(self.outputs["LettersTableName"])
-        counts: dict[str, int] = {}
-        kwargs: dict = {"ProjectionExpression": "#s", "ExpressionAttributeNames": {"#s": "status"}}
+        items: list[dict] = []
+        kwargs: dict = {"ConsistentRead": True}
         while True:
             page = table.scan(**kwargs)
-            for item in page["Items"]:
-                counts[item["status"]] = counts.get(item["status"], 0) + 1
+            items.extend(page["Items"])
             if "LastEvaluatedKey" not in page:
-                return counts
+                return compose_all(items)
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def outbox_object(self, key: str) -> bytes:

@@ -295,28 +295,23 @@ def _batch_file(backend: OpsBackend, batch_id: str) -> dict | None:
     return backend.batches.get_item(Key={"pk": f"file#{batch_id}"}, ConsistentRead=True).get("Item")
 
 
-def _letters_of_batch(backend: OpsBackend, batch_id: str) -> list[dict]:
-    """The letters (and rejected rows) of a batch file: the `by_batch` index, then the items."""
-    from boto3.dynamodb.conditions import Key
+def _ledger(backend: OpsBackend):
+    from bbconnect.adapters.letters import LetterRepository
 
-    table = backend.letters
-    keys: list[str] = []
-    kwargs: dict = {"IndexName": "by_batch", "KeyConditionExpression": Key("batch_id").eq(batch_id)}
-    while True:
-        page = table.query(**kwargs)
-        keys.extend(item["letter_key"] for item in page.get("Items", []))
-        if "LastEvaluatedKey" not in page:
-            break
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-    items: list[dict] = []
-    resource = backend.dynamodb()
-    for start in range(0, len(keys), 100):
-        request = {table.name: {"Keys": [{"letter_key": key} for key in keys[start:start + 100]]}}
-        while request:
-            answer = resource.batch_get_item(RequestItems=request)
-            items.extend(answer.get("Responses", {}).get(table.name, []))
-            request = answer.get("UnprocessedKeys") or {}
-    return sorted(items, key=lambda item: int(item.get("line") or 0))
+    return LetterRepository(backend.letters, retention_days=0)  # read only: the retention is never used
+
+
+def _letters_of_batch(backend: OpsBackend, batch_id: str) -> list[dict]:
+    """The letters (and rejected rows) of a batch file, each as one record: its chunk records and
+    rejected rows through the `by_batch` index, then the letters the chunks name."""
+    return _ledger(backend).letters_of(batch_id)
+
+
+def _all_letters(backend: OpsBackend) -> list[dict]:
+    """Every letter in the table, each as one record (a scan: for `failed` and `forecast`)."""
+    from bbconnect.ledger import compose_all
+
+    return compose_all(_scan(backend.letters))
 
 
 def _globe_batches(backend: OpsBackend, batch_id: str) -> list[dict]:
@@ -417,9 +412,7 @@ def batch(ctx: typer.Context, backend: OpsBackend, console: Console,
 def letter(ctx: typer.Context, backend: OpsBackend, console: Console,
            tenant: str = typer.Option(..., "--tenant"), reference: str = typer.Option(..., "--reference")) -> int:
     """One letter: status, reason, route (and what decided it), BerichtID, GLOBE BatchID, its history."""
-    from bbconnect.adapters.letters import letter_key
-
-    item = backend.letters.get_item(Key={"letter_key": letter_key(tenant, reference)}).get("Item")
+    item = _ledger(backend).get(tenant, reference)
     if item is None:
         raise OpsError(f"no letter {reference!r} of tenant {tenant!r} in {backend.where} (a rejected row is kept "
                        f"under its batch and line: `bbconnect ops failed --batch B --rejected`)", NOT_FOUND)
@@ -449,8 +442,6 @@ def failed(ctx: typer.Context, backend: OpsBackend, console: Console,
            tenant: str | None = typer.Option(None, "--tenant"), batch_id: str | None = typer.Option(None, "--batch"),
            rejected: bool = typer.Option(False, "--rejected", help="Also the rows rejected at intake.")) -> int:
     """The letters that FAILED, with their reasons (by tenant and/or batch)."""
-    from boto3.dynamodb.conditions import Attr
-
     wanted = {"FAILED", "REJECTED"} if rejected else {"FAILED"}
     if batch_id:
         if _batch_file(backend, batch_id) is None:
@@ -458,10 +449,8 @@ def failed(ctx: typer.Context, backend: OpsBackend, console: Console,
         items = [item for item in _letters_of_batch(backend, batch_id)
                  if item.get("status") in wanted and (not tenant or item.get("tenant") == tenant)]
     else:
-        condition = Attr("status").is_in(sorted(wanted))
-        if tenant:
-            condition = condition & Attr("tenant").eq(tenant)
-        items = sorted(_scan(backend.letters, FilterExpression=condition),
+        items = sorted((item for item in _all_letters(backend)
+                        if item.get("status") in wanted and (not tenant or item.get("tenant") == tenant)),
                        key=lambda item: (item.get("batch_id") or "", int(item.get("line") or 0)))
     what = "failed or rejected letters" if rejected else "failed letters"
     scope = " ".join(part for part in (f"tenant {tenant}" if tenant else "", f"batch {batch_id}" if batch_id else "") if part)
@@ -503,11 +492,9 @@ def resend(ctx: typer.Context, backend: OpsBackend, console: Console,
     if item.get("tenant") != tenant:
         raise OpsError(f"batch {batch_id} belongs to tenant {item.get('tenant')!r}, not {tenant!r}", USAGE)
     if references:
-        from bbconnect.adapters.letters import letter_key
-
         chosen = []
         for reference in dict.fromkeys(references):
-            found = backend.letters.get_item(Key={"letter_key": letter_key(tenant, reference)}).get("Item")
+            found = _ledger(backend).get(tenant, reference)
             if found is None:
                 console.print(Text(f"skipped {reference}: no such letter", style="yellow"))
             elif found.get("status") != "FAILED":
@@ -690,11 +677,8 @@ def compute_forecast(backend: OpsBackend, days: int, *, config_dir: Path | None 
     """What Logius will get per connection and day: the letters waiting in bbconnect (accepted,
     routed or rendered; not on the paper route) on their publication day (today when they have
     none), plus the runs tenants announce in their configuration (`planned_runs`)."""
-    from boto3.dynamodb.conditions import Attr
-
     forecast = Forecast(today or datetime.now(LOGIUS_TIMEZONE).date(), days)
-    pending = [item for item in _scan(backend.letters, FilterExpression=Attr("status").is_in(list(NOT_YET_SENT)))
-               if item.get("route") != "paper"]
+    pending = [item for item in _all_letters(backend) if item.get("status") in NOT_YET_SENT and item.get("route") != "paper"]
     by_batch: dict[str, list[dict]] = defaultdict(list)
     for item in pending:
         by_batch[item.get("batch_id") or ""].append(item)

@@ -20,6 +20,7 @@ from lxml import etree
 from pdfa.checker import check_pdfa2a, format_findings
 from pypdf import PdfReader
 
+from bbconnect.adapters.letters import LetterRepository
 from bbconnect.report import LOGIUS_COUNTS
 from bbconnect_local.environment import REPO_ROOT
 
@@ -137,12 +138,12 @@ def test_given_the_sample_tax_run_when_dropped_then_every_row_ends_in_exactly_on
     # And the history file has every row, without a BSN
     history = local_env.outbox_object(f"gemeente-lv/reports/{report['batch_id']}/history.jsonl").decode()
     assert len(history.splitlines()) == len(rows) and not any(row["bsn"] in history for row in rows)
-    # And the statuses in DynamoDB agree with the report
-    table = boto3.resource("dynamodb").Table(local_env.outputs["LettersTableName"])
+    # And the statuses in DynamoDB (the letter's record with its chunk's) agree with the report
+    ledger = LetterRepository(boto3.resource("dynamodb").Table(local_env.outputs["LettersTableName"]), retention_days=1)
     for letter in report["letters"][:40]:
         if letter["status"] == "REJECTED":
             continue
-        item = table.get_item(Key={"letter_key": f"gemeente-lv#{letter['reference']}"})["Item"]
+        item = ledger.get("gemeente-lv", letter["reference"])
         assert item["status"] == letter["status"]
         assert [entry["status"] for entry in item["history"]][0] == "ACCEPTED"
         assert [entry["status"] for entry in item["history"]][-1] == letter["status"]

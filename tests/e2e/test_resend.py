@@ -6,6 +6,7 @@ import json
 
 import boto3
 
+from bbconnect.adapters.letters import LetterRepository
 from bbconnect.service.resend import start_resend
 
 
@@ -41,8 +42,8 @@ def test_given_a_letter_logius_refused_when_resent_after_the_fix_then_it_is_deli
     delivered_ok = next(l for l in report["letters"] if l["reference"] == "resend-ok")
     assert local_env.simulator.deliveries_of(delivered_ok["bericht_id"]) == 1
     # And the letter's history shows the failure, the resend and the delivery
-    item = boto3.resource("dynamodb").Table(local_env.outputs["LettersTableName"]).get_item(
-        Key={"letter_key": "gemeente-lv#resend-refused"})["Item"]
+    item = LetterRepository(boto3.resource("dynamodb").Table(local_env.outputs["LettersTableName"]), retention_days=1).get(
+        "gemeente-lv", "resend-refused")
     statuses = [entry["status"] for entry in item["history"]]
     assert "FAILED" in statuses and statuses[-1] == "DELIVERED"
     assert any("resend requested" in entry.get("detail", "") for entry in item["history"])

@@ -14,6 +14,8 @@ from botocore.stub import Stubber
 from moto import mock_aws
 from typer.testing import CliRunner
 
+from bbconnect.adapters.letters import LetterRepository
+from bbconnect.status import Status
 from bbconnect_local import ops
 from bbconnect_local.environment import REPO_ROOT, LocalEnvironment, simulator_config_from_file
 from bbconnect_local.ops import LOGIUS_TIMEZONE, compute_forecast, ops_app
@@ -75,8 +77,10 @@ def test_given_a_finished_local_run_when_saved_then_the_state_folder_holds_table
     state = run["out"] / "state"
     assert json.loads((state / "outputs.json").read_text())["LettersTableName"] == run["outputs"]["LettersTableName"]
     letters = (state / "dynamodb" / "LettersTableName.items.jsonl").read_text().splitlines()
-    assert len(letters) == 20  # every row of the file has its item (letters and rejected rows)
-    assert json.loads(letters[0])["Item"]["letter_key"]["S"].startswith(f"{TENANT}#")
+    kinds = [json.loads(line)["Item"]["kind"]["S"] for line in letters]
+    assert kinds.count("letter") + kinds.count("rejected") == 20  # every row of the file has its record
+    assert kinds.count("chunk") >= 1  # and each GLOBE batch its chunk record
+    assert all(json.loads(line)["Item"]["letter_key"]["S"].startswith(f"{TENANT}#") for line in letters)
     assert [i["IndexName"] for i in json.loads((state / "dynamodb" / "LettersTableName.json").read_text())["global_secondary_indexes"]] == ["by_batch"]
     manifest = json.loads((state / "s3" / "manifest.json").read_text())
     assert {f"{TENANT}/reports/{run['batch_id']}/report.json"} <= {o["key"] for o in manifest["OutboxBucketName"]["objects"]}
@@ -96,10 +100,12 @@ def test_given_a_snapshot_when_loaded_into_a_fresh_mock_then_tables_keep_their_k
         table = dynamodb.describe_table(TableName=outputs["LettersTableName"])["Table"]
         assert table["KeySchema"] == [{"AttributeName": "letter_key", "KeyType": "HASH"}]
         assert table["GlobalSecondaryIndexes"][0]["IndexName"] == "by_batch"
-        assert dynamodb.scan(TableName=outputs["LettersTableName"], Select="COUNT")["Count"] == 20
+        items = dynamodb.scan(TableName=outputs["LettersTableName"])["Items"]
         by_batch = dynamodb.query(TableName=outputs["LettersTableName"], IndexName="by_batch",
-                                  KeyConditionExpression="batch_id = :b", ExpressionAttributeValues={":b": {"S": run["batch_id"]}})
-        assert by_batch["Count"] == 20
+                                  KeyConditionExpression="index_batch = :b", ExpressionAttributeValues={":b": {"S": run["batch_id"]}})
+        assert by_batch["Count"] == sum(1 for item in items if item["kind"]["S"] in ("chunk", "rejected")) > 0
+        ledger = LetterRepository(boto3.resource("dynamodb", region_name=REGION).Table(outputs["LettersTableName"]), retention_days=1)
+        assert len(ledger.letters_of(run["batch_id"])) == 20
         sqs = boto3.client("sqs", region_name=REGION)
         redrive = json.loads(sqs.get_queue_attributes(QueueUrl=outputs["IntakeQueueUrl"], AttributeNames=["RedrivePolicy"])["Attributes"]["RedrivePolicy"])
         dlq_arn = sqs.get_queue_attributes(QueueUrl=outputs["IntakeDeadLetterQueueUrl"], AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
@@ -326,17 +332,19 @@ def test_given_letters_waiting_when_forecast_then_they_count_on_their_publicatio
     today = datetime.now(LOGIUS_TIMEZONE).date()
     later = datetime.combine(today + timedelta(days=3), datetime.min.time(), LOGIUS_TIMEZONE).replace(hour=23, minute=30)
     s3 = boto3.client("s3", region_name=REGION)
-    chunk = {"tenant": TENANT, "batch_id": "b-wait", "index": 0, "connection": "lv-logius",
-             "letters": [{"reference": "w-1", "publish_at": None}, {"reference": "w-2", "publish_at": later.isoformat()},
-                         {"reference": "w-3", "publish_at": None}, {"reference": "w-4", "publish_at": None}]}
-    s3.put_object(Bucket=outputs["WorkBucketName"], Key="batches/b-wait/chunks/00000/letters.json", Body=json.dumps(chunk))
-    s3.put_object(Bucket=outputs["WorkBucketName"], Key="batches/b-wait/manifest.json",
-                  Body=json.dumps([{"index": 0, "key": "batches/b-wait/chunks/00000/letters.json"}]))
-    table = boto3.resource("dynamodb", region_name=REGION).Table(outputs["LettersTableName"])
-    for reference, status, route in (("w-1", "ACCEPTED", None), ("w-2", "ROUTED", "digital"), ("w-3", "ROUTED", "paper"),
-                                     ("w-4", "SENT", "digital")):
-        table.put_item(Item={"letter_key": f"{TENANT}#{reference}", "tenant": TENANT, "reference": reference, "batch_id": "b-wait",
-                             "line": 1, "status": status, **({"route": route} if route else {})})
+    # Three chunks: w-1 accepted; w-2 (digital) and w-3 (paper) routed; w-4 sent
+    chunks = [[("w-1", None)], [("w-2", later.isoformat()), ("w-3", None)], [("w-4", None)]]
+    ledger = LetterRepository(boto3.resource("dynamodb", region_name=REGION).Table(outputs["LettersTableName"]), retention_days=1)
+    for index, letters in enumerate(chunks):
+        chunk = {"tenant": TENANT, "batch_id": "b-wait", "index": index, "connection": "lv-logius",
+                 "letters": [{"reference": reference, "publish_at": publish_at} for reference, publish_at in letters]}
+        s3.put_object(Bucket=outputs["WorkBucketName"], Key=f"batches/b-wait/chunks/{index:05d}/letters.json", Body=json.dumps(chunk))
+        ledger.open_chunks(TENANT, "b-wait", [{"index": index, "globe_batch_id": f"g-{index}", "sender": "lv", "stream": "AANSLAG",
+                                               "letters": [{"reference": reference, "line": 1, "bericht_id": f"b-{reference}"}
+                                                           for reference, _ in letters]}])
+    ledger.chunk_step(TENANT, "b-wait", 1, Status.ROUTED, routes="dp", route_source="wus")
+    ledger.chunk_step(TENANT, "b-wait", 2, Status.ROUTED, routes="d", route_source="wus")
+    ledger.chunk_step(TENANT, "b-wait", 2, Status.SENT)
     backend = ops.OpsBackend("aws", "moto", outputs, REGION, boto3.session.Session(region_name=REGION))
     forecast = compute_forecast(backend, 14, today=today)
     assert dict(forecast.waiting) == {(today, f"{TENANT}/lv-logius"): 1, (today + timedelta(days=3), f"{TENANT}/lv-logius"): 1}

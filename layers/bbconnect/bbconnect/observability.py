@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -66,37 +65,20 @@ def count_by_stream(metrics: Metrics, name: str, value: int, stream: str) -> Non
         pass
 
 
-class StreamTally:
-    """Wraps a LetterRepository for one ingest: counts per stream the letters it records (accepted)
-    and those whose reference an earlier file already used (rejected as duplicates). Everything
-    else goes to the repository unchanged."""
-
-    def __init__(self, letters):
-        self._letters = letters
-        self.accepted: Counter[str] = Counter()
-        self.duplicates: Counter[str] = Counter()
-
-    def record_accepted(self, *args, **kwargs):
-        earlier = self._letters.record_accepted(*args, **kwargs)
-        stream = kwargs.get("stream")
-        if stream:
-            (self.accepted if earlier is None else self.duplicates)[stream] += 1
-        return earlier
-
-    def __getattr__(self, name: str):
-        return getattr(self._letters, name)
-
-    def by_stream(self, received: int, rejected: int) -> dict[str, dict[str, int]]:
-        """{stream: {"received", "rejected"}}; the rows rejected before their stream was known go to
-        `UNATTRIBUTED_STREAM`, so the streams add up to the file's totals."""
-        counts: dict[str, dict[str, int]] = {}
-        for stream in sorted(set(self.accepted) | set(self.duplicates)):
-            counts[stream] = {"received": self.accepted[stream] + self.duplicates[stream], "rejected": self.duplicates[stream]}
-        rest_received = received - sum(c["received"] for c in counts.values())
-        rest_rejected = rejected - sum(c["rejected"] for c in counts.values())
-        if rest_received > 0 or rest_rejected > 0:
-            counts[UNATTRIBUTED_STREAM] = {"received": max(rest_received, 0), "rejected": max(rest_rejected, 0)}
-        return counts
+def by_stream(streams: dict[str, dict[str, int]], received: int, rejected: int) -> dict[str, dict[str, int]]:
+    """From Ingest's `streams` ({stream: {"accepted", "duplicates"}}: the letters it recorded and
+    those whose reference an earlier file already used) to {stream: {"received", "rejected"}}; the
+    rows rejected before their stream was known go to `UNATTRIBUTED_STREAM`, so the streams add up
+    to the file's totals."""
+    counts: dict[str, dict[str, int]] = {}
+    for stream in sorted(streams):
+        accepted, duplicates = streams[stream].get("accepted", 0), streams[stream].get("duplicates", 0)
+        counts[stream] = {"received": accepted + duplicates, "rejected": duplicates}
+    rest_received = received - sum(c["received"] for c in counts.values())
+    rest_rejected = rejected - sum(c["rejected"] for c in counts.values())
+    if rest_received > 0 or rest_rejected > 0:
+        counts[UNATTRIBUTED_STREAM] = {"received": max(rest_received, 0), "rejected": max(rest_rejected, 0)}
+    return counts
 
 
 # ---------------------------------------------------------------------- Logius latency

@@ -141,10 +141,10 @@ def test_given_a_chunk_with_a_corrupt_and_a_good_attachment_when_rendered_then_o
     work.put_json("chunk.json", chunk)
     work.put_json(keys.chunk("b1", 0, "routes.json"), {f"r-{i}": {"route": "digital"} for i in (1, 2, 3)})
     inbox = _Store({"gemeente-lv/attachments/folder.pdf": _pdf(2), "gemeente-lv/attachments/kapot.pdf": b"%PDF-1.4 kapot"})
-    advanced = []
+    steps = []
     services = SimpleNamespace(
         work=work, inbox=inbox, configs=SimpleNamespace(get=lambda tenant: config),
-        letters=SimpleNamespace(advance=lambda *args, **kwargs: advanced.append(args[1])),
+        letters=SimpleNamespace(chunk_step=lambda *args, **kwargs: steps.append((args[3], kwargs.get("set_aside")))),
     )
     # When the chunk is rendered
     result = render({"chunk": {"key": "chunk.json"}}, services)  # type: ignore[arg-type]
@@ -152,7 +152,7 @@ def test_given_a_chunk_with_a_corrupt_and_a_good_attachment_when_rendered_then_o
     assert result == {"digital": 2, "failed": 1}
     rendered = work.get_json(keys.chunk("b1", 0, "rendered.json"))
     assert "attachment 'kapot.pdf' is damaged or truncated" in rendered["failed"]["r-2"]
-    assert sorted(advanced) == ["r-1", "r-3"]
+    assert steps == [("RENDERED", ["r-2"])]  # the chunk is rendered, with r-2 set aside
     # and the GLOBE letters carry two PDFs where a folder was attached, the payment paragraph with
     # the link (spaces around it) and the due date as EindDatumHandelingsTermijn
     xml = etree.fromstring(work.get(keys.chunk("b1", 0, "berichten.xml")))

@@ -62,6 +62,30 @@ class BatchRepository:
     def record_file(self, batch_id: str, **fields) -> None:
         self._update(f"file#{batch_id}", {**fields, "updated_at": _now(), "expires_at": self._expires()})
 
+    # ---- the tenant's intake lock
+    def take_intake_lock(self, tenant: str, holder: str, *, lease_seconds: int) -> bool:
+        """One intake per tenant at a time, so two files cannot both claim a reference. The lease
+        runs out on its own when an intake dies holding it. True when `holder` has the lock."""
+        now = int(time.time())
+        try:
+            self._table.put_item(
+                Item={"pk": f"intake#{tenant}", "holder": holder, "until": now + lease_seconds, "expires_at": now + 86400},
+                ConditionExpression="attribute_not_exists(pk) OR #u < :now OR holder = :me",
+                ExpressionAttributeNames={"#u": "until"}, ExpressionAttributeValues={":now": now, ":me": holder})
+            return True
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+
+    def release_intake_lock(self, tenant: str, holder: str) -> None:
+        try:
+            self._table.delete_item(Key={"pk": f"intake#{tenant}"}, ConditionExpression="holder = :me",
+                                    ExpressionAttributeValues={":me": holder})
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+
     # ---- GLOBE batches (outbound ebMS)
     def globe(self, globe_batch_id: str) -> dict | None:
         return self.get(f"globe#{globe_batch_id}")

@@ -1,29 +1,43 @@
-"""One DynamoDB item per letter: its status, a timestamped history, and where it went.
+"""The letters table: the ledger of `bbconnect.ledger` in DynamoDB.
 
-Statuses only move forward: every write is conditional on the rank of the stored status, so a
-retried or re-delivered step cannot move a letter back, and a final state never changes.
+- a letter record per accepted letter, written once at intake in batches of 25 (`open_chunks`),
+  after a consistent read of the references (`used_elsewhere`) under the tenant's intake lock, so
+  a reference is never taken twice;
+- a chunk record per GLOBE batch, written at intake and moved forward by the chunk's steps
+  (`chunk_step`, conditional on the step's rank) and settled once (`settle_chunk`);
+- a rejected row's record, under its batch and line;
+- the two moves of one letter alone: `settle_late` and `reopen_for_resend`, conditional writes.
+
+`get` and `letters_of` give a letter as one record (`ledger.compose`).
 """
 from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
 
+from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
+from bbconnect.ledger import chunk_key, compose, encode_outcome, letter_key, rejected_key
 from bbconnect.status import RANK, Status
 
+__all__ = ["LetterRepository", "chunk_key", "letter_key", "rejected_key"]
 
-def letter_key(tenant: str, reference: str) -> str:
-    return f"{tenant}#{reference}"
-
-
-def rejected_key(tenant: str, batch_id: str, line: int) -> str:
-    """A rejected row may have no (or a duplicate) reference: it is kept under its place in the file."""
-    return f"{tenant}#rejected#{batch_id}#{line}"
+BATCH_GET_MAX = 100
 
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def _conditional(call) -> bool:
+    try:
+        call()
+        return True
+    except ClientError as error:
+        if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+            return False
+        raise
 
 
 class LetterRepository:
@@ -34,116 +48,187 @@ class LetterRepository:
     def _expires(self) -> int:
         return int(time.time()) + self._retention_seconds
 
-    def record_accepted(self, *, tenant: str, reference: str, batch_id: str, line: int, bericht_id: str,
-                        sender: str, stream: str) -> str | None:
-        """Record a new letter. Returns None when recorded (or already recorded by this very batch
-        and line: a retried ingest), else the batch id that used the reference before."""
-        entry = {"at": _now(), "status": Status.ACCEPTED.value, "detail": f"batch {batch_id} line {line}"}
-        try:
-            self._table.put_item(
-                Item={
-                    "letter_key": letter_key(tenant, reference), "tenant": tenant, "reference": reference,
-                    "batch_id": batch_id, "line": line, "bericht_id": bericht_id, "sender": sender,
-                    "stream": stream,
-                    "status": Status.ACCEPTED.value, "rank": RANK[Status.ACCEPTED], "history": [entry],
-                    "updated_at": entry["at"], "expires_at": self._expires(),
-                },
-                ConditionExpression="attribute_not_exists(letter_key) OR (batch_id = :b AND #line = :l)",
-                ExpressionAttributeNames={"#line": "line"},
-                ExpressionAttributeValues={":b": batch_id, ":l": line},
-            )
-            return None
-        except ClientError as error:
-            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                raise
-        existing = self._table.get_item(Key={"letter_key": letter_key(tenant, reference)}, ProjectionExpression="batch_id").get("Item")
-        return (existing or {}).get("batch_id", "an earlier file")
+    # ------------------------------------------------------------------ intake
+    def used_elsewhere(self, tenant: str, batch_id: str, references: list[str]) -> dict[str, str]:
+        """The references among `references` that a letter of another batch already has, with that
+        batch. Strongly consistent; the caller holds the tenant's intake lock."""
+        found: dict[str, str] = {}
+        client = self._table.meta.client
+        keys = list(dict.fromkeys(letter_key(tenant, reference) for reference in references))
+        for start in range(0, len(keys), BATCH_GET_MAX):
+            request = {self._table.name: {"Keys": [{"letter_key": key} for key in keys[start:start + BATCH_GET_MAX]],
+                                          "ProjectionExpression": "#r, batch_id", "ExpressionAttributeNames": {"#r": "reference"},
+                                          "ConsistentRead": True}}
+            while request:
+                answer = client.batch_get_item(RequestItems=request)
+                for item in answer.get("Responses", {}).get(self._table.name, []):
+                    if item.get("batch_id") != batch_id:
+                        found[item["reference"]] = item.get("batch_id") or "an earlier file"
+                request = answer.get("UnprocessedKeys") or {}
+        return found
+
+    def open_chunks(self, tenant: str, batch_id: str, chunks: list[dict]) -> None:
+        """Record the accepted letters and their chunks. Each chunk: index, globe_batch_id, sender,
+        stream, letters [{reference, line, bericht_id}]. Re-running it for the same batch writes the
+        same records (a retried intake)."""
+        at, expires = _now(), self._expires()
+        with self._table.batch_writer(overwrite_by_pkeys=["letter_key"]) as writer:
+            self._write_chunks(writer, tenant, batch_id, chunks, at, expires)
+            for chunk in chunks:
+                for letter in chunk["letters"]:
+                    writer.put_item(Item={
+                        "letter_key": letter_key(tenant, letter["reference"]), "kind": "letter", "tenant": tenant,
+                        "reference": letter["reference"], "batch_id": batch_id, "line": letter["line"],
+                        "bericht_id": letter["bericht_id"], "sender": chunk["sender"], "stream": chunk["stream"],
+                        "chunk": chunk["index"], "globe_batch_id": chunk["globe_batch_id"],
+                        "status": Status.ACCEPTED.value, "rank": RANK[Status.ACCEPTED],
+                        "history": [{"at": at, "status": Status.ACCEPTED.value, "detail": f"batch {batch_id} line {letter['line']}"}],
+                        "updated_at": at, "expires_at": expires,
+                    })
+
+    def record_chunks(self, tenant: str, batch_id: str, chunks: list[dict]) -> None:
+        """Only the chunk records (a resend moves letters that are recorded already)."""
+        with self._table.batch_writer(overwrite_by_pkeys=["letter_key"]) as writer:
+            self._write_chunks(writer, tenant, batch_id, chunks, _now(), self._expires())
+
+    @staticmethod
+    def _write_chunks(writer, tenant: str, batch_id: str, chunks: list[dict], at: str, expires: int) -> None:
+        for chunk in chunks:
+            writer.put_item(Item={
+                "letter_key": chunk_key(tenant, batch_id, chunk["index"]), "kind": "chunk", "tenant": tenant,
+                "batch_id": batch_id, "chunk": chunk["index"], "globe_batch_id": chunk["globe_batch_id"],
+                "sender": chunk["sender"], "stream": chunk["stream"],
+                "references": [letter["reference"] for letter in chunk["letters"]],
+                "stage": Status.ACCEPTED.value, "rank": RANK[Status.ACCEPTED], "history": [],
+                "index_batch": batch_id, "index_line": 0, "updated_at": at, "expires_at": expires,
+            })
 
     def record_rejected(self, *, tenant: str, batch_id: str, line: int, reference: str | None, code: str, reason: str) -> None:
-        entry = {"at": _now(), "status": Status.REJECTED.value, "detail": f"{code}: {reason}"}
-        self._table.put_item(
-            Item={
-                "letter_key": rejected_key(tenant, batch_id, line), "tenant": tenant, "reference": reference or "",
-                "batch_id": batch_id, "line": line, "status": Status.REJECTED.value, "rank": RANK[Status.REJECTED],
-                "reason": f"{code}: {reason}", "history": [entry], "updated_at": entry["at"], "expires_at": self._expires(),
-            }
-        )
+        self.record_rejections(tenant, batch_id, [{"line": line, "reference": reference, "code": code, "reason": reason}])
 
-    def advance(self, tenant: str, reference: str, status: Status, *, reason: str | None = None,
-                detail: str | None = None, extra: dict | None = None) -> bool:
-        """Move a letter forward. False when it already is at or past `status` (nothing written)."""
+    def record_rejections(self, tenant: str, batch_id: str, rejections: list[dict]) -> None:
+        at, expires = _now(), self._expires()
+        with self._table.batch_writer(overwrite_by_pkeys=["letter_key"]) as writer:
+            for rejection in rejections:
+                reason = f"{rejection['code']}: {rejection['reason']}"
+                writer.put_item(Item={
+                    "letter_key": rejected_key(tenant, batch_id, rejection["line"]), "kind": "rejected", "tenant": tenant,
+                    "reference": rejection.get("reference") or "", "batch_id": batch_id, "line": rejection["line"],
+                    "status": Status.REJECTED.value, "rank": RANK[Status.REJECTED], "reason": reason,
+                    "history": [{"at": at, "status": Status.REJECTED.value, "detail": reason}],
+                    "index_batch": batch_id, "index_line": rejection["line"], "updated_at": at, "expires_at": expires,
+                })
+
+    # ------------------------------------------------------------------ the chunk's steps
+    def chunk_step(self, tenant: str, batch_id: str, index: int, status: Status, *, detail: str | None = None,
+                   routes: str | None = None, route_source: str | None = None,
+                   set_aside: list[str] | None = None) -> bool:
+        """Move the chunk's letters to `status` (ROUTED, RENDERED, SENT) together. False when the
+        chunk already is at or past it (a retried step). `routes`: `ledger.encode_routes`."""
         entry = {"at": _now(), "status": status.value}
-        if reason:
-            entry["reason"] = reason
         if detail:
             entry["detail"] = detail
-        names = {"#s": "status", "#r": "rank", "#h": "history", "#u": "updated_at"}
+        names = {"#s": "stage", "#r": "rank", "#h": "history", "#u": "updated_at"}
         values = {":s": status.value, ":r": RANK[status], ":e": [entry], ":u": entry["at"]}
         sets = ["#s = :s", "#r = :r", "#h = list_append(#h, :e)", "#u = :u"]
-        if reason is not None:
-            names["#reason"] = "reason"
-            values[":reason"] = reason
-            sets.append("#reason = :reason")
-        for index, (name, value) in enumerate((extra or {}).items()):
-            names[f"#x{index}"] = name
-            values[f":x{index}"] = value
-            sets.append(f"#x{index} = :x{index}")
-        try:
-            self._table.update_item(
-                Key={"letter_key": letter_key(tenant, reference)},
-                UpdateExpression="SET " + ", ".join(sets),
-                ConditionExpression="attribute_exists(letter_key) AND #r < :r",
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
-            )
-            return True
-        except ClientError as error:
-            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return False
-            raise
+        for name, value in (("routes", routes), ("route_source", route_source), ("set_aside", set_aside)):
+            if value is not None:
+                names[f"#{name}"] = name
+                values[f":{name}"] = value
+                sets.append(f"#{name} = :{name}")
+        return _conditional(lambda: self._table.update_item(
+            Key={"letter_key": chunk_key(tenant, batch_id, index)}, UpdateExpression="SET " + ", ".join(sets),
+            ConditionExpression="attribute_exists(letter_key) AND #r < :r",
+            ExpressionAttributeNames=names, ExpressionAttributeValues=values))
 
-    def reopen_for_resend(self, tenant: str, reference: str, *, resend_batch_id: str, requested_by: str) -> bool:
-        """An operator resends a FAILED letter after a fix: the one move out of a final state, taken
-        only from FAILED, and kept in the history. The letter keeps its BerichtID."""
-        entry = {"at": _now(), "status": Status.ACCEPTED.value, "detail": f"resend requested ({requested_by}) in batch {resend_batch_id}"}
-        try:
-            self._table.update_item(
-                Key={"letter_key": letter_key(tenant, reference)},
-                UpdateExpression="SET #s = :s, #r = :r, #h = list_append(#h, :e), #u = :u, #b = :b REMOVE #reason",
-                ConditionExpression="#s = :failed",
-                ExpressionAttributeNames={"#s": "status", "#r": "rank", "#h": "history", "#u": "updated_at", "#b": "batch_id",
-                                          "#reason": "reason"},
-                ExpressionAttributeValues={":s": Status.ACCEPTED.value, ":r": RANK[Status.ACCEPTED], ":e": [entry],
-                                           ":u": entry["at"], ":b": resend_batch_id, ":failed": Status.FAILED.value},
-            )
-            return True
-        except ClientError as error:
-            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return False
-            raise
+    def settle_chunk(self, tenant: str, batch_id: str, index: int, entries: list[dict], references: list[str]) -> bool:
+        """Every letter of the chunk gets its final state (entries: reference, status, reason, code,
+        paper; `references`: the chunk's letters in their order), once: False when the chunk was
+        settled before."""
+        outcome, texts = encode_outcome(entries, references)
+        at = _now()
+        return _conditional(lambda: self._table.update_item(
+            Key={"letter_key": chunk_key(tenant, batch_id, index)},
+            UpdateExpression="SET #o = :o, #t = :t, #a = :a, #u = :a, #r = :r",
+            ConditionExpression="attribute_exists(letter_key) AND attribute_not_exists(#o)",
+            ExpressionAttributeNames={"#o": "outcome", "#t": "texts", "#a": "settled_at", "#u": "updated_at", "#r": "rank"},
+            ExpressionAttributeValues={":o": outcome, ":t": texts, ":a": at, ":r": RANK[Status.DELIVERED]}))
 
-    def settle_late(self, tenant: str, reference: str, status: Status, *, reason: str | None, detail: str) -> bool:
-        """A processing report that arrives after its batch gave up waiting settles the letters
-        that were FAILED for want of it: the other audited move out of FAILED."""
-        entry = {"at": _now(), "status": status.value, "detail": detail}
-        sets = ["#s = :s", "#h = list_append(#h, :e)", "#u = :u"]
-        values = {":s": status.value, ":e": [entry], ":u": entry["at"], ":failed": Status.FAILED.value}
+    # ------------------------------------------------------------------ one letter alone
+    def settle_late(self, tenant: str, reference: str, status: Status, *, batch_id: str, reason: str | None, detail: str) -> bool:
+        """A processing report that arrives after the chunk was settled (its letter FAILED for want
+        of it) settles the letter itself, once; the caller has checked the chunk's outcome."""
+        entry = {"at": _now(), "status": status.value, "detail": detail, "settled": True}
+        sets = ["#s = :s", "#h = list_append(#h, :e)", "#u = :u", "#settled = :true"]
+        values = {":s": status.value, ":e": [entry], ":u": entry["at"], ":b": batch_id, ":true": True}
         if reason:
             sets.append("#reason = :reason")
             values[":reason"] = reason
-        try:
-            self._table.update_item(
-                Key={"letter_key": letter_key(tenant, reference)},
-                UpdateExpression="SET " + ", ".join(sets) + ("" if reason else " REMOVE #reason"),
-                ConditionExpression="#s = :failed",
-                ExpressionAttributeNames={"#s": "status", "#h": "history", "#u": "updated_at", "#reason": "reason"},
-                ExpressionAttributeValues=values,
-            )
-            return True
-        except ClientError as error:
-            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return False
-            raise
+        return _conditional(lambda: self._table.update_item(
+            Key={"letter_key": letter_key(tenant, reference)},
+            UpdateExpression="SET " + ", ".join(sets) + ("" if reason else " REMOVE #reason"),
+            ConditionExpression="batch_id = :b AND attribute_not_exists(#settled)",
+            ExpressionAttributeNames={"#s": "status", "#h": "history", "#u": "updated_at", "#reason": "reason",
+                                      "#settled": "settled"},
+            ExpressionAttributeValues=values))
+
+    def reopen_for_resend(self, tenant: str, reference: str, *, from_batch_id: str, resend_batch_id: str, requested_by: str,
+                          earlier: list[dict] = ()) -> bool:
+        """An operator resends a FAILED letter after a fix: the letter moves to the resend's batch
+        (same chunk index and BerichtID). `earlier`, the steps it took in its first batch (from that
+        batch's chunk record), goes into its own history, with the resend. The caller has checked
+        it is FAILED."""
+        entries = [{**step, "settled": True} for step in earlier if not step.get("settled")]
+        entries.append({"at": _now(), "status": Status.ACCEPTED.value,
+                        "detail": f"resend requested ({requested_by}) in batch {resend_batch_id}", "settled": True})
+        return _conditional(lambda: self._table.update_item(
+            Key={"letter_key": letter_key(tenant, reference)},
+            UpdateExpression="SET #s = :s, #h = list_append(#h, :e), #u = :u, #b = :b REMOVE #reason, #settled",
+            ConditionExpression="#b = :from",
+            ExpressionAttributeNames={"#s": "status", "#h": "history", "#u": "updated_at", "#b": "batch_id",
+                                      "#reason": "reason", "#settled": "settled"},
+            ExpressionAttributeValues={":s": Status.ACCEPTED.value, ":e": entries, ":u": entries[-1]["at"],
+                                       ":b": resend_batch_id, ":from": from_batch_id}))
+
+    # ------------------------------------------------------------------ reading
+    def chunk(self, tenant: str, batch_id: str, index: int) -> dict | None:
+        return self._table.get_item(Key={"letter_key": chunk_key(tenant, batch_id, index)}, ConsistentRead=True).get("Item")
 
     def get(self, tenant: str, reference: str) -> dict | None:
-        return self._table.get_item(Key={"letter_key": letter_key(tenant, reference)}).get("Item")
+        """The letter as one record (status, reason, route, history...), or None."""
+        item = self._table.get_item(Key={"letter_key": letter_key(tenant, reference)}, ConsistentRead=True).get("Item")
+        if item is None:
+            return None
+        chunk = self.chunk(tenant, item["batch_id"], int(item["chunk"])) if item.get("chunk") is not None else None
+        return compose(item, chunk)
+
+    def letters_of(self, batch_id: str) -> list[dict]:
+        """Every letter and rejected row of a batch file, composed, in file order."""
+        from bbconnect.ledger import compose_all
+
+        records: list[dict] = []
+        kwargs: dict = {"IndexName": "by_batch", "KeyConditionExpression": Key("index_batch").eq(batch_id)}
+        while True:
+            page = self._table.query(**kwargs)
+            records.extend(page.get("Items", []))
+            if "LastEvaluatedKey" not in page:
+                break
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        keys = [record["letter_key"] for record in records]
+        items = self._batch_get(keys)
+        letter_keys = [letter_key(chunk["tenant"], reference) for chunk in items if chunk.get("kind") == "chunk"
+                       for reference in chunk.get("references") or []]
+        items.extend(self._batch_get(letter_keys))
+        views = [view for view in compose_all(items) if view.get("batch_id") == batch_id]
+        return sorted(views, key=lambda view: int(view.get("line") or 0))
+
+    def _batch_get(self, keys: list[str]) -> list[dict]:
+        """The items under `keys` (the table resource's client takes and gives plain Python values)."""
+        client, items = self._table.meta.client, []
+        for start in range(0, len(keys), BATCH_GET_MAX):
+            request = {self._table.name: {"Keys": [{"letter_key": key} for key in keys[start:start + BATCH_GET_MAX]]}}
+            while request:
+                answer = client.batch_get_item(RequestItems=request)
+                items.extend(answer.get("Responses", {}).get(self._table.name, []))
+                request = answer.get("UnprocessedKeys") or {}
+        return items

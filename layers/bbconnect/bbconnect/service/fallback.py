@@ -65,9 +65,7 @@ def fallback(event: dict, services: Services) -> dict:
     if outcome is None:
         outcome = _decide(event, services, chunk)
         services.work.put_json(outcome_key, outcome)
-    for entry in outcome["letters"]:
-        services.letters.advance(tenant, entry["reference"], Status(entry["status"]), reason=entry.get("reason"),
-                                 extra={"paper_copy": entry["paper"]} if entry["paper"] else None)
+    services.letters.settle_chunk(tenant, batch_id, index, outcome["letters"], [l["reference"] for l in chunk["letters"]])
     answer = {"counts": outcome["counts"]}
     try:
         answer["proof"] = write_proof(services, chunk, outcome)

@@ -15,6 +15,7 @@ import logging
 from datetime import UTC, datetime
 
 from bbconnect.adapters.tenant_configs import UnknownTenant
+from bbconnect.ledger import compose
 from bbconnect.logius.globe import parse_result
 from bbconnect.report import (
     accounted,
@@ -60,8 +61,8 @@ def finalize(event: dict, services: Services) -> dict:
             outcome = {"letters": [{"reference": l["reference"], "line": l["line"], "status": Status.FAILED.value,
                                     "reason": UNFINISHED, "bericht_id": l["bericht_id"], "paper": False} for l in chunk["letters"]],
                        "sender": chunk["sender"], "stream": chunk["stream"]}
-            for entry in outcome["letters"]:
-                services.letters.advance(tenant, entry["reference"], Status.FAILED, reason=UNFINISHED)
+            services.letters.settle_chunk(tenant, batch_id, item["index"], outcome["letters"],
+                                          [letter["reference"] for letter in chunk["letters"]])
         if "stream" not in outcome:  # an outcome written before it named its sender and stream
             chunk = services.work.get_json(item["key"])
             outcome = {**outcome, "sender": chunk["sender"], "stream": chunk["stream"]}
@@ -106,7 +107,7 @@ def finalize(event: dict, services: Services) -> dict:
     if paper_rows:
         services.outbox.put(keys.report(tenant, batch_id, "paper-list.csv"), paper_csv(paper_rows), "text/csv")
     services.outbox.put(keys.report(tenant, batch_id, "history.jsonl"),
-                        history_jsonl(_history(services, tenant, batch_id, letters, rejections, source)),
+                        history_jsonl(_history(services, tenant, batch_id, letters, rejections, source, manifest)),
                         "application/x-ndjson")
     services.batches.record_file(batch_id, status="completed", counts=counts, finished_at=report["finished_at"])
     return {"batch_id": batch_id, "tenant": tenant, "status": "completed", "counts": counts,
@@ -136,22 +137,32 @@ def _logius_counts(services: Services, globe_batch_id: str) -> dict | None:
 
 
 def _history(services: Services, tenant: str, batch_id: str, letters: list[dict], rejections: list[dict],
-             source: dict) -> list[dict]:
-    """One record per row: an accepted letter's stored history (its item in the letters table, of
-    this batch), a rejected row's rejection."""
-    rejected_at = source.get("ingested_at")
+             source: dict, manifest: list[dict]) -> list[dict]:
+    """One record per row: an accepted letter's history as the ledger has it (its acceptance, its
+    chunk's steps and its final state: `ledger.compose`, one read per chunk, none per letter), a
+    rejected row's rejection."""
+    accepted_at = source.get("ingested_at")
     rejection_of = {r["line"]: r for r in rejections}
+    chunk_of: dict[str, dict] = {}
+    for item in manifest:
+        record = services.letters.chunk(tenant, batch_id, item["index"])
+        if record is not None:
+            for reference in record.get("references") or []:
+                chunk_of[reference] = record
     records = []
     for letter in letters:
         if letter["status"] == Status.REJECTED.value:
             rejection = rejection_of.get(letter["line"], {})
-            steps = [{"at": rejected_at, "status": Status.REJECTED.value, "reason": letter["reason"],
+            steps = [{"at": accepted_at, "status": Status.REJECTED.value, "reason": letter["reason"],
                       "detail": f"batch {batch_id} line {letter['line']}"}]
             records.append(history_record(line=letter["line"], reference=rejection.get("reference"),
                                           status=letter["status"], history=steps))
             continue
-        item = services.letters.get(tenant, letter["reference"]) or {}
-        steps = item.get("history", []) if item.get("batch_id") == batch_id else []
+        chunk = chunk_of.get(letter["reference"])
+        own = {"tenant": tenant, "reference": letter["reference"], "batch_id": batch_id, "line": letter["line"],
+               "chunk": chunk.get("chunk") if chunk else None,
+               "history": [{"at": accepted_at, "status": Status.ACCEPTED.value, "detail": f"batch {batch_id} line {letter['line']}"}]}
+        steps = compose(own, chunk)["history"]
         records.append(history_record(line=letter["line"], reference=letter["reference"], status=letter["status"],
                                       history=steps, print_job=letter.get("print_job")))
     return records

@@ -16,7 +16,16 @@ from bbconnect.shaping import spread_publication
 from bbconnect.tenants import TenantConfigError
 from bbconnect.validation import validate_rows
 
-MAX_FILE_BYTES = 1024 * 1024 * 1024  # 1 GiB: a 100,000-letter run with data is far below this
+# 256 MiB: a 100,000-letter tax run with its data is about 150 MB. The file is read whole into the
+# 2 GB Ingest function, and text with one non-Latin-1 character takes 2-4 bytes a character there.
+MAX_FILE_BYTES = 256 * 1024 * 1024
+
+
+INTAKE_LEASE_SECONDS = 900  # the Ingest function's timeout: a lock outlives no intake
+
+
+class TenantIntakeBusy(Exception):
+    """Another file of the tenant is being taken in (the state machine retries this, patiently)."""
 
 
 class BadFile(Exception):
@@ -73,30 +82,39 @@ def ingest(event: dict, services: Services, *, now: datetime | None = None) -> d
         connection = config.connection_for(letter.sender)
         return connection.id if connection else None
 
-    # Record before planning: a reference an earlier file already used is a rejection, not a letter.
-    recorded = []
-    for letter in accepted:
-        earlier = services.letters.record_accepted(
-            tenant=tenant, reference=letter.reference, batch_id=batch_id, line=letter.line,
-            bericht_id=bericht_id(tenant, letter.reference), sender=letter.sender, stream=letter.stream,
+    # One intake per tenant at a time: a reference an earlier (or concurrent) file already used is a
+    # rejection, not a letter, and the check and the claim must not interleave with another file's.
+    if not services.batches.take_intake_lock(tenant, batch_id, lease_seconds=INTAKE_LEASE_SECONDS):
+        raise TenantIntakeBusy(f"another file of tenant {tenant} is being taken in; this one waits its turn")
+    try:
+        used = services.letters.used_elsewhere(tenant, batch_id, [letter.reference for letter in accepted])
+        recorded = []
+        for letter in accepted:
+            earlier = used.get(letter.reference)
+            if earlier is None:
+                recorded.append(letter)
+            else:
+                rejections.append(Rejection(
+                    line=letter.line, reference=letter.reference, code=letter_model.DUPLICATE_REFERENCE,
+                    reason=f"reference {letter.reference!r} was already used by an earlier file (batch {earlier})",
+                ))
+        # Streams that ask for it get their letters' PublicatieDatum spread over the coming days.
+        recorded = spread_publication(recorded, config, now=now)
+        chunks = plan_chunks(
+            batch_id, recorded, lambda letter: ChunkKey(letter.sender, letter.stream, connection_of(letter)),
+            max_letters=services.settings.chunk_size,
         )
-        if earlier is None:
-            recorded.append(letter)
-        else:
-            rejections.append(Rejection(
-                line=letter.line, reference=letter.reference, code=letter_model.DUPLICATE_REFERENCE,
-                reason=f"reference {letter.reference!r} was already used by an earlier file (batch {earlier})",
-            ))
-    for rejection in rejections:
-        services.letters.record_rejected(tenant=tenant, batch_id=batch_id, line=rejection.line,
-                                         reference=rejection.reference, code=rejection.code, reason=rejection.reason)
+        services.letters.open_chunks(tenant, batch_id, [
+            {"index": chunk.index, "globe_batch_id": chunk.globe_batch_id, "sender": chunk.key.sender,
+             "stream": chunk.key.stream,
+             "letters": [{"reference": letter.reference, "line": letter.line, "bericht_id": bericht_id(tenant, letter.reference)}
+                         for letter in chunk.letters]}
+            for chunk in chunks
+        ])
+    finally:
+        services.batches.release_intake_lock(tenant, batch_id)
+    services.letters.record_rejections(tenant, batch_id, [r.model_dump(mode="json") for r in rejections])
 
-    # Streams that ask for it get their letters' PublicatieDatum spread over the coming days.
-    recorded = spread_publication(recorded, config, now=now)
-    chunks = plan_chunks(
-        batch_id, recorded, lambda letter: ChunkKey(letter.sender, letter.stream, connection_of(letter)),
-        max_letters=services.settings.chunk_size,
-    )
     manifest = []
     for chunk in chunks:
         chunk_key = keys.chunk(batch_id, chunk.index, "letters.json")
@@ -116,7 +134,13 @@ def ingest(event: dict, services: Services, *, now: datetime | None = None) -> d
                                                    "ingested_at": now.isoformat()})
     services.batches.record_file(batch_id, tenant=tenant, file=key, status="processing", received=received,
                                  accepted=len(recorded), rejected=len(rejections), chunks=len(chunks))
+    streams: dict[str, dict[str, int]] = {}
+    for letter in recorded:
+        streams.setdefault(letter.stream, {"accepted": 0, "duplicates": 0})["accepted"] += 1
+    for letter in accepted:
+        if letter.reference in used:
+            streams.setdefault(letter.stream, {"accepted": 0, "duplicates": 0})["duplicates"] += 1
     return {
-        **answer, "status": "ok", "received": received, "accepted": len(recorded), "rejected": len(rejections),
+        **answer, "status": "ok", "streams": streams, "received": received, "accepted": len(recorded), "rejected": len(rejections),
         "chunk_count": len(chunks), "manifest": {"bucket": services.work.bucket, "key": keys.manifest(batch_id)},
     }

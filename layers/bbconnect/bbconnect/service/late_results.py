@@ -45,7 +45,8 @@ def apply_late_result(services: Services, record: dict, result: BatchResult) -> 
         kind = outcome_of(line.code) if line is not unreadable else "failed"
         detail = f"late processing report: {line.code}"
         if kind == "delivered":
-            changed = services.letters.settle_late(chunk["tenant"], entry["reference"], Status.DELIVERED, reason=None, detail=detail)
+            changed = services.letters.settle_late(chunk["tenant"], entry["reference"], Status.DELIVERED, batch_id=batch_id,
+                                                   reason=None, detail=detail)
             status = Status.DELIVERED
         elif kind == "paper":
             letter = letters[entry["reference"]]
@@ -53,11 +54,11 @@ def apply_late_result(services: Services, record: dict, result: BatchResult) -> 
                                                     config.streams[chunk["stream"]], variant="paper"))
             queue_for_next_print_job(services, tenant=chunk["tenant"], sender=chunk["sender"], reference=entry["reference"],
                                      pdf=pdf, address=letter.get("address") or {})
-            changed = services.letters.settle_late(chunk["tenant"], entry["reference"], Status.PAPER, reason=None,
+            changed = services.letters.settle_late(chunk["tenant"], entry["reference"], Status.PAPER, batch_id=batch_id, reason=None,
                                                    detail=detail + "; joins the next print job")
             status = Status.PAPER
         else:
-            changed = services.letters.settle_late(chunk["tenant"], entry["reference"], Status.FAILED,
+            changed = services.letters.settle_late(chunk["tenant"], entry["reference"], Status.FAILED, batch_id=batch_id,
                                                    reason=f"Logius: {line.code}", detail=detail)
             status = Status.FAILED
         if changed:

@@ -120,8 +120,6 @@ def render(event: dict, services: Services) -> dict:
             services.work.put(keys.chunk(chunk["batch_id"], index, "berichten.xml"), xml, "application/xml")
         rendered = {"included": [g_letter.bericht_id for g_letter in globe_letters], "failed": failed, "sha256": digests}
         services.work.put_json(rendered_key, rendered)
-    included = set(rendered["included"])
-    for letter in chunk["letters"]:
-        if letter["bericht_id"] in included:
-            services.letters.advance(tenant, letter["reference"], Status.RENDERED, detail=f"in GLOBE batch {chunk['globe_batch_id']}")
-    return {"digital": len(included), "failed": len(rendered["failed"])}
+    services.letters.chunk_step(tenant, chunk["batch_id"], index, Status.RENDERED,
+                                detail=f"in GLOBE batch {chunk['globe_batch_id']}", set_aside=sorted(rendered["failed"]))
+    return {"digital": len(rendered["included"]), "failed": len(rendered["failed"])}

@@ -47,17 +47,24 @@ def ingest_resend(event: dict, services: Services, *, timing: dict) -> dict:
         if chunk["tenant"] != tenant:
             raise ResendRefused(f"batch {original} does not belong to tenant {tenant!r}")
         candidates = [l for l in chunk["letters"] if wanted is None or l["reference"] in wanted]
-        failed = [l for l in candidates
-                  if (services.letters.get(tenant, l["reference"]) or {}).get("status") == Status.FAILED.value]
-        if not failed:
+        views = {l["reference"]: services.letters.get(tenant, l["reference"]) or {} for l in candidates}
+        moved = [l for l in candidates if views[l["reference"]].get("batch_id") == batch_id]  # a retried resend
+        failed = [l for l in candidates if views[l["reference"]].get("batch_id") == original
+                  and views[l["reference"]].get("status") == Status.FAILED.value]
+        if not failed and not moved:
             continue
-        if not services.batches.retire_globe(chunk["globe_batch_id"], f"before-{batch_id}"):
+        if failed and not moved and not services.batches.retire_globe(chunk["globe_batch_id"], f"before-{batch_id}"):
             skipped.extend(l["reference"] for l in failed)  # still being delivered: resend it later
             continue
-        reopened = [l for l in failed if services.letters.reopen_for_resend(
-            tenant, l["reference"], resend_batch_id=batch_id, requested_by=event.get("requested_by", "operator"))]
+        reopened = moved + [l for l in failed if services.letters.reopen_for_resend(
+            tenant, l["reference"], from_batch_id=original, resend_batch_id=batch_id,
+            requested_by=event.get("requested_by", "operator"),
+            earlier=[step for step in views[l["reference"]].get("history", []) if step["status"] != Status.ACCEPTED.value])]
         if not reopened:
             continue
+        services.letters.record_chunks(tenant, batch_id, [{
+            "index": chunk["index"], "globe_batch_id": chunk["globe_batch_id"], "sender": chunk["sender"],
+            "stream": chunk["stream"], "letters": reopened}])
         key = keys.chunk(batch_id, chunk["index"], "letters.json")
         services.work.put_json(key, {**chunk, "batch_id": batch_id, "letters": reopened, "resend_of": original})
         manifest.append({"index": chunk["index"], "key": key, "globe_batch_id": chunk["globe_batch_id"], "letters": len(reopened)})

@@ -297,15 +297,10 @@ def acknowledged(services: Services, sfn, globe_id: str, at: str, *, detail: str
     release_slot(services, record, throttle)
     if record["state"] != "acknowledged":
         services.batches.update_globe(globe_id, state="acknowledged", acknowledged_at=at)
-        chunk = services.work.get_json(record["chunk_key"])
-        rendered = services.work.get_json_or_none(keys.chunk(chunk["batch_id"], chunk["index"], "rendered.json")) or {}
-        in_batch = set(rendered.get("included", []))
-        for letter in chunk["letters"]:
-            if letter["bericht_id"] not in in_batch:
-                continue  # on the paper route, or set aside at rendering: not part of this message
-            services.letters.advance(chunk["tenant"], letter["reference"], Status.SENT,
-                                     detail=f"GLOBE batch {globe_id} acknowledged (ebMS {record['message_id']})"
-                                     + (f", {detail}" if detail else ""))
+        # The letters in the message (not those on the paper route or set aside at rendering) are SENT.
+        services.letters.chunk_step(record["tenant"], record["batch_id"], int(record["chunk"]), Status.SENT,
+                                    detail=f"GLOBE batch {globe_id} acknowledged (ebMS {record['message_id']})"
+                                    + (f", {detail}" if detail else ""))
         record = services.batches.globe(globe_id)
     return report(services, sfn, record)
 

@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from bbconnect.adapters.logius import LogiusConnection, LogiusRefused, LogiusUnavailable
 from bbconnect.chunking import batches_of
 from bbconnect.ebms import message as ebms
+from bbconnect.ledger import encode_routes
 from bbconnect.logius import abonnementen
 from bbconnect.service import keys
 from bbconnect.service.channels import channel_for
@@ -86,14 +87,13 @@ def check_subscriptions(event: dict, services: Services, *, now: datetime | None
             for letter in chunk["letters"]
         }
         services.work.put_json(routes_key, routes)
-    for letter in chunk["letters"]:
-        route = routes[letter["reference"]]
-        services.letters.advance(
-            chunk["tenant"], letter["reference"], Status.ROUTED,
-            detail=f"route {route['route']} (decided by {route['source']})",
-            extra={"route": route["route"], "route_source": route["source"], "chunk": chunk["index"],
-                   "globe_batch_id": chunk["globe_batch_id"]},
-        )
+    sources = {route["source"] for route in routes.values()}
+    services.letters.chunk_step(
+        chunk["tenant"], chunk["batch_id"], chunk["index"], Status.ROUTED,
+        routes=encode_routes([letter["reference"] for letter in chunk["letters"]],
+                             {reference: route["route"] for reference, route in routes.items()}),
+        route_source=sources.pop() if len(sources) == 1 else ", ".join(sorted(sources)),
+    )
     digital = sum(1 for r in routes.values() if r["route"] != Route.PAPER)
     return {"digital": digital, "paper": len(routes) - digital}
 
