@@ -70,22 +70,32 @@ def client(service: str):
 
 
 _local = threading.local()
+_session = None
+_session_lock = threading.Lock()
 
 
 def table(name: str):
-    """A DynamoDB Table resource; resources are not thread-safe, so one per thread."""
+    """A DynamoDB Table resource; resources are not thread-safe, so one per thread, all made from
+    one session (made under a lock), which loads the DynamoDB resource model once, not per thread."""
+    global _session
     tables = getattr(_local, "tables", None)
     if tables is None:
         tables = _local.tables = {}
     if name not in tables:
         import boto3
 
-        tables[name] = boto3.session.Session().resource("dynamodb").Table(name)
+        with _session_lock:
+            if _session is None:
+                _session = boto3.session.Session()
+            tables[name] = _session.resource("dynamodb").Table(name)
     return tables[name]
 
 
 def reset() -> None:
     """Forget cached settings and clients (tests and the local run change the environment)."""
+    global _session
     settings.cache_clear()
     client.cache_clear()
+    with _session_lock:
+        _session = None
     _local.__dict__.clear()

@@ -296,6 +296,14 @@ def test_short_assessment_fits_on_one_page(renderer):
     assert "Totaalbedrag € 123,60" in flat(pages[0])
 
 
+@pytest.mark.parametrize("lines", [2, 60])
+def test_given_a_letter_when_rendered_with_its_page_count_then_the_count_is_what_the_pdf_has(renderer, lines):
+    # Given a one-page and a multi-page aanslag, When rendered with the page count (for a print job)
+    data, pages = renderer.render_with_pages(long_assessment(lines))
+    # Then the count is the PDF's own, read back independently
+    assert pages == len(page_texts(data)) == len(pikepdf.open(io.BytesIO(data)).pages)
+
+
 # ------------------------------------------------------------------------------ paper and digital
 
 

@@ -751,6 +751,10 @@ class LetterRenderer:
     # -- public --------------------------------------------------------------------------------
     def render(self, doc: LetterDocument) -> bytes:
         """The letter as PDF/A-2a bytes (PDF/A-2u with an untagged ``pdf_class``)."""
+        return self.render_with_pages(doc)[0]
+
+    def render_with_pages(self, doc: LetterDocument) -> tuple[bytes, int]:
+        """The letter's PDF and its number of pages (for a print job, without reading the PDF back)."""
         pdf = self.pdf_class(running_label=_running_label(doc))
         sender = doc.sender
         pdf.footer_text = _clean(sender.footer) if sender.footer else None
@@ -783,7 +787,7 @@ class LetterRenderer:
             self._water_board_explanation(pdf, doc)
         if doc.variant == "paper":
             self._go_digital(pdf, doc)
-        return bytes(pdf.output())
+        return bytes(pdf.output()), pdf.pages_count
 
     # -- page one --------------------------------------------------------------------------------
     def _fold_marks(self, pdf: LetterPdf) -> None:

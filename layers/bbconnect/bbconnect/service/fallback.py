@@ -20,7 +20,6 @@ import zipfile
 
 from bbconnect.logius.globe import NIL_GUID, outcome_of, parse_result
 from bbconnect.masking import scrub
-from bbconnect.printing import page_count
 from bbconnect.service import keys
 from bbconnect.service.context import Services
 from bbconnect.service.documents import letter_document
@@ -109,8 +108,7 @@ def _decide(event: dict, services: Services, chunk: dict) -> dict:
         wants_paper = status == Status.PAPER or route == Route.BOTH
         if wants_paper:
             try:
-                pdf = renderer().render(letter_document(letter, organisation, stream, variant="paper"))
-                pages = page_count(pdf)
+                pdf, pages = renderer().render_with_pages(letter_document(letter, organisation, stream, variant="paper"))
                 paper_pdfs[reference] = pdf
             except ValueError as error:  # a PrintError (unreadable PDF) too
                 status, reason, wants_paper = Status.FAILED, f"paper letter could not be rendered: {scrub(str(error))}", False

@@ -106,7 +106,8 @@ class Sender:
         channel = channel_for(connection, ebms.ACTION_BV_REQUEST, services.configs.cpa(chunk["tenant"], connection))
         globe_id = chunk["globe_batch_id"]
         body_key = keys.chunk(chunk["batch_id"], chunk["index"], "ebms-request.mime")
-        payload = services.work.get(keys.chunk(chunk["batch_id"], chunk["index"], "berichten.xml"))
+        payload_key = keys.chunk(chunk["batch_id"], chunk["index"], "berichten.xml")
+        payload = services.work.get(payload_key)
         now = _now()
         host = "bbconnect." + (urlsplit(channel.endpoint).hostname or "local")
         message = ebms.EbmsMessage(
@@ -119,9 +120,11 @@ class Sender:
             payloads=(ebms.Payload(content_id=f"{globe_id}@bbconnect", content_type="application/xml", data=payload),),
         )
         headers, body = ebms.serialize(message)
-        services.work.put(body_key, body, headers.get("Content-Type", "application/octet-stream"))
+        frame, offset = frame_of(body, payload)
+        services.work.put(body_key, frame, headers.get("Content-Type", "application/octet-stream"))
+        where = {"payload_key": payload_key, "payload_offset": offset} if offset is not None else {}
         created = services.batches.create_globe(
-            globe_id, message_id=message.message_id, headers=headers, body_key=body_key, batch_id=chunk["batch_id"],
+            globe_id, message_id=message.message_id, headers=headers, body_key=body_key, **where, batch_id=chunk["batch_id"],
             chunk=chunk["index"], tenant=chunk["tenant"], connection=connection.id, endpoint=channel.endpoint,
             cpa_id=channel.cpa_id, from_oin=channel.from_party.oin, to_oin=channel.to_party.oin,
             sync_reply=channel.sync_reply, retries=channel.policy.retries,
@@ -344,10 +347,29 @@ def adapter_for(services: Services, record: dict):
         timeout=services.settings.http_timeout_seconds, api_style=settings.api_style))
 
 
+def frame_of(body: bytes, payload: bytes) -> tuple[bytes, int | None]:
+    """The message without its GLOBE payload (which is stored already, as berichten.xml) and where
+    the payload goes back in: a 55 MB batch is not stored twice. (body, None) when the payload is
+    not found whole in the body."""
+    offset = body.rfind(payload[:512])
+    if offset < 0 or body[offset:offset + len(payload)] != payload:
+        return body, None
+    return body[:offset] + body[offset + len(payload):], offset
+
+
+def stored_message(record: dict, services: Services) -> bytes:
+    """The exact bytes of the stored message: every attempt posts the same ones."""
+    frame = services.work.get(record["body_key"])
+    if record.get("payload_offset") is None:
+        return frame
+    offset = int(record["payload_offset"])
+    return b"".join((frame[:offset], services.work.get(record["payload_key"]), frame[offset:]))
+
+
 def post_attempt_once(attempt: dict, services: Services) -> dict:
     """Post the stored message once. Returns {"result": ack | refused | retry, "detail", "at"}."""
     record = services.batches.globe(attempt["globe_batch_id"])
-    body = services.work.get(record["body_key"])
+    body = stored_message(record, services)
     connection = _connection(services, record)
     try:
         answer = connection.post_ebms(dict(record["headers"]), body, endpoint=record["endpoint"])
