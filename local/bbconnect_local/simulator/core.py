@@ -124,6 +124,9 @@ class SimulatorConfig:
     max_attachment_bytes: int = 500_000
     logius_dir: Path | None = None  # official XSDs; None: look in ../shared/logius (else structural checks)
     use_xsd: bool = True
+    # False: forget a batch's payload once it is judged (a 100,000-letter load run would otherwise
+    # keep 5 GB of letters in memory); `received_batches` then has empty payloads.
+    keep_payloads: bool = True
     # Pushing results.
     result_retries: int = 3
     result_retry_interval_seconds: float = 0.2  # doubles per attempt, up to the maximum below
@@ -879,6 +882,8 @@ class LogiusSimulator:
 
     def _judge(self, batch: ReceivedBatch, plan: ResultPlan) -> tuple[ResultRecord, int]:
         parsed = globe.parse_batch(batch.payload, self._request_schema)
+        if not self.config.keep_payloads:
+            batch.payload = b""
         if parsed.schema_errors:
             log.info("batch %s is not schema-valid: %s", parsed.batch_id,
                      redact_bsns("; ".join(parsed.schema_errors[:3])))

@@ -1,0 +1,212 @@
+"""Load: a tax run of 100,000 letters through the local pipeline (moto + the Logius simulator),
+against the floor of the same letters: only rendering their PDFs and building the GLOBE XML.
+
+    .venv/bin/python bench/load_pipeline.py [--letters 100000] [--out out/load]
+
+Prints letters per second, CPU seconds per letter and peak memory for the pipeline; the same for
+the floor, measured in the same run for the same letters; and as its last line
+`ratio pipeline/floor: X` (target: at most 1.3).
+
+What is measured (bbconnect_local.metering): the pipeline's CPU is the CPU time of bbconnect's
+Lambda handlers, each invocation on its own thread, without the time moto spends inside the AWS
+calls they make (moto emulating S3, DynamoDB, SQS and Step Functions is Amazon's work on AWS, paid
+for through the request prices that bench/cost_model.py adds up). The simulator (Logius' work)
+is not in it either. Both are printed beside it, with the whole process's CPU, so nothing is
+hidden. The floor renders each letter in the variant its route needs (the Berichtenbox PDF for a
+citizen with a Berichtenbox, the paper letter otherwise) and builds the GLOBE batches of the
+digital ones, in the same process after the pipeline, measured the same way (thread CPU time).
+
+The counts for the cost model (state transitions, invocations, GB-seconds, requests, DynamoDB
+units, S3 PUTs, log bytes) are written to OUT/load-counts.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import random
+import resource
+import shutil
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO / "local"), str(REPO / "layers" / "bbconnect")]
+
+TENANT = "gemeente-lv"
+
+
+def bsns(count: int, seed: int) -> list[str]:
+    """`count` distinct numbers that pass the 11-test, counted down from 999999999 (test numbers
+    that never leave this machine), shuffled."""
+    from stdnum.nl import bsn as stdnum_bsn
+
+    found, number = [], 999_999_999
+    while len(found) < count:
+        candidate = f"{number:09d}"
+        if stdnum_bsn.is_valid(candidate):
+            found.append(candidate)
+        number -= 1
+    random.Random(seed).shuffle(found)
+    return found
+
+
+def tax_run(letters: int, *, seed: int = 2027, subscribed_share: float = 0.7) -> tuple[list[dict], set[str]]:
+    from bbconnect_local.demo_batch import _sample_module
+
+    sample = _sample_module()
+    rng = random.Random(seed)
+    numbers = bsns(letters, seed)
+    rows = [sample._row(rng, sequence, numbers[sequence - 1]) for sequence in range(1, letters + 1)]
+    return rows, set(rng.sample(numbers, round(letters * subscribed_share)))
+
+
+# ------------------------------------------------------------------ the floor (worker processes)
+def _when(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def floor(raw: list[dict], subscribed_bsns: set[str], config_path: Path) -> dict:
+    """Render the letters (digital when the citizen has a Berichtenbox, paper otherwise) and build
+    the GLOBE batches of the digital ones, 1,000 a batch, in this process and thread, after the
+    pipeline: the work no design can avoid, measured like the handlers (thread CPU time)."""
+    subscribed = [row["bsn"] in subscribed_bsns for row in raw]
+    from bbconnect.batchfile import RawRow
+    from bbconnect.chunking import bericht_id
+    from bbconnect.logius.globe import GlobeAttachment, GlobeLetter, build_batch
+    from bbconnect.payment import text_with_payment
+    from bbconnect.service.documents import LogoSource, directory_reader, letter_document
+    from bbconnect.service.render import renderer
+    from bbconnect.tenants import TenantConfig
+    from bbconnect.validation import validate_rows
+
+    config = TenantConfig.model_validate_json(Path(config_path).read_text(encoding="utf-8"))
+    # The letters as the pipeline renders them (validated), made before the clock starts.
+    letters, rejected = validate_rows([RawRow(line=i + 1, fields=row) for i, row in enumerate(raw)], config, now=datetime.now(UTC))
+    assert not rejected, rejected[:3]
+    rows = [letter.model_dump(mode="json") for letter in letters]
+    logos = LogoSource(directory_reader(Path(config_path).parent))  # the logos the pipeline's letters carry
+    renderer()  # warm, as a Lambda container is after its first letter
+    wall_started, started = time.perf_counter(), time.thread_time()
+    render_cpu = 0.0
+    digital, pdfs, xml_bytes = [], 0, 0
+    now = datetime.now(UTC)
+    for row, has_box in zip(rows, subscribed, strict=True):
+        organisation, stream = config.organisations[row["sender"]], config.streams[row["stream"]]
+        document = letter_document(row, organisation, stream, variant="digital" if has_box else "paper", logos=logos)
+        render_started = time.thread_time()
+        pdf = renderer().render(document)
+        render_cpu += time.thread_time() - render_started
+        pdfs += 1
+        if has_box:
+            digital.append(GlobeLetter(
+                bericht_id=bericht_id(TENANT, row["reference"]), berichttype=stream.code, subject=row["subject"],
+                text=text_with_payment(row.get("text") or "", document.payment), reference=None, bsn=row["bsn"],
+                publish_at=_when(row.get("publish_at")), act_before=_when(row.get("act_before")),
+                attachments=(GlobeAttachment(content=pdf, description=row["subject"][:128], order=1),)))
+        if len(digital) == 1000:
+            xml_bytes += len(build_batch(f"00000000-0000-4000-8000-{pdfs:012d}", now, organisation.oin, digital))
+            digital = []
+    if digital:
+        xml_bytes += len(build_batch(f"00000000-0000-4000-8000-{pdfs:012d}", now, organisation.oin, digital))
+    return {"cpu_seconds": time.thread_time() - started, "render_cpu_seconds": render_cpu, "pdfs": pdfs,
+            "xml_bytes": xml_bytes, "wall_seconds": time.perf_counter() - wall_started}
+
+
+# ------------------------------------------------------------------ the pipeline
+def pipeline(rows: list[dict], subscribed: set[str], out: Path, chunk_size: int) -> tuple[dict, dict, Path]:
+    from bbconnect_local.environment import REPO_ROOT, LocalEnvironment
+    from bbconnect_local.metering import Meter, table_item_sizes
+    from bbconnect_local.simulator import SimulatorConfig
+
+    work = out / "work"
+    shutil.rmtree(work, ignore_errors=True)
+    shutil.copytree(REPO_ROOT / "config", work / "config")
+    tenant_file = work / "config" / "tenants" / f"{TENANT}.json"
+    config = json.loads(tenant_file.read_text(encoding="utf-8"))
+    config["connections"]["lv-logius"]["max_send_rate"] = 1000  # the highest rate a connection may have
+    tenant_file.write_text(json.dumps(config), encoding="utf-8")
+    batch = work / "tax-run.jsonl"
+    with open(batch, "w", encoding="utf-8") as handle:
+        for row in rows:
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+    logs = out / "logs.jsonl"
+    real_stdout = sys.stdout
+    logging.getLogger().setLevel(logging.WARNING)
+    meter = Meter().install()
+    try:
+        with open(logs, "w", encoding="utf-8") as log_file:
+            sys.stdout = log_file  # the handlers' JSON logs and EMF metrics: what CloudWatch Logs would ingest
+            simulator = SimulatorConfig(subscribed=set(subscribed), keep_payloads=False)
+            with LocalEnvironment(config_dir=work / "config" / "tenants", simulator=simulator, chunk_size=chunk_size,
+                                  workdir=work / "local") as env:
+                cpu_before, wall_before = time.process_time(), time.perf_counter()
+                key = env.drop(batch, TENANT)
+                run = env.wait_for_execution(key, timeout=6 * 3600)
+                wall = time.perf_counter() - wall_before
+                process_cpu = time.process_time() - cpu_before
+                meter.uninstall()
+                if run.status != "SUCCEEDED":
+                    raise SystemExit(f"the batch execution ended {run.status}; see {logs}")
+                env.simulator.wait_idle(timeout=60)
+                report = json.loads(env.outbox_object(run.output["report"]))
+                deliveries = env.simulator.delivery_log_json()
+                sizes, indexed = table_item_sizes([env.outputs["LettersTableName"], env.outputs["BatchesTableName"]])
+                log_bytes = logs.stat().st_size if logs.exists() else 0
+                counts = meter.summary(sizes, indexed)
+    finally:
+        sys.stdout = real_stdout
+        meter.uninstall()
+    delivered_once = len({d["bericht_id"] for d in deliveries})
+    counts.update(letters=len(rows), wall_seconds=round(wall, 1), process_cpu_seconds=round(process_cpu, 1),
+                  log_bytes=log_bytes, report_counts=report["counts"], delivered_by_logius=delivered_once,
+                  delivered_twice=len(deliveries) - delivered_once)
+    return counts, report, logs
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--letters", type=int, default=100_000)
+    parser.add_argument("--chunk-size", type=int, default=1000)
+    parser.add_argument("--out", type=Path, default=REPO / "out" / "load")
+    args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    rows, subscribed = tax_run(args.letters)
+    print(f"{args.letters} letters, {len(subscribed)} citizens with a Berichtenbox; running the pipeline ...", flush=True)
+    counts, report, _logs = pipeline(rows, subscribed, args.out, args.chunk_size)
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print("measuring the floor (render + GLOBE XML for the same letters) ...", flush=True)
+    base = floor(rows, subscribed, args.out / "work" / "local" / "tenants" / f"{TENANT}.json")
+    counts["floor"] = {key: round(value, 3) if isinstance(value, float) else value for key, value in base.items()}
+    counts["peak_rss_mb"] = round(peak_mb)  # before the floor: the pipeline's peak
+    (args.out / "load-counts.json").write_text(json.dumps(counts, indent=2), encoding="utf-8")
+
+    n = args.letters
+    pipeline_cpu = counts["handler_cpu_seconds"]
+    ratio = pipeline_cpu / base["cpu_seconds"]
+    c = report["counts"]
+    print(f"report: received {c['received']}, rejected {c['rejected']}, delivered {c['delivered']}, paper {c['paper']}, "
+          f"failed {c['failed']}; delivered per Logius: {counts['delivered_by_logius']}, twice: {counts['delivered_twice']}")
+    print(f"pipeline: {n / counts['wall_seconds']:.1f} letters/s ({counts['wall_seconds']:.0f} s wall), "
+          f"{pipeline_cpu / n * 1000:.2f} ms CPU per letter in the Lambda handlers ({pipeline_cpu:.0f} s), "
+          f"peak memory {peak_mb:.0f} MB (one process: moto, the simulator and every function)")
+    print(f"  beside it: moto emulating AWS {counts['emulation_cpu_seconds']:.0f} s CPU; whole process "
+          f"{counts['process_cpu_seconds']:.0f} s CPU (with the simulator and the harness)")
+    for name, use in counts["functions"].items():
+        print(f"  {name:28s} {use['invocations']:6d} invocations {use['cpu_seconds']:9.1f} s CPU {use['gb_seconds']:9.1f} GB-s")
+    print(f"  of the handlers' CPU, rendering {counts['render_cpu_seconds']:.0f} s ({counts['renders']} PDFs); "
+          f"the rest {pipeline_cpu - counts['render_cpu_seconds']:.0f} s")
+    print(f"floor (same process, one thread): {n / base['wall_seconds']:.1f} letters/s, "
+          f"{base['cpu_seconds'] / n * 1000:.2f} ms CPU per letter ({base['cpu_seconds']:.0f} s, of which rendering "
+          f"{base['render_cpu_seconds']:.0f} s for {base['pdfs']} PDFs)")
+    print(f"counts for the cost model: {args.out / 'load-counts.json'}")
+    print(f"ratio pipeline/floor: {ratio:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
