@@ -49,9 +49,9 @@ class LetterRepository:
         return int(time.time()) + self._retention_seconds
 
     # ------------------------------------------------------------------ intake
-    def used_elsewhere(self, tenant: str, batch_id: str, references: list[str]) -> dict[str, str]:
-        """The references among `references` that a letter of another batch already has, with that
-        batch. Strongly consistent; the caller holds the tenant's intake lock."""
+    def recorded(self, tenant: str, references: list[str]) -> dict[str, str]:
+        """The references among `references` that already have a letter record, with its batch.
+        Strongly consistent; the caller holds the tenant's intake lock."""
         found: dict[str, str] = {}
         client = self._table.meta.client
         keys = list(dict.fromkeys(letter_key(tenant, reference) for reference in references))
@@ -62,20 +62,24 @@ class LetterRepository:
             while request:
                 answer = client.batch_get_item(RequestItems=request)
                 for item in answer.get("Responses", {}).get(self._table.name, []):
-                    if item.get("batch_id") != batch_id:
-                        found[item["reference"]] = item.get("batch_id") or "an earlier file"
+                    found[item["reference"]] = item.get("batch_id") or "an earlier file"
                 request = answer.get("UnprocessedKeys") or {}
         return found
 
-    def open_chunks(self, tenant: str, batch_id: str, chunks: list[dict]) -> None:
+    def open_chunks(self, tenant: str, batch_id: str, chunks: list[dict], *, recorded: set[str] = frozenset()) -> None:
         """Record the accepted letters and their chunks. Each chunk: index, globe_batch_id, sender,
-        stream, letters [{reference, line, bericht_id}]. Re-running it for the same batch writes the
-        same records (a retried intake)."""
+        stream, letters [{reference, line, bericht_id}]. A retried intake writes only what is not
+        there yet (`recorded`: the references this batch recorded before; chunk records that exist
+        are kept), so no status already reached is written back."""
         at, expires = _now(), self._expires()
+        existing = {item["letter_key"] for item in self._batch_get([chunk_key(tenant, batch_id, c["index"]) for c in chunks])}
         with self._table.batch_writer(overwrite_by_pkeys=["letter_key"]) as writer:
-            self._write_chunks(writer, tenant, batch_id, chunks, at, expires)
+            self._write_chunks(writer, tenant, batch_id,
+                               [c for c in chunks if chunk_key(tenant, batch_id, c["index"]) not in existing], at, expires)
             for chunk in chunks:
                 for letter in chunk["letters"]:
+                    if letter["reference"] in recorded:
+                        continue
                     writer.put_item(Item={
                         "letter_key": letter_key(tenant, letter["reference"]), "kind": "letter", "tenant": tenant,
                         "reference": letter["reference"], "batch_id": batch_id, "line": letter["line"],
@@ -226,7 +230,8 @@ class LetterRepository:
         """The items under `keys` (the table resource's client takes and gives plain Python values)."""
         client, items = self._table.meta.client, []
         for start in range(0, len(keys), BATCH_GET_MAX):
-            request = {self._table.name: {"Keys": [{"letter_key": key} for key in keys[start:start + BATCH_GET_MAX]]}}
+            request = {self._table.name: {"Keys": [{"letter_key": key} for key in keys[start:start + BATCH_GET_MAX]],
+                                          "ConsistentRead": True}}
             while request:
                 answer = client.batch_get_item(RequestItems=request)
                 items.extend(answer.get("Responses", {}).get(self._table.name, []))

@@ -87,7 +87,8 @@ def ingest(event: dict, services: Services, *, now: datetime | None = None) -> d
     if not services.batches.take_intake_lock(tenant, batch_id, lease_seconds=INTAKE_LEASE_SECONDS):
         raise TenantIntakeBusy(f"another file of tenant {tenant} is being taken in; this one waits its turn")
     try:
-        used = services.letters.used_elsewhere(tenant, batch_id, [letter.reference for letter in accepted])
+        found = services.letters.recorded(tenant, [letter.reference for letter in accepted])
+        used = {reference: batch for reference, batch in found.items() if batch != batch_id}
         recorded = []
         for letter in accepted:
             earlier = used.get(letter.reference)
@@ -110,7 +111,7 @@ def ingest(event: dict, services: Services, *, now: datetime | None = None) -> d
              "letters": [{"reference": letter.reference, "line": letter.line, "bericht_id": bericht_id(tenant, letter.reference)}
                          for letter in chunk.letters]}
             for chunk in chunks
-        ])
+        ], recorded={reference for reference, batch in found.items() if batch == batch_id})
     finally:
         services.batches.release_intake_lock(tenant, batch_id)
     services.letters.record_rejections(tenant, batch_id, [r.model_dump(mode="json") for r in rejections])
