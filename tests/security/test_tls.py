@@ -242,3 +242,15 @@ def test_given_a_server_that_offers_only_tls_below_1_2_then_the_transport_refuse
                            expected_server_oin=LOGIUS_OIN)
     assert isinstance(refused.value.__cause__, ssl.SSLError)
     assert server.handshakes == ["TLSv1.1"]
+
+
+# ---------------------------------------------------------------------- our own certificate
+def test_given_a_connection_whose_secret_holds_another_organisations_certificate_then_no_context_is_made(pki, tmp_path):
+    # Given a client certificate issued to another OIN than the connection's
+    stranger = _bundle(pki.issue("tls-client-other", oin=OTHER_OIN), tmp_path)
+    # When the transport makes the connection's context, Then it refuses, naming both OINs
+    with pytest.raises(transport.WrongClientCertificate, match=f"{OTHER_OIN}.*{SENDER_OIN}"):
+        transport.tls_context(stranger, f"file:{pki.ca_cert_path}", expected_oin=SENDER_OIN)
+    # And with the connection's own certificate it is made
+    own = _bundle(pki.issue("tls-client-own", oin=SENDER_OIN), tmp_path)
+    assert isinstance(transport.tls_context(own, f"file:{pki.ca_cert_path}", expected_oin=SENDER_OIN), ssl.SSLContext)

@@ -21,7 +21,7 @@ class LogiusRefused(Exception):
 class LogiusConnection:
     def __init__(self, connection, *, ca_bundle: str, timeout: float):
         self.connection = connection
-        self._context = transport.tls_context(connection.certificate, ca_bundle)
+        self._context = transport.tls_context(connection.certificate, ca_bundle, expected_oin=connection.oin)
         self._timeout = timeout
 
     def validate_subscriptions(self, sender_oin: str, berichttype: str, bsns: list[str]) -> dict[str, bool]:

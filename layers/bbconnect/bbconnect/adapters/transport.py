@@ -10,11 +10,16 @@ import threading
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from bbconnect.adapters.certificates import oin_of_certificate
 from bbconnect.adapters.references import read_reference
 
 
 class TransportError(Exception):
     """The request did not get an HTTP answer (refused, reset, timed out, TLS failure)."""
+
+
+class WrongClientCertificate(TransportError):
+    """The configured client certificate is not the connection's organisation's."""
 
 
 class WrongServer(TransportError):
@@ -43,7 +48,7 @@ class HttpAnswer:
         return None
 
 
-_contexts: dict[tuple[str, str], ssl.SSLContext] = {}
+_contexts: dict[tuple[str, str, str | None], ssl.SSLContext] = {}
 _lock = threading.Lock()
 
 
@@ -59,15 +64,21 @@ def _load_client_certificate(context: ssl.SSLContext, pem: bytes) -> None:
         os.unlink(path)
 
 
-def tls_context(certificate_ref: str, ca_bundle_ref: str) -> ssl.SSLContext:
-    """A client context per (certificate, CA bundle), made once per container."""
-    key = (certificate_ref, ca_bundle_ref)
+def tls_context(certificate_ref: str, ca_bundle_ref: str, *, expected_oin: str | None = None) -> ssl.SSLContext:
+    """A client context per (certificate, CA bundle), made once per container. With `expected_oin`
+    the client certificate must carry that OIN (subject serialNumber): a connection sends only with
+    its own organisation's certificate, whatever secret its configuration names."""
+    key = (certificate_ref, ca_bundle_ref, expected_oin)
     with _lock:
         context = _contexts.get(key)
         if context is None:
+            pem = read_reference(certificate_ref)
+            if expected_oin is not None and (found := oin_of_certificate(pem)) != expected_oin:
+                raise WrongClientCertificate(f"the client certificate of {certificate_ref} is for OIN {found}, "
+                                             f"not the connection's OIN {expected_oin}")
             context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cadata=read_reference(ca_bundle_ref).decode())
             context.minimum_version = ssl.TLSVersion.TLSv1_2
-            _load_client_certificate(context, read_reference(certificate_ref))
+            _load_client_certificate(context, pem)
             _contexts[key] = context
         return context
 
