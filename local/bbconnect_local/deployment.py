@@ -72,6 +72,9 @@ class LocalFunction:
     timeout: int
     sqs_sources: list[dict]
     module: Any = None
+    # Fault injection (bbconnect_local.faults): when set, every invocation goes through
+    # `interceptor(function, handler, event, context)` instead of calling the handler directly.
+    interceptor: Any = None
 
     def load(self) -> None:
         spec = importlib.util.spec_from_file_location(f"bbconnect_function_{self.logical_id}", self.handler_path)
@@ -83,7 +86,10 @@ class LocalFunction:
         if self.module is None:
             self.load()
         context = LambdaContext(self.name, self.memory, self.timeout)
-        return getattr(self.module, self.handler_name)(event, context)
+        handler = getattr(self.module, self.handler_name)
+        if self.interceptor is not None:
+            return self.interceptor(self, handler, event, context)
+        return handler(event, context)
 
 
 class LocalDeployment:
@@ -403,7 +409,9 @@ class LocalDeployment:
         except Exception as error:  # the Lambda error shape, so Retry/Catch match on the class name
             self._note_error(function, error)
             response_headers["x-amz-function-error"] = "Unhandled"
-            return json.dumps({"errorType": type(error).__name__, "errorMessage": str(error)}).encode()
+            # An injected crash names the error the Lambda service would report (Sandbox.Timedout, ...).
+            error_type = getattr(error, "error_type", None) or type(error).__name__
+            return json.dumps({"errorType": error_type, "errorMessage": str(error)}).encode()
 
     def _note_error(self, function: LocalFunction, error: BaseException) -> None:
         text = f"{function.logical_id}: {type(error).__name__}: {error}"

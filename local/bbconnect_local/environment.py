@@ -300,3 +300,58 @@ class LocalEnvironment:
         import boto3
 
         return boto3.client("s3").get_object(Bucket=self.outputs["WorkBucketName"], Key=key)["Body"].read()
+
+    # ------------------------------------------------------------------ for fault and restart tests
+    def letter_records(self, tenant: str, *, batch_id: str | None = None) -> list[dict]:
+        """The tenant's letters (rejected rows included) as `letters()` composes them, one record
+        each: `{"reference", "status", "batch_id"}`, optionally only those of one batch."""
+        return [{"reference": item.get("reference"), "status": item.get("status"), "batch_id": item.get("batch_id")}
+                for item in self.letters()
+                if item.get("tenant") == tenant and (batch_id is None or item.get("batch_id") == batch_id)]
+
+    def executions_for(self, key: str) -> list[dict]:
+        """Every execution whose input names the dropped file `key` (a restart has the same input)."""
+        import boto3
+
+        sfn = boto3.client("stepfunctions")
+        found = []
+        for page in sfn.get_paginator("list_executions").paginate(stateMachineArn=self.outputs["BatchStateMachineArn"]):
+            for execution in page["executions"]:
+                described = sfn.describe_execution(executionArn=execution["executionArn"])
+                if json.loads(described.get("input") or "{}").get("key") == key:
+                    found.append(described)
+        return found
+
+    def wait_for_execution_arn(self, execution_arn: str, *, timeout: float = 300) -> BatchRun:
+        """Wait until one execution (by its ARN) has finished."""
+        import boto3
+
+        sfn = boto3.client("stepfunctions")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            described = sfn.describe_execution(executionArn=execution_arn)
+            if described["status"] != "RUNNING":
+                output = json.loads(described["output"]) if described.get("output") else None
+                return BatchRun(described["name"], described["executionArn"], described["status"], output)
+            time.sleep(0.2)
+        raise TimeoutError(f"the execution {execution_arn} did not finish within {timeout} s")
+
+    def start_again(self, execution_arn: str, name: str) -> str:
+        """Start a new execution with the input of an earlier one (what an operator does to restart
+        a stopped or failed batch: its own name is taken). Returns the new execution's ARN."""
+        import boto3
+
+        sfn = boto3.client("stepfunctions")
+        described = sfn.describe_execution(executionArn=execution_arn)
+        return sfn.start_execution(stateMachineArn=self.outputs["BatchStateMachineArn"], name=name,
+                                   input=described["input"])["executionArn"]
+
+    def queue_depth(self, output: str) -> int:
+        """Messages on a queue (an output name such as `SendDeadLetterQueueUrl`): visible, in flight
+        and delayed."""
+        import boto3
+
+        attributes = boto3.client("sqs").get_queue_attributes(
+            QueueUrl=self.outputs[output], AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
+                                                           "ApproximateNumberOfMessagesDelayed"])["Attributes"]
+        return sum(int(value) for value in attributes.values())
