@@ -94,6 +94,17 @@ class BatchRepository:
         """Record the ebMS message of a GLOBE batch once; False when it already exists (reuse it)."""
         return self._put_new({"pk": f"globe#{globe_batch_id}", "state": "created", "created_at": _now(), "attempts": 0, **fields})
 
+    def add_task_token(self, globe_batch_id: str, token: str) -> None:
+        """One more execution waits for this GLOBE batch (a string set: added once)."""
+        self._table.update_item(Key={"pk": f"globe#{globe_batch_id}"}, UpdateExpression="ADD task_tokens :t SET updated_at = :u",
+                                ExpressionAttributeValues={":t": {token}, ":u": _now()})
+
+    def mark_reported(self, globe_batch_id: str, token: str) -> None:
+        """That execution has been told how the GLOBE batch ended."""
+        self._table.update_item(Key={"pk": f"globe#{globe_batch_id}"},
+                                UpdateExpression="ADD reported_tokens :t SET reported_at = :u",
+                                ExpressionAttributeValues={":t": {token}, ":u": _now()})
+
     def update_globe(self, globe_batch_id: str, **fields) -> None:
         self._update(f"globe#{globe_batch_id}", {**fields, "updated_at": _now()})
 

@@ -36,7 +36,10 @@ def _digital_outcomes(event: dict, services: Services, chunk: dict) -> tuple[dic
         error = event["send_error"]
         return {}, f"not delivered: no acknowledgement from Logius ({error.get('Error', 'error')})"
     if not send.get("sent"):
-        return {}, f"not delivered: {send.get('reason', 'the GLOBE batch was not sent')}"
+        # An expired batch's reason says "not delivered: ..." already; the late-results path
+        # recognises the reason by that beginning, so it is not said twice.
+        reason = send.get("reason") or "the GLOBE batch was not sent"
+        return {}, reason if reason.startswith("not delivered") else f"not delivered: {reason}"
     record = services.batches.globe(chunk["globe_batch_id"]) or {}
     if not record.get("result_key"):
         return {}, "no processing report (GLOBE-R-BV-Result) arrived in time"

@@ -81,8 +81,9 @@ class Sender:
         record = services.batches.globe(globe_id)
         if record is None:
             record = self._create(chunk)
-        if request.get("task_token") and request["task_token"] != record.get("task_token"):
-            services.batches.update_globe(globe_id, task_token=request["task_token"], reported_at=None)
+        if request.get("task_token") and request["task_token"] not in waiting_tokens(record, unreported_only=False):
+            # Every execution waiting for this GLOBE batch is answered (a restarted or second one too).
+            services.batches.add_task_token(globe_id, request["task_token"])
             record = services.batches.globe(globe_id)
         if record["state"] in FINAL_STATES:
             return self._report(record)
@@ -105,7 +106,6 @@ class Sender:
         connection = config.connections[chunk["connection"]]
         channel = channel_for(connection, ebms.ACTION_BV_REQUEST, services.configs.cpa(chunk["tenant"], connection))
         globe_id = chunk["globe_batch_id"]
-        body_key = keys.chunk(chunk["batch_id"], chunk["index"], "ebms-request.mime")
         payload_key = keys.chunk(chunk["batch_id"], chunk["index"], "berichten.xml")
         payload = services.work.get(payload_key)
         now = _now()
@@ -121,6 +121,9 @@ class Sender:
         )
         headers, body = ebms.serialize(message)
         frame, offset = frame_of(body, payload)
+        # Under its own MessageId: a concurrent creator of the same GLOBE batch (whose record loses
+        # the conditional create below) must not overwrite the bytes the winner's record points to.
+        body_key = keys.chunk(chunk["batch_id"], chunk["index"], f"ebms-request-{message.message_id}.mime")
         services.work.put(body_key, frame, headers.get("Content-Type", "application/octet-stream"))
         where = {"payload_key": payload_key, "payload_offset": offset} if offset is not None else {}
         created = services.batches.create_globe(
@@ -232,16 +235,18 @@ class Sender:
         """Has the execution's Send not timed out? Only Step Functions' definite TaskTimedOut counts;
         any other answer (moto, for one, answers InvalidToken for a task without HeartbeatSeconds),
         or none, lets the batch go as it would have."""
-        token = record.get("task_token")
-        if not token:
+        tokens = waiting_tokens(record)
+        if not tokens:
             return True
-        try:
-            self.sfn.send_task_heartbeat(taskToken=token)
-        except self.sfn.exceptions.TaskTimedOut:
-            return False
-        except (ClientError, BotoCoreError):
-            return True
-        return True
+        for token in tokens:
+            try:
+                self.sfn.send_task_heartbeat(taskToken=token)
+                return True
+            except self.sfn.exceptions.TaskTimedOut:
+                continue
+            except (ClientError, BotoCoreError):
+                return True
+        return False
 
     def _take_turn(self, record: dict, now: datetime):
         """Ask the connection's throttle for this attempt: `Admit`, or `Wait` (how long)."""
@@ -279,16 +284,27 @@ def outcome_of(record: dict) -> dict:
     return outcome
 
 
+def waiting_tokens(record: dict, *, unreported_only: bool = True) -> list[str]:
+    """The task tokens of the executions waiting for this GLOBE batch (a set on the record; a record
+    from before kept one `task_token`, reported when `reported_at` is set)."""
+    tokens = set(record.get("task_tokens") or ())
+    reported = set(record.get("reported_tokens") or ())
+    if record.get("task_token"):
+        tokens.add(record["task_token"])
+        if record.get("reported_at") and not record.get("task_tokens"):
+            reported.add(record["task_token"])
+    return sorted(tokens - reported) if unreported_only else sorted(tokens)
+
+
 def report(services: Services, sfn, record: dict) -> dict:
-    """Tell the waiting execution (once per task token) how its GLOBE batch ended."""
+    """Tell every waiting execution (once per task token) how its GLOBE batch ended."""
     outcome = outcome_of(record)
-    token = record.get("task_token")
-    if token and not record.get("reported_at"):
+    for token in waiting_tokens(record):
         try:
             sfn.send_task_success(taskToken=token, output=json.dumps(outcome))
         except (sfn.exceptions.TaskTimedOut, sfn.exceptions.InvalidToken, sfn.exceptions.TaskDoesNotExist):
             pass  # the execution stopped waiting; Fallback already failed these letters with a reason
-        services.batches.update_globe(outcome["globe_batch_id"], reported_at=_now().isoformat())
+        services.batches.mark_reported(outcome["globe_batch_id"], token)
     return outcome
 
 
