@@ -101,7 +101,9 @@ def bbconnect_lines(counts: dict, settings: dict[str, tuple[int, str]]) -> list[
     lines.append(Line("S3 GET/HEAD requests", gets * scale, "requests", gets * scale * PRICES["s3_get"]))
     kms = (puts + gets) * 0.01  # SSE-KMS with S3 Bucket Keys: a data key per bucket, not per object (~1 % of requests)
     lines.append(Line("KMS requests (S3 Bucket Keys)", kms * scale, "requests", kms * scale * PRICES["kms_request"]))
-    log_gb = counts.get("log_bytes", 0) * scale / 1024 ** 3
+    # the functions' JSON logs and EMF metrics as written in the run, plus Lambda's own START, END and
+    # REPORT lines (about 300 bytes an invocation)
+    log_gb = (counts.get("log_bytes", 0) + 300 * invocations) * scale / 1024 ** 3
     lines.append(Line("CloudWatch Logs ingestion (logs and EMF metrics)", log_gb, "GB", log_gb * PRICES["logs_ingest_gb"]))
     return lines
 
@@ -133,7 +135,8 @@ def _table(title: str, lines: list[Line]) -> float:
     total = sum(line.usd for line in lines)
     print(title)
     for line in lines:
-        print(f"  {line.what:52s} {line.quantity:14,.0f} {line.unit:12s} ${line.usd:9.2f}")
+        quantity = f"{line.quantity:14,.3f}" if line.unit == "GB" else f"{line.quantity:14,.0f}"
+        print(f"  {line.what:52s} {quantity} {line.unit:12s} ${line.usd:9.2f}")
     print(f"  {'total':52s} {'':14s} {'':12s} ${total:9.2f}")
     return total
 
