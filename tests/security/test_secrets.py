@@ -222,8 +222,10 @@ def tracked_files(repo_root) -> dict[str, bytes]:
 def test_given_the_tracked_files_then_none_holds_a_private_key_password_or_access_key(tracked_files):
     # Given every file git tracks (the test PKI writes its keys at run time, into temporary folders)
     assert len(tracked_files) > 100 and "local/bbconnect_local/pki.py" in tracked_files
-    # Then none holds a private key, a password literal or an AWS access key id
-    assert _repo_findings(tracked_files) == []
+    # Then none holds a private key, a password literal or an AWS access key id (this file aside: it
+    # holds the markers it looks for, and the examples that show the scan can fail)
+    others = {path: data for path, data in tracked_files.items() if path != "tests/security/test_secrets.py"}
+    assert _repo_findings(others) == []
 
 
 def test_given_a_real_key_or_a_password_in_a_file_then_the_repository_scan_finds_it():
