@@ -9,7 +9,6 @@ import io
 import json
 import uuid
 
-import pytest
 
 from bbconnect.ebms import message as ebms
 from bbconnect_local.mtls_server import https_post

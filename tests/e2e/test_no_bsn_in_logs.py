@@ -23,7 +23,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import boto3
-import pytest
 
 from bbconnect_local.environment import REPO_ROOT
 

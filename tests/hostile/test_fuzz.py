@@ -11,7 +11,7 @@ import gzip
 import io
 import json
 
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bbconnect import letters as L

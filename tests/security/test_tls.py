@@ -189,7 +189,7 @@ class _OldTlsServer:
 
     def __init__(self, identity: Identity) -> None:
         self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self.context.minimum_version = ssl.TLSVersion.TLSv1  # noqa: the server under test is the bad one
+        self.context.minimum_version = ssl.TLSVersion.TLSv1  # deliberately weak: the server under test is the bad one
         self.context.maximum_version = ssl.TLSVersion.TLSv1_1
         self.context.set_ciphers("DEFAULT:@SECLEVEL=0")  # OpenSSL 3 offers TLS < 1.2 only at level 0
         self.context.load_cert_chain(identity.cert_path, identity.key_path)
@@ -227,7 +227,7 @@ def test_given_a_server_that_offers_only_tls_below_1_2_then_the_transport_refuse
     with _OldTlsServer(identity) as server:
         # Given a server that really completes a TLS 1.1 handshake with a client that allows it
         control = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(pki.ca_cert_path))
-        control.minimum_version = ssl.TLSVersion.TLSv1  # noqa: only to show the server speaks TLS 1.1
+        control.minimum_version = ssl.TLSVersion.TLSv1  # deliberately weak: only to show the server speaks TLS 1.1
         control.set_ciphers("DEFAULT:@SECLEVEL=0")
         try:
             with socket.create_connection(("127.0.0.1", server.port), timeout=5) as raw, \

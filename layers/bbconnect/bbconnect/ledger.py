@@ -87,9 +87,10 @@ def _entry(at, status, detail=None, reason=None) -> dict:
     return entry
 
 
-def compose(letter: dict, chunk: dict | None) -> dict:
+def compose(letter: dict, chunk: dict | None, positions: dict[str, int] | None = None) -> dict:
     """The letter as one record: the fields of its letter record, plus status, reason, route,
-    route_source, paper_copy, code, globe_batch_id and a history in time order."""
+    route_source, paper_copy, code, globe_batch_id and a history in time order. `positions`: the
+    chunk's references by place (`positions_of`), when many letters of one chunk are composed."""
     view = {key: value for key, value in letter.items() if key not in ("history", "rank", "kind")}
     own_history = list(letter.get("history") or [])
     if letter.get("status") == Status.REJECTED.value or letter.get("kind") == "rejected":
@@ -99,7 +100,7 @@ def compose(letter: dict, chunk: dict | None) -> dict:
     status, reason = Status.ACCEPTED.value, None
     same_chunk = (chunk is not None and chunk.get("batch_id") == letter.get("batch_id")
                   and int(chunk.get("chunk", -1)) == int(letter.get("chunk", -2)))
-    position = _position(chunk, reference) if same_chunk else None
+    position = (positions if positions is not None else positions_of(chunk)).get(reference) if same_chunk else None
     if position is not None:
         routes = chunk.get("routes") or ""
         route = ROUTE_OF_CODE.get(routes[position]) if position < len(routes) else None
@@ -138,13 +139,9 @@ def compose(letter: dict, chunk: dict | None) -> dict:
     return view
 
 
-def _position(chunk: dict, reference: str) -> int | None:
-    """Where `reference` is in the chunk's letters (an index kept on the record while composing)."""
-    index = chunk.get("_position")
-    if index is None:
-        index = {ref: i for i, ref in enumerate(chunk.get("references") or [])}
-        chunk["_position"] = index
-    return index.get(reference)
+def positions_of(chunk: dict) -> dict[str, int]:
+    """Where each of the chunk's letters is in its `references` (and so in `routes` and `outcome`)."""
+    return {reference: index for index, reference in enumerate(chunk.get("references") or [])}
 
 
 def compose_all(items) -> list[dict]:
@@ -153,13 +150,13 @@ def compose_all(items) -> list[dict]:
     chunks, letters = {}, []
     for item in items:
         if item.get("kind") == "chunk":
-            chunks[item["letter_key"]] = item
+            chunks[item["letter_key"]] = (item, positions_of(item))
         else:
             letters.append(item)
     views = []
     for item in letters:
-        chunk = None
+        chunk, positions = None, None
         if item.get("kind") != "rejected" and item.get("chunk") is not None:
-            chunk = chunks.get(chunk_key(item["tenant"], item["batch_id"], int(item["chunk"])))
-        views.append(compose(item, chunk))
+            chunk, positions = chunks.get(chunk_key(item["tenant"], item["batch_id"], int(item["chunk"])), (None, None))
+        views.append(compose(item, chunk, positions))
     return views

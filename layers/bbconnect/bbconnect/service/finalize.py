@@ -15,7 +15,7 @@ import logging
 from datetime import UTC, datetime
 
 from bbconnect.adapters.tenant_configs import UnknownTenant
-from bbconnect.ledger import compose
+from bbconnect.ledger import compose, positions_of
 from bbconnect.logius.globe import parse_result
 from bbconnect.report import (
     accounted,
@@ -143,12 +143,13 @@ def _history(services: Services, tenant: str, batch_id: str, letters: list[dict]
     rejected row's rejection."""
     accepted_at = source.get("ingested_at")
     rejection_of = {r["line"]: r for r in rejections}
-    chunk_of: dict[str, dict] = {}
+    chunk_of: dict[str, tuple[dict, dict[str, int]]] = {}
     for item in manifest:
         record = services.letters.chunk(tenant, batch_id, item["index"])
         if record is not None:
-            for reference in record.get("references") or []:
-                chunk_of[reference] = record
+            positions = positions_of(record)
+            for reference in positions:
+                chunk_of[reference] = (record, positions)
     records = []
     for letter in letters:
         if letter["status"] == Status.REJECTED.value:
@@ -158,11 +159,11 @@ def _history(services: Services, tenant: str, batch_id: str, letters: list[dict]
             records.append(history_record(line=letter["line"], reference=rejection.get("reference"),
                                           status=letter["status"], history=steps))
             continue
-        chunk = chunk_of.get(letter["reference"])
+        chunk, positions = chunk_of.get(letter["reference"], (None, None))
         own = {"tenant": tenant, "reference": letter["reference"], "batch_id": batch_id, "line": letter["line"],
                "chunk": chunk.get("chunk") if chunk else None,
                "history": [{"at": accepted_at, "status": Status.ACCEPTED.value, "detail": f"batch {batch_id} line {letter['line']}"}]}
-        steps = compose(own, chunk)["history"]
+        steps = compose(own, chunk, positions)["history"]
         records.append(history_record(line=letter["line"], reference=letter["reference"], status=letter["status"],
                                       history=steps, print_job=letter.get("print_job")))
     return records
