@@ -39,6 +39,7 @@ def ingest(event: dict, services: Services, *, now: datetime | None = None) -> d
     timing = {
         "poll_seconds": services.settings.result_poll_seconds,
         "send_timeout_seconds": services.settings.send_timeout_seconds,
+        "chunk_concurrency": services.settings.chunk_concurrency,
     }
     answer = {"batch_id": batch_id, "tenant": tenant or "", "file": key, "timing": timing, "chunk_count": 0}
     if event.get("resend_of"):
