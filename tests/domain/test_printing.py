@@ -173,6 +173,21 @@ def test_given_letters_with_their_pdfs_when_merged_then_the_pdf_has_every_page_i
         ("first-a", 0), ("late-b", 2), ("last-c", 3)]
 
 
+def test_given_letters_whose_page_size_is_on_their_page_tree_when_merged_then_every_page_keeps_it():
+    # Given letters as fpdf2 writes them: /MediaBox on the /Pages node, inherited by each page
+    letters = [_letter("a4-1", pages=2, pdf=True), _letter("a4-2", pages=1, pdf=True)]
+    with pikepdf.open(io.BytesIO(letters[0].pdf), inherit_page_attributes=False) as source:
+        assert "/MediaBox" in source.Root.Pages and "/MediaBox" not in source.pages[0].obj
+    [job] = plan_print_jobs(letters, day=date(2027, 2, 26))
+    # When the job is merged
+    merged = merge(job)
+    # Then each page has the A4 box itself (the merged tree's root has none to inherit)
+    with pikepdf.open(io.BytesIO(merged), inherit_page_attributes=False) as pdf:
+        assert "/MediaBox" not in pdf.Root.Pages
+        assert [[round(float(v)) for v in page.obj["/MediaBox"]] for page in pdf.pages] == [[0, 0, 595, 842]] * 3
+        assert all("/Resources" in page.obj for page in pdf.pages)
+
+
 def test_given_many_letters_sharing_fonts_when_merged_then_the_shared_objects_are_stored_once():
     letters = [_letter(f"r{n:02d}", pages=1, pdf=True) for n in range(20)]
     [job] = plan_print_jobs(letters, day=date(2027, 2, 26))
