@@ -1,7 +1,7 @@
 """Load: a tax run of 100,000 letters through the local pipeline (moto + the Logius simulator),
 against the floor of the same letters: only rendering their PDFs and building the GLOBE XML.
 
-    .venv/bin/python bench/load_pipeline.py [--letters 100000] [--out out/load]
+    .venv/bin/python bench/load_pipeline.py [--letters 100000] [--out out/load] [--chunk-concurrency 1]
 
 Prints letters per second, CPU seconds per letter and peak memory for the pipeline; the same for
 the floor, measured in the same run for the same letters; and as its last line
@@ -17,6 +17,13 @@ citizen with a Berichtenbox, the paper letter otherwise) and builds the GLOBE ba
 digital ones, measured the same way (thread CPU time), in a thread beside the pipeline that renders
 its n-th letter when the pipeline has rendered n: both work under the same load of the one shared
 interpreter (run after the pipeline on a quiet machine, the same renders took 17 % less CPU).
+
+The file's GLOBE batches go through their steps one at a time here (the template parameter
+ChunkConcurrency, 10 on AWS, set to 1 by `--chunk-concurrency`). On AWS each chunk's Lambda has a
+CPU of its own; here the chunks would be threads of one interpreter, and ten threads rendering side
+by side each use about 12 % more CPU per PDF than one (the switching between them, not our code:
+bench/render_contention.py measures it), which would be counted against the pipeline. The work is
+the same either way; only the local wall time grows, by the waits for Logius no longer overlapping.
 
 The counts for the cost model (state transitions, invocations, GB-seconds, requests, DynamoDB
 units, S3 PUTs, log bytes) are written to OUT/load-counts.json.
@@ -123,7 +130,8 @@ def floor(raw: list[dict], subscribed_bsns: set[str], config_path: Path, *, pace
 
 
 # ------------------------------------------------------------------ the pipeline
-def pipeline(rows: list[dict], subscribed: set[str], out: Path, chunk_size: int) -> tuple[dict, dict, dict]:
+def pipeline(rows: list[dict], subscribed: set[str], out: Path, chunk_size: int,
+             chunk_concurrency: int) -> tuple[dict, dict, dict]:
     from bbconnect_local.environment import REPO_ROOT, LocalEnvironment
     from bbconnect_local.metering import Meter, table_item_sizes
     from bbconnect_local.simulator import SimulatorConfig
@@ -149,7 +157,7 @@ def pipeline(rows: list[dict], subscribed: set[str], out: Path, chunk_size: int)
             sys.stdout = log_file  # the handlers' JSON logs and EMF metrics: what CloudWatch Logs would ingest
             simulator = SimulatorConfig(subscribed=set(subscribed), keep_payloads=False)
             with LocalEnvironment(config_dir=work / "config" / "tenants", simulator=simulator, chunk_size=chunk_size,
-                                  workdir=work / "local") as env:
+                                  workdir=work / "local", parameter_overrides={"ChunkConcurrency": chunk_concurrency}) as env:
                 config_path = work / "local" / "tenants" / f"{TENANT}.json"
                 done = threading.Event()
 
@@ -191,13 +199,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--letters", type=int, default=100_000)
     parser.add_argument("--chunk-size", type=int, default=1000)
+    parser.add_argument("--chunk-concurrency", type=int, default=1,
+                        help="GLOBE batches of the file in their steps at once (ChunkConcurrency; 10 on AWS)")
     parser.add_argument("--out", type=Path, default=REPO / "out" / "load")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
 
     rows, subscribed = tax_run(args.letters)
     print(f"{args.letters} letters, {len(subscribed)} citizens with a Berichtenbox; running the pipeline ...", flush=True)
-    counts, report, base = pipeline(rows, subscribed, args.out, args.chunk_size)
+    counts, report, base = pipeline(rows, subscribed, args.out, args.chunk_size, args.chunk_concurrency)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     counts["floor"] = {key: round(value, 3) if isinstance(value, float) else value for key, value in base.items()}
     counts["peak_rss_mb"] = round(peak_mb)
@@ -218,6 +228,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {name:28s} {use['invocations']:6d} invocations {use['cpu_seconds']:9.1f} s CPU {use['gb_seconds']:9.1f} GB-s")
     print(f"  of the handlers' CPU, rendering {counts['render_cpu_seconds']:.0f} s ({counts['renders']} PDFs); "
           f"the rest {pipeline_cpu - counts['render_cpu_seconds']:.0f} s")
+    gc_of = counts["gc_seconds"]
+    handler_gc = sum(v for k, v in gc_of.items() if k.startswith("handler "))
+    print(f"  garbage collection (every object of the one process, moto's too): in the handlers {handler_gc:.0f} s "
+          f"(full collections {gc_of.get('handler gen2', 0):.0f} s), in the floor "
+          f"{sum(v for k, v in gc_of.items() if k.startswith('floor ')):.0f} s")
     print(f"floor (a thread beside the pipeline, paced by its rendering): {n / base['wall_seconds']:.1f} letters/s, "
           f"{base['cpu_seconds'] / n * 1000:.2f} ms CPU per letter ({base['cpu_seconds']:.0f} s, of which rendering "
           f"{base['render_cpu_seconds']:.0f} s for {base['pdfs']} PDFs)")

@@ -17,6 +17,7 @@ counts as the handler's, a DynamoDB call inside a handler as moto's.
 """
 from __future__ import annotations
 
+import gc
 import json
 import math
 import threading
@@ -70,6 +71,9 @@ class Meter:
     emulation_cpu_seconds: float = 0.0
     render_cpu_seconds: float = 0.0  # of the handlers' CPU: LetterRenderer.render_with_pages
     renders: int = 0
+    # Cyclic garbage collection, by who paid for it (HANDLER, EMULATION, the bench's "floor" thread,
+    # "other") and generation: a collection walks every object of the one process, moto's stored items too.
+    gc_seconds: Counter = field(default_factory=Counter)
     s3_bytes_written: int = 0
     dynamodb_writes: list[tuple[str, str, int | None]] = field(default_factory=list)  # (table, key, item bytes if known)
     dynamodb_reads: list[tuple[str, str, bool]] = field(default_factory=list)  # (table, key, consistent)
@@ -77,7 +81,7 @@ class Meter:
 
     def __post_init__(self) -> None:
         self._local = threading.local()
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._undo: list = []
 
     # ------------------------------------------------------------------ frames
@@ -179,6 +183,20 @@ class Meter:
                     use.logius_seconds += frame.logius_seconds
                     use.memory_mb = function_self.memory
 
+        def collected(phase: str, info: dict) -> None:
+            if phase == "start":
+                meter._local.gc_started = time.thread_time()
+                return
+            started = getattr(meter._local, "gc_started", None)
+            if started is None:
+                return
+            stack = meter._stack()
+            payer = stack[-1].kind if stack else "floor" if threading.current_thread().name == "floor" else "other"
+            with meter._lock:  # reentrant: a collection may start while this thread holds it
+                meter.gc_seconds[(payer, info.get("generation", 0))] += time.thread_time() - started
+
+        gc.callbacks.append(collected)
+        self._gc_callback = collected
         CommonStateField._eval_body = counted_state
         ExecutionState._handle_retry = counted_retry
         BotocoreStubber.__call__ = metered_request
@@ -193,6 +211,9 @@ class Meter:
         for owner, name, original in self._undo:
             setattr(owner, name, original)
         self._undo = []
+        callback = getattr(self, "_gc_callback", None)
+        if callback in gc.callbacks:
+            gc.callbacks.remove(callback)
 
     # ------------------------------------------------------------------ counting requests
     def _count(self, event_name: str, request, response, *, ours: bool) -> None:
@@ -284,6 +305,7 @@ class Meter:
             "handler_cpu_seconds": round(self.handler_cpu_seconds, 3),
             "emulation_cpu_seconds": round(self.emulation_cpu_seconds, 3),
             "render_cpu_seconds": round(self.render_cpu_seconds, 3), "renders": self.renders,
+            "gc_seconds": {f"{who} gen{gen}": round(seconds, 3) for (who, gen), seconds in sorted(self.gc_seconds.items())},
         }
 
 

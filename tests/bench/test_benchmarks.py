@@ -28,3 +28,23 @@ def test_given_fifty_letters_when_the_memory_benchmark_runs_then_it_reports_the_
                             capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0, result.stdout + result.stderr
     assert re.search(r"peak RSS: \d+ MB", result.stdout)
+
+
+def test_given_forty_letters_when_the_contention_benchmark_runs_then_its_last_line_is_the_ratio():
+    result = subprocess.run([sys.executable, str(ROOT / "bench" / "render_contention.py"), "--letters", "40"],
+                            capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert re.fullmatch(r"ratio 10 threads/1 thread: \d+\.\d\d", lines[-1])
+    assert any(line.strip().startswith("2 threads") for line in lines)
+
+
+def test_given_a_small_run_when_the_load_benchmark_runs_then_it_accounts_for_every_letter_and_ends_with_the_ratio(tmp_path):
+    result = subprocess.run([sys.executable, str(ROOT / "bench" / "load_pipeline.py"), "--letters", "120", "--chunk-size", "50",
+                             "--out", str(tmp_path)], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert re.fullmatch(r"ratio pipeline/floor: \d+\.\d\d", lines[-1])
+    assert any(re.match(r"report: received 120, rejected 0, .* failed 0; delivered per Logius: \d+, twice: 0", line) for line in lines)
+    assert any("garbage collection" in line for line in lines)
+    assert (tmp_path / "load-counts.json").exists()
