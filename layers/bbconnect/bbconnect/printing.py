@@ -233,6 +233,7 @@ def merge(job: PrintJob) -> bytes:
     merged = pikepdf.Pdf.new()
     shared: dict[bytes, pikepdf.Object] = {}
     bookmarks: list[tuple[str, int]] = []
+    count = 0
     for letter in job.letters:
         if letter.pdf is None:
             raise PrintError(f"print job {job.name}: letter {letter.reference!r} has no PDF")
@@ -247,10 +248,13 @@ def merge(job: PrintJob) -> bytes:
         if pages != letter.pages:
             raise PrintError(f"print job {job.name}: letter {letter.reference!r} has {pages} pages, "
                              f"the manifest says {letter.pages}")
-        bookmarks.append((letter.reference, len(merged.pages)))
+        bookmarks.append((letter.reference, count))
         merged.pages.extend(source.pages)
-        for page in merged.pages[-pages:]:
-            _share_streams(page, shared)
+        count += pages
+    # Once over all pages at the end: asking pikepdf for the page count or the last pages after
+    # each letter copies the whole page list, which made a 5,000-letter job twice as slow a letter.
+    for page in merged.pages:
+        _share_streams(page, shared)
     with merged.open_outline() as outline:
         outline.root.extend(pikepdf.OutlineItem(reference, page) for reference, page in bookmarks)
     merged.docinfo["/Title"] = f"Print job {job.name}"
