@@ -21,7 +21,7 @@ interpreter (run after the pipeline on a quiet machine, the same renders took 17
 The file's GLOBE batches go through their steps one at a time here (the template parameter
 ChunkConcurrency, 10 on AWS, set to 1 by `--chunk-concurrency`). On AWS each chunk's Lambda has a
 CPU of its own; here the chunks would be threads of one interpreter, and ten threads rendering side
-by side each use about 12 % more CPU per PDF than one (the switching between them, not our code:
+by side each use 12 to 20 % more CPU per PDF than one (the switching between them, not our code:
 bench/render_contention.py measures it), which would be counted against the pipeline. The work is
 the same either way; only the local wall time grows, by the waits for Logius no longer overlapping.
 
