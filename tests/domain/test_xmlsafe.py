@@ -1,12 +1,11 @@
 """bbconnect.xmlsafe: untrusted XML is parsed without DTDs, entities or network access."""
 from __future__ import annotations
 
-import threading
 from datetime import UTC, datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from hostile.inbound import CountingServer
 
 from bbconnect.xmlsafe import (
     InvalidXmlError,
@@ -42,28 +41,8 @@ def secret_file(tmp_path: Path) -> Path:
 @pytest.fixture()
 def listening_server():
     """A local HTTP server that counts every request it gets: a fetched entity shows up here."""
-    hits: list[str] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 (http.server API)
-            hits.append(self.path)
-            body = b'<!ENTITY leak "LEAKED">'
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args) -> None:  # keep test output clean
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", hits
-    finally:
-        server.shutdown()
-        server.server_close()
+    with CountingServer() as server:
+        yield server.base_url, server.hits
 
 
 def test_well_formed_document_is_parsed_and_comments_do_not_cut_text() -> None:

@@ -13,8 +13,8 @@ from bbconnect.logius import globe
 from bbconnect.logius.abonnementen import parse_answer
 from bbconnect.service.results import InboundRequest, receive
 
-from .corpus import SECRET, XML_ATTACKS, XmlContext, gzip_bomb
-from .inbound import LOGIUS_OIN, CountingServer, fake_services, globe_result, inbound_message, subscription_answer
+from .corpus import SECRET, XML_ATTACKS, gzip_bomb
+from .inbound import LOGIUS_OIN, fake_services, globe_result, inbound_message, subscription_answer
 
 
 def _post(services, headers: dict[str, str], body: bytes, *, on_bulk_answer=None) -> dict:
@@ -31,20 +31,6 @@ def _error_of(answer: dict) -> ebms.EbmsError:
     signal = _signal(answer)
     assert signal.acknowledgment_ref is None and len(signal.errors) == 1, signal
     return signal.errors[0]
-
-
-@pytest.fixture(scope="module")
-def server():
-    with CountingServer() as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def context(tmp_path_factory, server) -> XmlContext:
-    folder = tmp_path_factory.mktemp("inbound-attacks")
-    (folder / "secret.txt").write_text(SECRET)
-    (folder / "evil.dtd").write_text(f'<!ENTITY leak "{SECRET}">')
-    return XmlContext(secret_file=folder / "secret.txt", dtd_file=folder / "evil.dtd", base_url=server.base_url)
 
 
 def test_given_a_good_result_when_posted_then_it_is_stored_and_acknowledged():

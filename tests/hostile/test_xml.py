@@ -61,22 +61,6 @@ PARSERS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def server():
-    with CountingServer() as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def context(tmp_path_factory, server) -> XmlContext:
-    folder = tmp_path_factory.mktemp("xml-attacks")
-    secret = folder / "secret.txt"
-    secret.write_text(SECRET)
-    dtd = folder / "evil.dtd"
-    dtd.write_text(f'<!ENTITY leak "{SECRET}">')
-    return XmlContext(secret_file=secret, dtd_file=dtd, base_url=server.base_url)
-
-
 @pytest.mark.parametrize("parser", PARSERS, ids=lambda parser: parser.id)
 def test_given_a_good_document_then_each_parser_reads_it(parser):
     # (the attacks below start from this document: it must be good to begin with)
