@@ -23,3 +23,15 @@ def shared_dir() -> Path:
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO_ROOT
+
+
+@pytest.fixture(autouse=True)
+def nothing_aws_would_refuse():
+    """A test that ran the local deployment passes only if AWS would have let every call through:
+    each function's own role allowed it and no limit was exceeded (`bbconnect_local.iam.enforcer`).
+    A test that provokes a refusal on purpose takes it with `take_all_violations()`."""
+    yield
+    from bbconnect_local.iam.enforcer import take_all_violations
+
+    refused = take_all_violations()
+    assert not refused, "calls AWS would refuse:\n" + "\n".join(str(violation) for violation in refused[:20])

@@ -115,7 +115,8 @@ def _run(file: Path, tenant: str, out: Path, config_dir: Path, simulator: Path |
                     batch = env.wait_for_execution(key, timeout=900, on_progress=progress)
                     if batch.status != "SUCCEEDED":
                         save_snapshot(env.outputs, out, config_dir=config_dir)  # a failed run can be inspected too
-                        raise RunFailed(f"the batch execution ended {batch.status}; see {log_path}")
+                        raise RunFailed(f"the batch execution ended {batch.status}; see {log_path}"
+                                        + "".join(f"\n  {violation}" for violation in env.deployment.violations))
                     _export(env, batch.output, out)
                     env.simulator.wait_idle(timeout=30)
                     save_snapshot(env.outputs, out, config_dir=config_dir)
@@ -123,6 +124,7 @@ def _run(file: Path, tenant: str, out: Path, config_dir: Path, simulator: Path |
                     (out / "simulator-deliveries.json").write_text(json.dumps(deliveries, indent=1, default=str), encoding="utf-8")
                     faults_seen = dict(getattr(env.simulator, "fault_counts", {}) or {})
                     errors = list(env.deployment.handler_errors)
+                    refused = [str(violation) for violation in env.deployment.violations]
                     delivered_twice = [r for r in {d.bericht_id for d in env.simulator.delivery_log}
                                        if env.simulator.deliveries_of(r) > 1]
     except RunFailed as error:
@@ -131,7 +133,7 @@ def _run(file: Path, tenant: str, out: Path, config_dir: Path, simulator: Path |
         raise typer.Exit(1)
     finally:
         sys.stdout = real_stdout
-    _summarise(batch.output, out, errors, delivered_twice, deliveries, faults_seen)
+    _summarise(batch.output, out, errors, delivered_twice, deliveries, faults_seen, refused)
 
 
 class _JsonLines(logging.Formatter):
@@ -208,7 +210,13 @@ def _export_digital(env: LocalEnvironment, report: dict, folder: Path) -> None:
 
 
 def _summarise(output: dict, out: Path, errors: list[str], delivered_twice: list[str], deliveries: list[dict],
-               faults_seen: dict[str, int]) -> None:
+               faults_seen: dict[str, int], refused: list[str] = ()) -> None:
+    if refused:
+        # What AWS would have refused (a function's role, a limit): this run does not show that it works there.
+        console.print(f"[red]{len(refused)} calls AWS would refuse:[/red]")
+        for line in refused[:20]:
+            console.print(f"  {line}")
+        raise typer.Exit(1)
     if output.get("status") == "bad_file":
         console.print(f"[yellow]the file was not taken:[/yellow] {output.get('error')}")
         console.print(f"error report: {out / 'report.json'}")

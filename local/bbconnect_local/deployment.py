@@ -9,6 +9,7 @@ redrive to the dead-letter queue), and for the inbound ebMS endpoint.
 from __future__ import annotations
 
 import base64
+import contextlib
 import importlib.util
 import io
 import json
@@ -23,17 +24,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bbconnect import runtime
+from bbconnect_local.iam import enforcer
+from bbconnect_local.iam.enforcer import AwsRules, Violation
+from bbconnect_local.iam.roles import principals, translate
 from bbconnect_local.template import Resolver, load_template, parameter_values, substitute_definition
 
 ACCOUNT = "123456789012"
 log = logging.getLogger("bbconnect.local")
 
 # Resource types with no local counterpart: what they do on AWS is done here by other means
-# (API Gateway -> the loopback mTLS server; IAM -> not enforced by moto; the layer -> the installed package).
+# (API Gateway -> the loopback mTLS server; the functions' and state machine's IAM roles -> enforced by
+# `iam.enforcer` on every call; the layer -> the installed package).
 NOT_EMULATED = {
     "AWS::SQS::QueuePolicy", "AWS::Serverless::LayerVersion", "AWS::Serverless::Api",
-    "AWS::ApiGateway::DomainName", "AWS::ApiGateway::BasePathMapping",
-    "AWS::SNS::Topic", "AWS::CloudWatch::Alarm", "AWS::CloudWatch::Dashboard",
+    "AWS::ApiGateway::DomainName", "AWS::ApiGateway::BasePathMapping", "AWS::ApiGateway::Account",
+    "AWS::SNS::Topic", "AWS::SNS::TopicPolicy", "AWS::KMS::Key", "AWS::CloudWatch::Alarm", "AWS::CloudWatch::Dashboard",
+    "AWS::Logs::LogGroup", "AWS::IAM::Role", "AWS::CloudFormation::WaitConditionHandle",
+    # Bucket policies are resource policies: the local IAM check evaluates the callers' own roles only.
+    "AWS::S3::BucketPolicy",
 }
 
 
@@ -75,6 +84,8 @@ class LocalFunction:
     # Fault injection (bbconnect_local.faults): when set, every invocation goes through
     # `interceptor(function, handler, event, context)` instead of calling the handler directly.
     interceptor: Any = None
+    # The AWS rules of the deployment: each invocation runs with the function's own role.
+    rules: AwsRules | None = None
 
     def load(self) -> None:
         spec = importlib.util.spec_from_file_location(f"bbconnect_function_{self.logical_id}", self.handler_path)
@@ -87,17 +98,20 @@ class LocalFunction:
             self.load()
         context = LambdaContext(self.name, self.memory, self.timeout)
         handler = getattr(self.module, self.handler_name)
-        if self.interceptor is not None:
-            return self.interceptor(self, handler, event, context)
-        return handler(event, context)
+        # As on AWS: the function's own container (its settings, clients and caches) and its own role.
+        with runtime.running_in(self.logical_id), self.rules.acting_as(self.logical_id) if self.rules else contextlib.nullcontext():
+            if self.interceptor is not None:
+                return self.interceptor(self, handler, event, context)
+            return handler(event, context)
 
 
 class LocalDeployment:
-    def __init__(self, template_path: Path, *, stack_name: str = "bbconnect-local", region: str = "eu-west-1",
+    def __init__(self, template_path: Path, *, root: Path | None = None, stack_name: str = "bbconnect-local", region: str = "eu-west-1",
                  parameter_overrides: dict[str, Any] | None = None, environment: dict[str, str] | None = None,
                  retry_delay_seconds: int = 1, max_pollers_per_source: int = 4):
         self.template_path = Path(template_path)
-        self.root = self.template_path.parent
+        # Where CodeUri and DefinitionUri are relative to (the template's folder unless told).
+        self.root = Path(root) if root else self.template_path.parent
         self.stack_name, self.region = stack_name, region
         self.template = load_template(self.template_path)
         self.parameters = parameter_values(self.template, parameter_overrides)
@@ -114,6 +128,8 @@ class LocalDeployment:
         self._mock = None
         self._saved_invoke = None
         self._saved_environ: dict[str, str | None] = {}
+        self.rules: AwsRules | None = None
+        self.container_environments: dict[str, dict[str, str]] = {}
         self.resolver = Resolver(
             self.template, self.parameters,
             {"AWS::StackName": stack_name, "AWS::Region": region, "AWS::AccountId": ACCOUNT,
@@ -198,6 +214,8 @@ class LocalDeployment:
         for thread in self._threads:
             thread.join(timeout=10)
         self._threads.clear()
+        if self.rules is not None:
+            enforcer.uninstall(self.rules)
         if self._saved_invoke is not None:
             from moto.awslambda.models import LambdaFunction
 
@@ -229,14 +247,10 @@ class LocalDeployment:
 
     # ------------------------------------------------------------------ creating resources
     def _deploy(self) -> None:
-        import boto3
 
         self._name_everything()
         resources = self._resources()
-        role = boto3.client("iam").create_role(
-            RoleName=f"{self.stack_name}-local-role",
-            AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
-        )["Role"]["Arn"]
+        self.rules = self._roles()
         by_type: dict[str, list[str]] = {}
         for logical_id, resource in resources.items():
             by_type.setdefault(resource["Type"], []).append(logical_id)
@@ -254,10 +268,12 @@ class LocalDeployment:
         from bbconnect.service import context
 
         context.reset()
+        for logical_id, variables in self.container_environments.items():
+            runtime.set_container_environment(logical_id, variables)
         for logical_id in by_type.get("AWS::Serverless::Function", []):
-            self._create_function(logical_id, resources[logical_id], role)
+            self._create_function(logical_id, resources[logical_id], self.rules.principals[logical_id].role_arn)
         for logical_id in by_type.get("AWS::Serverless::StateMachine", []):
-            self._create_state_machine(logical_id, resources[logical_id], role)
+            self._create_state_machine(logical_id, resources[logical_id], self.rules.principals[logical_id].role_arn)
         for logical_id in by_type.get("AWS::S3::Bucket", []):
             self._create_bucket(logical_id, resources[logical_id], notifications=True)
         handled = {"AWS::SQS::Queue", "AWS::DynamoDB::Table", "AWS::S3::Bucket", "AWS::Serverless::Function",
@@ -267,7 +283,10 @@ class LocalDeployment:
         if unknown:
             raise NotImplementedError(f"the local run does not know how to create: {', '.join(unknown)}")
         for function in self.functions.values():
+            function.rules = self.rules
             function.load()
+        # From here on every AWS call of a function or the state machine is authorised against its role.
+        enforcer.install(self.rules)
         for function in self.functions.values():
             for source in function.sqs_sources:
                 for n in range(source["pollers"]):
@@ -276,6 +295,24 @@ class LocalDeployment:
                     thread.start()
                     self._threads.append(thread)
         self.outputs = {name: self.resolver.resolve(spec["Value"]) for name, spec in (self.template.get("Outputs") or {}).items()}
+
+    def _roles(self) -> AwsRules:
+        """Each function's and the state machine's role, as the template deploys them after the SAM
+        transform, created in moto and resolved against the local names."""
+        import boto3
+
+        found = principals(translate(self.template), resolve=self.resolver.resolve, stack_name=self.stack_name, account=ACCOUNT)
+        iam = boto3.client("iam")
+        trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", "Principal": {
+            "Service": ["lambda.amazonaws.com", "states.amazonaws.com"]}}]}
+        for principal in {p.role_name: p for p in found.values()}.values():
+            iam.create_role(RoleName=principal.role_name, AssumeRolePolicyDocument=json.dumps(trust))
+        return AwsRules(found, region=self.region, account=ACCOUNT)
+
+    @property
+    def violations(self) -> list[Violation]:
+        """Every call AWS would have refused so far (access denied, a limit exceeded)."""
+        return list(self.rules.violations) if self.rules else []
 
     def _create_queue(self, logical_id: str, resource: dict) -> None:
         import boto3
@@ -312,7 +349,8 @@ class LocalDeployment:
         name = self.physical[logical_id]["Ref"]
         props = self.resolver.resolve(resource.get("Properties") or {})
         if not notifications:
-            s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": self.region})
+            s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": self.region},
+                             ObjectLockEnabledForBucket=bool(props.get("ObjectLockEnabled")))
             rules = (props.get("BucketEncryption") or {}).get("ServerSideEncryptionConfiguration") or []
             if rules:
                 s3.put_bucket_encryption(Bucket=name, ServerSideEncryptionConfiguration={"Rules": [
@@ -333,16 +371,23 @@ class LocalDeployment:
         template's variables (they agree; only the Powertools service name differs, and the
         handlers name their service themselves) plus the local run's own settings."""
         globals_env = (((self.template.get("Globals") or {}).get("Function") or {}).get("Environment") or {}).get("Variables") or {}
-        merged: dict[str, str] = {k: str(v) for k, v in self.resolver.resolve(globals_env).items()}
+        common: dict[str, str] = {k: str(v) for k, v in self.resolver.resolve(globals_env).items()}
+        merged = dict(common)
         for logical_id in logical_ids:
             variables = (((resources[logical_id].get("Properties") or {}).get("Environment") or {}).get("Variables")) or {}
-            for key, value in self.resolver.resolve(variables).items():
+            own = {key: str(value) for key, value in self.resolver.resolve(variables).items()}
+            # What the function's settings are read from: the template's variables for it, as on AWS.
+            # and the variables the Lambda runtime always sets: the code knows it runs as a function
+            runtime_variables = {"AWS_LAMBDA_FUNCTION_NAME": self.physical[logical_id]["Ref"],
+                                 "AWS_EXECUTION_ENV": "AWS_Lambda_python3.13", "LAMBDA_TASK_ROOT": "/var/task"}
+            self.container_environments[logical_id] = {**common, **own, **self.extra_environment, **runtime_variables}
+            for key, value in own.items():
                 if key == "POWERTOOLS_SERVICE_NAME":
                     continue
-                if key in merged and merged[key] != str(value):
+                if key in merged and merged[key] != value:
                     raise ValueError(f"{logical_id} sets {key}={value!r}, another function {merged[key]!r}: "
-                                     "the local run shares one environment")
-                merged[key] = str(value)
+                                     "the local run shares one process environment")
+                merged[key] = value
         merged.update(self.extra_environment)
         return merged
 
@@ -397,15 +442,23 @@ class LocalDeployment:
     def invoke(self, logical_id: str, event: Any) -> Any:
         return self.functions[logical_id](event)
 
+    @contextlib.contextmanager
+    def as_function(self, logical_id: str):
+        """Do a function's work outside an invocation (a tool of the local run): in its container, with its role."""
+        with runtime.running_in(logical_id), self.rules.acting_as(logical_id):
+            yield
+
     def _invoke_from_moto(self, function_name: str, body: str | bytes, response_headers: dict) -> bytes:
         function = next((f for f in self.functions.values() if f.name == function_name), None)
         if function is None:
             response_headers["x-amz-function-error"] = "Unhandled"
             return json.dumps({"errorType": "ResourceNotFoundException", "errorMessage": function_name}).encode()
-        event = json.loads(body) if body else {}
         try:
-            result = function(event)
-            return json.dumps(result).encode()
+            self.rules.check_lambda_payload(function.logical_id, "request payload", body)
+            event = json.loads(body) if body else {}
+            result = json.dumps(function(event)).encode()
+            self.rules.check_lambda_payload(function.logical_id, "response payload", result)
+            return result
         except Exception as error:  # the Lambda error shape, so Retry/Catch match on the class name
             self._note_error(function, error)
             response_headers["x-amz-function-error"] = "Unhandled"
@@ -424,10 +477,15 @@ class LocalDeployment:
         import boto3
 
         sqs = boto3.client("sqs")
+        # The event source mapping receives and deletes with the function's role.
+        def as_function():
+            return self.rules.acting_as(function.logical_id)
+
         while not self._stop.is_set():
             try:
-                answer = sqs.receive_message(QueueUrl=source["queue_url"], MaxNumberOfMessages=min(source["batch_size"], 10),
-                                             AttributeNames=["All"], MessageAttributeNames=["All"])
+                with as_function():
+                    answer = sqs.receive_message(QueueUrl=source["queue_url"], MaxNumberOfMessages=min(source["batch_size"], 10),
+                                                 AttributeNames=["All"], MessageAttributeNames=["All"])
             except Exception as error:  # the mock is going away
                 if self._stop.is_set():
                     return
@@ -458,7 +516,8 @@ class LocalDeployment:
                         sqs.change_message_visibility(QueueUrl=source["queue_url"], ReceiptHandle=message["ReceiptHandle"],
                                                       VisibilityTimeout=self.retry_delay_seconds)
                     else:
-                        sqs.delete_message(QueueUrl=source["queue_url"], ReceiptHandle=message["ReceiptHandle"])
+                        with as_function():
+                            sqs.delete_message(QueueUrl=source["queue_url"], ReceiptHandle=message["ReceiptHandle"])
                 except Exception as error:
                     if not self._stop.is_set():
                         log.warning("settling message on %s failed: %s", source["queue_url"], error)

@@ -10,14 +10,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bbconnect.runtime import LOCAL_FILE_REFERENCES_ENV
+from bbconnect.limits import API_GATEWAY_PAYLOAD_BYTES
 from bbconnect_local.deployment import LocalDeployment, api_gateway_event
+from bbconnect_local.iam.enforcer import PayloadTooLarge, Violation
 from bbconnect_local.mtls_server import HttpRequest, HttpResponse, MutualTlsServer
 from bbconnect_local.pki import TestPKI
 from bbconnect_local.simulator import LogiusSimulator, SimulatorConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LOGIUS_OIN = "00000004003214345001"
+# Secrets as the deploy steps name them: under the template's CertificateSecretPrefix (default
+# bbconnect/), a tenant's in its own folder; Logius' CA bundle as LogiusCaBundle's default names it.
+SECRET_PREFIX = "bbconnect/"
+LOGIUS_CA_SECRET = "bbconnect/logius-ca-bundle"
+PROOF_SECRET = "bbconnect/proof-signing"
 # Locally: long enough to upload and validate a 1000-letter batch, short enough for fault tests.
 HTTP_TIMEOUT_SECONDS = 15
 
@@ -57,6 +63,8 @@ class LocalEnvironment:
         self.parameter_overrides = {"ResultPollSeconds": 1, "ResultTimeoutSeconds": 120, "SendTimeoutSeconds": 900,
                                     **(parameter_overrides or {})}
         self.pki: TestPKI | None = None
+        self._secrets: dict[str, bytes] = {}  # Secrets Manager: name -> value
+        self._config_files: dict[str, bytes] = {}  # config bucket, under tenants/: CPAs and logos
         self.simulator: LogiusSimulator | None = None
         self.inbound: MutualTlsServer | None = None
         self.deployment: LocalDeployment | None = None
@@ -74,17 +82,15 @@ class LocalEnvironment:
             self.simulator_config.result_endpoint = f"{inbound_url}/ebms"
             self.simulator = LogiusSimulator(self.simulator_config, self.pki)
             self.simulator.start()
-            tenant_dir = self._local_tenant_configs()
-            proof_pem = self._proof_signing_identity()
+            tenants = self._local_tenant_configs()
             self.deployment = LocalDeployment(
-                self.template,
-                parameter_overrides={"LogiusCaBundle": f"file:{self.pki.ca_cert_path}", **self.parameter_overrides},
-                environment={"TENANT_CONFIG_DIR": str(tenant_dir), "CHUNK_SIZE": str(self.chunk_size),
-                             "LOGIUS_OINS": LOGIUS_OIN, "HTTP_TIMEOUT_SECONDS": str(HTTP_TIMEOUT_SECONDS),
-                             "PROOF_SIGNING_KEY": f"file:{proof_pem}",
-                             # Locally the keys, certificates and CPAs are files of the test PKI.
-                             LOCAL_FILE_REFERENCES_ENV: "1"},
+                self.template, root=REPO_ROOT,
+                # As on AWS: the proofs' signing key and Logius' CA bundle are secrets (created below).
+                parameter_overrides={"ProofSigningKey": f"secretsmanager:{PROOF_SECRET}", **self.parameter_overrides},
+                environment={"CHUNK_SIZE": str(self.chunk_size), "LOGIUS_OINS": LOGIUS_OIN,
+                             "HTTP_TIMEOUT_SECONDS": str(HTTP_TIMEOUT_SECONDS)},
             ).start()
+            self._publish(tenants)
         except Exception:
             self.stop()
             raise
@@ -106,38 +112,109 @@ class LocalEnvironment:
     def __exit__(self, *exc) -> None:
         self.stop()
 
-    def _local_tenant_configs(self) -> Path:
+    def _local_tenant_configs(self) -> dict[str, dict]:
         """The tenants' configurations as given, with each connection pointed at the simulator and
         given a client certificate (with the connection's OIN) from the test PKI. Logius is told
         which senders each connection may deliver for, as it is when a CPA is made."""
-        target = self.workdir / "tenants"
-        target.mkdir(parents=True, exist_ok=True)
+        configs: dict[str, dict] = {}
         authorised: dict[str, set[str]] = {}
         for path in sorted(self.config_dir.glob("*.json")):
             config = json.loads(path.read_text(encoding="utf-8"))
-            for connection_id, connection in (config.get("connections") or {}).items():
-                identity = self.pki.issue(f"{config['tenant']}-{connection_id}", oin=connection["oin"], client=True, server=False)
-                bundle = self.workdir / "pki" / f"{config['tenant']}-{connection_id}-bundle.pem"
-                bundle.write_bytes(Path(identity.cert_path).read_bytes() + Path(identity.key_path).read_bytes())
-                bundle.chmod(0o600)
-                connection["endpoint"] = self.simulator.ebms_url
-                connection["wus_endpoint"] = self.simulator.wus_url
-                connection["certificate"] = f"file:{bundle}"
-                connection["logius_oin"] = LOGIUS_OIN
-                if connection.get("cpa"):
-                    connection["cpa"] = f"file:{self._local_cpa(path.parent / connection['cpa'], config['tenant'], connection_id)}"
+            self._localise(config, path.parent)
+            for connection in (config.get("connections") or {}).values():
                 for sender in connection.get("senders", []):
                     organisation = (config.get("organisations") or {}).get(sender)
                     if organisation:
                         authorised.setdefault(connection["oin"], set()).add(organisation["oin"])
-            (target / path.name).write_text(json.dumps(config, indent=2, ensure_ascii=False), encoding="utf-8")
+            configs[config["tenant"]] = config
         self.simulator_config.authorised_senders.update(authorised)
-        for folder in self.config_dir.iterdir():  # logos and other files the configs name relatively
-            if folder.is_dir():
-                shutil.copytree(folder, target / folder.name, dirs_exist_ok=True)
-        return target
+        return configs
 
-    def _proof_signing_identity(self) -> Path:
+    def _localise(self, config: dict, folder: Path) -> None:
+        """One configuration made local: endpoints at the simulator, keys and CPAs as they are kept on
+        AWS (secrets in Secrets Manager, CPAs in the config bucket), named as the tenant names them."""
+        tenant = config["tenant"]
+        for connection_id, connection in (config.get("connections") or {}).items():
+            identity = self.pki.issue(f"{tenant}-{connection_id}", oin=connection["oin"], client=True, server=False)
+            bundle = Path(identity.cert_path).read_bytes() + Path(identity.key_path).read_bytes()
+            connection["certificate"] = self._secret(f"{tenant}/{connection_id}", bundle)
+            connection["endpoint"] = self.simulator.ebms_url
+            connection["wus_endpoint"] = self.simulator.wus_url
+            connection["logius_oin"] = LOGIUS_OIN
+            adapter = connection.get("adapter") or {}
+            for field in ("ca_bundle", "certificate", "authorization"):
+                if str(adapter.get(field) or "").startswith("file:"):
+                    adapter[field] = self._secret(f"{tenant}/{connection_id}-adapter-{field}",
+                                                  Path(adapter[field][len("file:"):]).read_bytes())
+            if connection.get("cpa"):
+                source = folder / connection["cpa"] if not connection["cpa"].startswith("file:") else Path(connection["cpa"][5:])
+                key = f"cpa/{tenant}-{connection_id}.xml"
+                self._config_files[key] = self._local_cpa(source, tenant, connection_id).read_bytes()
+                connection["cpa"] = key  # relative to the tenant's configuration: tenants/<key>
+        for logo in folder.rglob("*"):  # logos and other files the configuration names relatively
+            if logo.is_file() and logo.suffix != ".json":
+                self._config_files.setdefault(logo.relative_to(folder).as_posix(), logo.read_bytes())
+
+    def _secret(self, name: str, value: bytes) -> str:
+        """A secret the tenant's configuration names: kept for Secrets Manager, under the template's
+        CertificateSecretPrefix and the tenant's own folder."""
+        full = f"{SECRET_PREFIX}{name}"
+        self._secrets[full] = value
+        return f"secretsmanager:{full}"
+
+    def _publish(self, configs: dict[str, dict]) -> None:
+        """Put the secrets in Secrets Manager and the configurations, CPAs and logos in the config
+        bucket, where the functions read them on AWS (with their own roles)."""
+        import boto3
+
+        secrets = boto3.client("secretsmanager")
+        self._secrets[LOGIUS_CA_SECRET] = Path(self.pki.ca_cert_path).read_bytes()
+        self._secrets[PROOF_SECRET] = self._proof_signing_identity()
+        for name, value in self._secrets.items():
+            secrets.create_secret(Name=name, SecretString=value.decode("utf-8"))
+        for key, data in self._config_files.items():
+            self._put_config_object(f"tenants/{key}", data)
+        for config in configs.values():
+            self._put_config_object(f"tenants/{config['tenant']}.json", json.dumps(config, indent=2, ensure_ascii=False).encode())
+
+    def _put_config_object(self, key: str, data: bytes) -> None:
+        import boto3
+
+        boto3.client("s3").put_object(Bucket=self.outputs["ConfigBucketName"], Key=key, Body=data)
+
+    def put_tenant_config(self, config: dict, *, folder: Path | None = None) -> str:
+        """Add or replace a tenant's configuration while the environment runs (made local as at start)."""
+        config = json.loads(json.dumps(config))
+        self._localise(config, folder or self.config_dir)
+        for name, value in self._secrets.items():
+            self._put_secret(name, value)
+        for key, data in self._config_files.items():
+            self._put_config_object(f"tenants/{key}", data)
+        self._put_config_object(f"tenants/{config['tenant']}.json", json.dumps(config, ensure_ascii=False).encode())
+        return config["tenant"]
+
+    def tenant_config(self, tenant: str) -> dict:
+        """A tenant's configuration as the functions read it from the config bucket."""
+        import boto3
+
+        body = boto3.client("s3").get_object(Bucket=self.outputs["ConfigBucketName"], Key=f"tenants/{tenant}.json")["Body"]
+        return json.loads(body.read())
+
+    def remove_tenant_config(self, tenant: str) -> None:
+        import boto3
+
+        boto3.client("s3").delete_object(Bucket=self.outputs["ConfigBucketName"], Key=f"tenants/{tenant}.json")
+
+    def _put_secret(self, name: str, value: bytes) -> None:
+        import boto3
+
+        secrets = boto3.client("secretsmanager")
+        try:
+            secrets.create_secret(Name=name, SecretString=value.decode("utf-8"))
+        except secrets.exceptions.ResourceExistsException:
+            secrets.put_secret_value(SecretId=name, SecretString=value.decode("utf-8"))
+
+    def _proof_signing_identity(self) -> bytes:
         """An RSA key and self-signed certificate (one PEM) for signing the proofs of dispatch; on
         AWS this is a PKIoverheid signing certificate in Secrets Manager."""
         import datetime as dt
@@ -158,12 +235,9 @@ class LocalEnvironment:
                                                     data_encipherment=False, key_agreement=False, key_cert_sign=False,
                                                     crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
                        .sign(key, hashes.SHA256()))
-        path = self.workdir / "pki" / "proof-signing.pem"
-        path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM) + key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
-        path.chmod(0o600)
         self.proof_certificate = certificate.public_bytes(serialization.Encoding.PEM)
-        return path
+        return self.proof_certificate + key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
 
     def _local_cpa(self, source: Path, tenant: str, connection_id: str) -> Path:
         """The connection's CPA with Logius' endpoints pointed at the simulator and ours at the local
@@ -190,7 +264,8 @@ class LocalEnvironment:
         from bbconnect.service.context import services
         from bbconnect.service.subscriptions import bulk_list_key, request_bulk_lists
 
-        asked = request_bulk_lists(services(), tenant)
+        with self.deployment.as_function("RefreshSubscriptionsFunction"):  # its work, in its container, with its role
+            asked = request_bulk_lists(services(), tenant)
         deadline = time.monotonic() + timeout
         for item in asked:
             while services().work.get_or_none(bulk_list_key(item["sender_oin"])) is None:
@@ -200,8 +275,20 @@ class LocalEnvironment:
         return asked
 
     def _inbound(self, request: HttpRequest) -> HttpResponse:
-        """bbconnect's inbound ebMS endpoint: what API Gateway (mutual TLS) does on AWS."""
+        """bbconnect's inbound ebMS endpoint: what API Gateway (mutual TLS) does on AWS, with its
+        limits: a request over 10 MB is refused by API Gateway, one whose Lambda event would pass
+        6 MB cannot invoke the function (both are recorded: they fail the local run)."""
+        if len(request.body) > API_GATEWAY_PAYLOAD_BYTES:
+            self.deployment.rules.record(Violation("LimitExceeded", "InboundApi", "POST /ebms",
+                                                   f"a request body of {len(request.body)} bytes: API Gateway takes at most "
+                                                   f"{API_GATEWAY_PAYLOAD_BYTES}"))
+            return HttpResponse(413, {"Content-Type": "application/json"}, b'{"message":"Request Too Long"}')
         event = api_gateway_event(request.method, request.path, dict(request.headers), request.body, request.client_cert_pem)
+        try:
+            self.deployment.rules.check_lambda_payload("ReceiveResultFunction", "request payload (the API Gateway event)",
+                                                       json.dumps(event))
+        except PayloadTooLarge:
+            return HttpResponse(500, {"Content-Type": "application/json"}, b'{"message":"Internal server error"}')
         answer = self.deployment.invoke("ReceiveResultFunction", event)
         body = answer.get("body") or ""
         return HttpResponse(answer["statusCode"], answer.get("headers") or {}, body.encode("utf-8") if isinstance(body, str) else body)

@@ -34,6 +34,7 @@ It counts each invocation's AWS calls by patching botocore's one entry point for
 from __future__ import annotations
 
 import base64
+import contextvars
 import json
 import threading
 import time
@@ -367,10 +368,11 @@ class FaultInjector:
         return result
 
     def _internal(self, action: Callable[[], Any]) -> Any:
-        """Run the injector's own work (its AWS calls are nobody's writes)."""
+        """Run the injector's own work (its AWS calls are nobody's writes, and made as the harness:
+        not in the interrupted function's container, not with its role)."""
         self._local.internal = True
         try:
-            return action()
+            return contextvars.Context().run(action)
         finally:
             self._local.internal = False
 

@@ -118,12 +118,47 @@ class Resolver:
         return re.sub(r"\$\{([^}]+)\}", replace, text)
 
 
+class InvalidParameter(ValueError):
+    """A parameter value CloudFormation would refuse before creating anything."""
+
+
+def check_parameter(name: str, spec: dict, value: Any) -> None:
+    """CloudFormation's parameter constraints: AllowedValues, AllowedPattern (the whole value),
+    Min/MaxLength for a String, Min/MaxValue for a Number."""
+    text = str(value)
+    why = spec.get("ConstraintDescription")
+    if "AllowedValues" in spec and text not in [str(v) for v in spec["AllowedValues"]]:
+        raise InvalidParameter(f"parameter {name}={text!r} is not one of {spec['AllowedValues']}" + (f" ({why})" if why else ""))
+    if spec.get("Type") == "Number":
+        try:
+            number = float(text)
+        except ValueError:
+            raise InvalidParameter(f"parameter {name}={text!r} is not a number") from None
+        if "MinValue" in spec and number < float(spec["MinValue"]):
+            raise InvalidParameter(f"parameter {name}={text} is below its MinValue {spec['MinValue']}")
+        if "MaxValue" in spec and number > float(spec["MaxValue"]):
+            raise InvalidParameter(f"parameter {name}={text} is above its MaxValue {spec['MaxValue']}")
+        return
+    if "AllowedPattern" in spec and re.fullmatch(spec["AllowedPattern"], text) is None:
+        raise InvalidParameter(f"parameter {name}={text!r} does not match {spec['AllowedPattern']}" + (f" ({why})" if why else ""))
+    if "MinLength" in spec and len(text) < int(spec["MinLength"]):
+        raise InvalidParameter(f"parameter {name} is shorter than its MinLength {spec['MinLength']}")
+    if "MaxLength" in spec and len(text) > int(spec["MaxLength"]):
+        raise InvalidParameter(f"parameter {name} is longer than its MaxLength {spec['MaxLength']}")
+
+
 def parameter_values(template: dict, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The parameters' values (overrides, else defaults), refused as CloudFormation refuses them."""
+    specs = template.get("Parameters") or {}
+    unknown = sorted(set(overrides or {}) - set(specs))
+    if unknown:
+        raise InvalidParameter(f"the template has no parameter {', '.join(unknown)}")
     values = {}
-    for name, spec in (template.get("Parameters") or {}).items():
+    for name, spec in specs.items():
         value = (overrides or {}).get(name, spec.get("Default"))
         if value is None:
-            raise ValueError(f"template parameter {name} has no default and no value was given")
+            raise InvalidParameter(f"template parameter {name} has no default and no value was given")
+        check_parameter(name, spec, value)
         values[name] = value
     return values
 

@@ -16,7 +16,6 @@ import io
 import itertools
 import json
 import logging
-import os
 import re
 import threading
 from contextlib import contextmanager
@@ -138,13 +137,11 @@ def capture_all_logging():
 
 
 # ---------------------------------------------------------------------- the runs
-def _tenant_like_gemeente_lv(name: str) -> str:
+def _tenant_like_gemeente_lv(env, name: str) -> str:
     """A tenant of its own for this test (its references are new), configured as the local gemeente-lv."""
-    folder = Path(os.environ["TENANT_CONFIG_DIR"])
-    config = json.loads((folder / "gemeente-lv.json").read_text(encoding="utf-8"))
+    config = json.loads((env.config_dir / "gemeente-lv.json").read_text(encoding="utf-8"))
     config["tenant"] = name
-    (folder / f"{name}.json").write_text(json.dumps(config), encoding="utf-8")
-    return name
+    return env.put_tenant_config(config)
 
 
 def _faulty_file(path: Path, bsn, tenant_rows: list[dict]) -> None:
@@ -174,7 +171,7 @@ def test_given_a_whole_run_with_faults_when_every_log_line_is_captured_then_none
     for function in env.deployment.functions.values():
         if function.module is None:
             function.load()
-    tenants = [_tenant_like_gemeente_lv(name) for name in ("logs-lv-jsonl", "logs-lv-csv", "logs-lv-faults")]
+    tenants = [_tenant_like_gemeente_lv(env, name) for name in ("logs-lv-jsonl", "logs-lv-csv", "logs-lv-faults")]
     # And the inputs: the sample tax run (JSON Lines and CSV) and a faulty file
     sample_rows = [json.loads(line) for line in JSONL.read_text(encoding="utf-8").splitlines() if line.strip()]
     bsns = {row["bsn"] for row in sample_rows if isinstance(row.get("bsn"), str)}
@@ -226,7 +223,7 @@ def test_given_a_whole_run_with_faults_when_every_log_line_is_captured_then_none
     finally:
         env.simulator_config.result_codes.pop(good[3], None)
         for name in tenants:
-            (Path(os.environ["TENANT_CONFIG_DIR"]) / f"{name}.json").unlink(missing_ok=True)
+            env.remove_tenant_config(name)
 
     # Then the runs did what they are for: the sample delivered, the faulty run rejected its bad rows
     assert all(run.status == "SUCCEEDED" for run in runs.values()), {k: r.status for k, r in runs.items()}

@@ -80,11 +80,10 @@ def test_given_a_stream_that_spreads_publication_when_a_file_is_dropped_then_log
         local_env, make_batch, bsn):
     # Given a tenant whose tax stream spreads PublicatieDatum over 3 days (gemeente-lv's setup
     # once more, on the same connection)
-    tenants = local_env.workdir / "tenants"
-    config = json.loads((tenants / "gemeente-lv.json").read_text(encoding="utf-8"))
+    config = json.loads((local_env.config_dir / "gemeente-lv.json").read_text(encoding="utf-8"))
     config["tenant"] = "gemeente-lv-spread"
     config["streams"]["AANSLAG"]["spread_publication_days"] = 3
-    (tenants / "gemeente-lv-spread.json").write_text(json.dumps(config), encoding="utf-8")
+    local_env.put_tenant_config(config)
     # And a file of four letters, the last with its own publication date
     letters = [(f"spread-{n}", bsn(5500 + n)) for n in range(4)]
     local_env.simulator_config.subscribed.update(number for _, number in letters)

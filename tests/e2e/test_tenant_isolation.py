@@ -10,7 +10,6 @@ import json
 
 from lxml import etree
 
-from bbconnect.runtime import LOCAL_FILE_REFERENCES_ENV
 from bbconnect_local.environment import REPO_ROOT
 
 TENANT = "gemeente-lv"
@@ -42,8 +41,8 @@ def test_given_a_file_under_gemeente_lv_naming_other_tenants_senders_when_droppe
     lv_oin = lv["organisations"]["lv"]["oin"]
     lv_connection = lv["connections"]["lv-logius"]
     tilburg_oin = tilburg["organisations"]["tilburg-belastingen"]["oin"]
-    # Given the local run reads the test PKI's files only because it switched that on for itself
-    assert local_env.deployment.extra_environment.get(LOCAL_FILE_REFERENCES_ENV) == "1"
+    # Given the local run keeps the connections' certificates as on AWS: in Secrets Manager, in each tenant's folder
+    assert local_env.tenant_config(TENANT)["connections"]["lv-logius"]["certificate"] == "secretsmanager:bbconnect/gemeente-lv/lv-logius"
     # And a file under gemeente-lv/ with two letters of its own and five that reach for other tenants
     own = {"iso-own-1": bsn(7200), "iso-own-2": bsn(7201)}
     foreign = {

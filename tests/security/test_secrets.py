@@ -1,5 +1,5 @@
 """Secrets only from Secrets Manager: the template passes references, never secret material; in the
-Lambda runtime a `file:` reference is refused unless the local-only switch is on; and the repository
+Lambda runtime (and in the local run's functions) a `file:` reference is refused; and the repository
 holds no private key, password or access key (the test PKI is generated at run time)."""
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from bbconnect.adapters import transport
 from bbconnect.adapters.references import ReferenceError_, read_reference
 from bbconnect.adapters.tenant_configs import TenantConfigStore
-from bbconnect.runtime import LOCAL_FILE_REFERENCES_ENV, file_references_allowed
+from bbconnect import runtime
+from bbconnect.runtime import file_references_allowed
 from bbconnect.tenants import TenantConfigError
 from bbconnect_local.template import load_template
 
@@ -49,7 +50,7 @@ def _template_findings(template: dict) -> list[str]:
                 if r["Type"] == "AWS::Serverless::Function"]
     for owner, environment in sources:
         for variable, value in (environment.get("Variables") or {}).items():
-            if variable == LOCAL_FILE_REFERENCES_ENV or variable.startswith(("AWS_LAMBDA_", "AWS_EXECUTION_ENV")):
+            if variable.startswith(("AWS_LAMBDA_", "AWS_EXECUTION_ENV", "LAMBDA_TASK_ROOT")):
                 findings.append(f"{owner}: sets {variable}")
             if isinstance(value, dict):
                 # A parameter may be passed only when it is a reference (its default says what it holds).
@@ -69,14 +70,13 @@ def _template_findings(template: dict) -> list[str]:
 
 def test_given_the_template_then_no_function_gets_secret_material_in_its_environment_or_parameters(template, repo_root):
     # Given the template's parameters and every function's environment
-    # Then each secret is passed as a secretsmanager: reference, never as material, and the
-    # local-only switch is set nowhere
+    # Then each secret is passed as a secretsmanager: reference, never as material, and no function
+    # pretends the Lambda runtime's own variables
     assert _template_findings(template) == []
     variables = template["Globals"]["Function"]["Environment"]["Variables"]
     assert variables["LOGIUS_CA_BUNDLE"] == {"Ref": "LogiusCaBundle"}
     assert template["Parameters"]["LogiusCaBundle"]["Default"].startswith("secretsmanager:")
     assert template["Resources"]["FallbackFunction"]["Properties"]["Environment"]["Variables"]["PROOF_SIGNING_KEY"] == {"Ref": "ProofSigningKey"}
-    assert LOCAL_FILE_REFERENCES_ENV not in (repo_root / "template.yaml").read_text(encoding="utf-8")
 
 
 @pytest.mark.parametrize("where, value, expected", [
@@ -98,19 +98,18 @@ def test_given_secret_material_in_the_template_then_the_scan_finds_it(template, 
     assert any(expected in finding for finding in findings), findings
 
 
-def test_given_the_local_switch_in_a_function_environment_then_the_scan_finds_it(template):
+def test_given_a_function_that_sets_the_runtimes_variables_then_the_scan_finds_it(template):
     doctored = copy.deepcopy(template)
-    doctored["Resources"]["SendFunction"]["Properties"]["Environment"]["Variables"][LOCAL_FILE_REFERENCES_ENV] = "1"
-    assert _template_findings(doctored) == [f"SendFunction: sets {LOCAL_FILE_REFERENCES_ENV}"]
+    doctored["Resources"]["SendFunction"]["Properties"]["Environment"]["Variables"]["AWS_LAMBDA_FUNCTION_NAME"] = "x"
+    assert _template_findings(doctored) == ["SendFunction: sets AWS_LAMBDA_FUNCTION_NAME"]
 
 
 # ---------------------------------------------------------------------- file: references
 @pytest.fixture
 def lambda_runtime(monkeypatch):
-    """This process as the Lambda runtime sees it (the variables Lambda always sets), switch off."""
+    """This process as the Lambda runtime sees it (the variables Lambda always sets)."""
     monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "bbconnect-SendFunction-abc")
     monkeypatch.setenv("AWS_EXECUTION_ENV", "AWS_Lambda_python3.13")
-    monkeypatch.delenv(LOCAL_FILE_REFERENCES_ENV, raising=False)
 
 
 @pytest.fixture
@@ -153,28 +152,23 @@ def test_given_the_lambda_runtime_when_a_connection_names_a_file_cpa_then_it_is_
         store.cpa("gemeente-lv", connection)
 
 
-def test_given_the_lambda_runtime_with_the_local_switch_on_then_file_references_are_read(lambda_runtime, monkeypatch, secret_file):
-    # The local run (bbconnect_local.environment) sets the switch; so does only it.
-    monkeypatch.setenv(LOCAL_FILE_REFERENCES_ENV, "1")
-    assert read_reference(f"file:{secret_file}") == b"not really a key"
-    monkeypatch.setenv(LOCAL_FILE_REFERENCES_ENV, "true")  # only "1" switches it on
-    with pytest.raises(ReferenceError_):
-        read_reference(f"file:{secret_file}")
+def test_given_a_function_of_the_local_run_when_a_file_reference_is_read_then_it_is_refused_as_on_aws(secret_file):
+    # The local run gives each function the runtime's variables in its container (not the process's)
+    runtime.set_container_environment("SendFunction", {"AWS_LAMBDA_FUNCTION_NAME": "bbconnect-local-SendFunction"})
+    try:
+        with runtime.running_in("SendFunction"):
+            with pytest.raises(ReferenceError_, match="refused in the Lambda runtime"):
+                read_reference(f"file:{secret_file}")
+        assert read_reference(f"file:{secret_file}") == b"not really a key"  # the harness, outside any function
+    finally:
+        runtime.reset()
 
 
 def test_given_no_lambda_runtime_then_file_references_are_read(monkeypatch, secret_file):
     # Tests and the CLI run outside Lambda: files are what they have.
-    for name in ("AWS_LAMBDA_FUNCTION_NAME", "AWS_EXECUTION_ENV", "LAMBDA_TASK_ROOT", LOCAL_FILE_REFERENCES_ENV):
+    for name in ("AWS_LAMBDA_FUNCTION_NAME", "AWS_EXECUTION_ENV", "LAMBDA_TASK_ROOT"):
         monkeypatch.delenv(name, raising=False)
     assert read_reference(f"file:{secret_file}") == b"not really a key"
-
-
-def test_given_the_local_environment_then_it_switches_file_references_on(repo_root):
-    # The local run's functions read the test PKI's files; it is the one place that sets the switch.
-    users = [path.relative_to(repo_root).as_posix() for path in (repo_root / "local").rglob("*.py")
-             if "LOCAL_FILE_REFERENCES_ENV" in path.read_text(encoding="utf-8")]
-    assert users == ["local/bbconnect_local/environment.py"]
-    assert "LOCAL_FILE_REFERENCES_ENV: \"1\"" in (repo_root / users[0]).read_text(encoding="utf-8")
 
 
 # ---------------------------------------------------------------------- the repository

@@ -2,9 +2,11 @@
 per container and reused across invocations."""
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import os
 import threading
-from functools import cache
+from typing import Iterator
 
 from pydantic import BaseModel, Field
 
@@ -35,68 +37,119 @@ class Settings(BaseModel):
     state_machine_arn: str | None = Field(default=None, alias="STATE_MACHINE_ARN")
     send_queue_url: str | None = Field(default=None, alias="SEND_QUEUE_URL")
     http_timeout_seconds: float = Field(default=60.0, alias="HTTP_TIMEOUT_SECONDS")
+    # Fallback only: where the key that signs the proofs of dispatch lives (empty: no proofs).
+    proof_signing_key: str = Field(default="", alias="PROOF_SIGNING_KEY")
 
     @property
     def accepted_logius_oins(self) -> frozenset[str]:
         return frozenset(oin.strip() for oin in self.logius_oins.split(",") if oin.strip())
 
 
-# Set only by the local run (`bbconnect_local.environment`); the template never sets it.
-LOCAL_FILE_REFERENCES_ENV = "BBCONNECT_ALLOW_FILE_REFERENCES"
 # Variables the Lambda runtime always sets (reserved: a function's configuration cannot remove them).
 _LAMBDA_RUNTIME_ENV = ("AWS_LAMBDA_FUNCTION_NAME", "AWS_EXECUTION_ENV", "LAMBDA_TASK_ROOT")
 
 
 def in_lambda_runtime() -> bool:
-    """Is this process a real AWS Lambda (not the local run, a test or the CLI)?"""
-    return any(os.environ.get(name) for name in _LAMBDA_RUNTIME_ENV)
+    """Does this code run as a Lambda function (on AWS, or as one of the local run's functions, which
+    have the runtime's variables in their container), not as a test or the CLI?"""
+    variables = environment()
+    return any(variables.get(name) for name in _LAMBDA_RUNTIME_ENV)
 
 
 def file_references_allowed() -> bool:
-    """May a secret, certificate or CPA be read from a `file:` reference? Not in the Lambda runtime,
-    where secrets come from Secrets Manager only, unless the local-only switch is on."""
-    return not in_lambda_runtime() or os.environ.get(LOCAL_FILE_REFERENCES_ENV) == "1"
+    """May a secret, certificate or CPA be read from a `file:` reference? Never in a function: there
+    secrets come from Secrets Manager only, and a configuration must not make a function read its own
+    files (`/proc/self/environ` holds its credentials). Tests and tools outside Lambda read files."""
+    return not in_lambda_runtime()
 
 
-@cache
-def settings() -> Settings:
-    return Settings.model_validate(dict(os.environ))
-
-
-@cache
-def client(service: str):
-    import boto3
-
-    return boto3.client(service)
-
-
+# --------------------------------------------------------------------- the container
+# On AWS a process is one function's container: its settings, clients and caches are that function's.
+# The local run calls every function in one process; it names the container each call runs in (and
+# that container's environment), so each function keeps caches of its own there too, and reads only
+# the variables the template gives it. Outside the local run there is one container: "".
+_container: contextvars.ContextVar[str] = contextvars.ContextVar("bbconnect_container", default="")
+_environments: dict[str, dict[str, str]] = {}
+_lock = threading.Lock()
+_settings: dict[str, Settings] = {}
+_clients: dict[tuple[str, str], object] = {}
 _local = threading.local()
-_session = None
-_session_lock = threading.Lock()
+_sessions: dict[str, object] = {}
+
+
+def container() -> str:
+    return _container.get()
+
+
+@contextlib.contextmanager
+def running_in(name: str) -> Iterator[None]:
+    """Everything inside runs in the named function's container (the local run only)."""
+    token = _container.set(name)
+    try:
+        yield
+    finally:
+        _container.reset(token)
+
+
+def set_container_environment(name: str, environment: dict[str, str]) -> None:
+    """The environment variables of a container (the local run: a function's own, from the template)."""
+    with _lock:
+        _environments[name] = dict(environment)
+        _settings.pop(name, None)
+
+
+def environment() -> dict[str, str]:
+    """This container's environment variables."""
+    own = _environments.get(_container.get())
+    return dict(os.environ) if own is None else own
+
+
+def settings() -> Settings:
+    key = _container.get()
+    cached = _settings.get(key)
+    if cached is None:
+        cached = Settings.model_validate(environment())
+        with _lock:
+            _settings[key] = cached
+    return cached
+
+
+def client(service: str):
+    key = (_container.get(), service)
+    found = _clients.get(key)
+    if found is None:
+        import boto3
+
+        with _lock:
+            found = _clients.get(key)
+            if found is None:
+                found = _clients[key] = boto3.client(service)
+    return found
 
 
 def table(name: str):
     """A DynamoDB Table resource; resources are not thread-safe, so one per thread, all made from
     one session (made under a lock), which loads the DynamoDB resource model once, not per thread."""
-    global _session
+    key = (_container.get(), name)
     tables = getattr(_local, "tables", None)
     if tables is None:
         tables = _local.tables = {}
-    if name not in tables:
+    if key not in tables:
         import boto3
 
-        with _session_lock:
-            if _session is None:
-                _session = boto3.session.Session()
-            tables[name] = _session.resource("dynamodb").Table(name)
-    return tables[name]
+        with _lock:
+            session = _sessions.get(key[0])
+            if session is None:
+                session = _sessions[key[0]] = boto3.session.Session()
+        tables[key] = session.resource("dynamodb").Table(name)
+    return tables[key]
 
 
 def reset() -> None:
     """Forget cached settings and clients (tests and the local run change the environment)."""
-    global _session
-    settings.cache_clear()
-    client.cache_clear()
-    with _session_lock:
-        _session = None
+    with _lock:
+        _settings.clear()
+        _clients.clear()
+        _sessions.clear()
+        _environments.clear()
     _local.__dict__.clear()

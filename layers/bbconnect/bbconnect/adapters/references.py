@@ -1,9 +1,9 @@
 """Secrets by reference: `secretsmanager:<name>` on AWS, `file:<path>` locally.
 
-In the Lambda runtime a `file:` reference is refused (before any file is touched) unless the
-local-only switch `BBCONNECT_ALLOW_FILE_REFERENCES=1` is on: on AWS every key, certificate and CA
-bundle comes from Secrets Manager, and a configuration cannot make a function read its own files
-(`/proc/self/environ` holds the function's AWS credentials)."""
+In a function (the Lambda runtime, and the local run's functions likewise) a `file:` reference is
+refused before any file is touched: every key, certificate and CA bundle comes from Secrets Manager,
+and a configuration cannot make a function read its own files (`/proc/self/environ` holds the
+function's AWS credentials)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -18,11 +18,10 @@ def read_reference(reference: str, secrets_client_factory=None) -> bytes:
     if not rest:
         raise ReferenceError_(f"not a secret reference: {reference!r} (use secretsmanager:<name> or file:<path>)")
     if scheme == "file":
-        from bbconnect.runtime import LOCAL_FILE_REFERENCES_ENV, file_references_allowed
+        from bbconnect.runtime import file_references_allowed
 
         if not file_references_allowed():
-            raise ReferenceError_(f"{reference}: file: references are refused in the Lambda runtime; use "
-                                  f"secretsmanager:<name> (only a local run sets {LOCAL_FILE_REFERENCES_ENV}=1)")
+            raise ReferenceError_(f"{reference}: file: references are refused in the Lambda runtime; use secretsmanager:<name>")
         path = Path(rest)
         if not path.is_file():
             raise ReferenceError_(f"{reference}: no such file")

@@ -48,8 +48,14 @@ class HttpAnswer:
         return None
 
 
-_contexts: dict[tuple[str, str, str | None], ssl.SSLContext] = {}
+_contexts: dict[tuple[str, str, str, str | None], ssl.SSLContext] = {}  # per container (runtime.container)
 _lock = threading.Lock()
+
+
+def reset() -> None:
+    """Forget the TLS contexts (the local run starts each deployment with new certificates)."""
+    with _lock:
+        _contexts.clear()
 
 
 def _load_client_certificate(context: ssl.SSLContext, pem: bytes) -> None:
@@ -68,7 +74,9 @@ def tls_context(certificate_ref: str, ca_bundle_ref: str, *, expected_oin: str |
     """A client context per (certificate, CA bundle), made once per container. With `expected_oin`
     the client certificate must carry that OIN (subject serialNumber): a connection sends only with
     its own organisation's certificate, whatever secret its configuration names."""
-    key = (certificate_ref, ca_bundle_ref, expected_oin)
+    from bbconnect.runtime import container
+
+    key = (container(), certificate_ref, ca_bundle_ref, expected_oin)
     with _lock:
         context = _contexts.get(key)
         if context is None:

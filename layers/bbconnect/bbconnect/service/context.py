@@ -1,8 +1,8 @@
 """The adapters a stage works with, built once per Lambda container from its environment."""
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
-from functools import cache
 
 from bbconnect import runtime
 from bbconnect.adapters.batches import BatchRepository
@@ -26,8 +26,23 @@ class Services:
     configs: TenantConfigStore
 
 
-@cache
+_services: dict[str, Services] = {}
+_lock = threading.Lock()
+
+
 def services() -> Services:
+    """This container's adapters (one set per function container: `runtime.container`)."""
+    key = runtime.container()
+    found = _services.get(key)
+    if found is None:
+        with _lock:
+            found = _services.get(key)
+            if found is None:
+                found = _services[key] = _build()
+    return found
+
+
+def _build() -> Services:
     settings = runtime.settings()
     s3 = runtime.client("s3")
     if settings.tenant_config_dir:
@@ -46,5 +61,11 @@ def services() -> Services:
 
 
 def reset() -> None:
-    services.cache_clear()
+    from bbconnect.adapters import transport
+    from bbconnect.service import documents
+
+    with _lock:
+        _services.clear()
+    documents.reset()
+    transport.reset()
     runtime.reset()

@@ -90,29 +90,34 @@ def bucket_reader(s3, bucket: str, prefix: str = "tenants/") -> LogoReader:
     return read
 
 
-_container: LogoSource | None = None
+_containers: dict[str, LogoSource | None] = {}
 _container_lock = threading.Lock()
 
 
 def container_logos() -> LogoSource | None:
     """The container's logo source, from the function's settings (None when it has none)."""
-    global _container
-    if _container is None:
-        with _container_lock:
-            if _container is None:
-                from bbconnect import runtime
+    from bbconnect import runtime
 
+    key = runtime.container()
+    if key not in _containers:
+        with _container_lock:
+            if key not in _containers:
                 try:
                     settings = runtime.settings()
                 except Exception:  # not running as a bbconnect function (unit tests, tools)
                     return None
                 if settings.tenant_config_dir:
-                    _container = LogoSource(directory_reader(settings.tenant_config_dir))
+                    _containers[key] = LogoSource(directory_reader(settings.tenant_config_dir))
                 elif settings.config_bucket:
-                    _container = LogoSource(bucket_reader(runtime.client("s3"), settings.config_bucket))
+                    _containers[key] = LogoSource(bucket_reader(runtime.client("s3"), settings.config_bucket))
                 else:
-                    return None
-    return _container
+                    _containers[key] = None
+    return _containers[key]
+
+
+def reset() -> None:
+    with _container_lock:
+        _containers.clear()
 
 
 def sender_block(organisation, logos: LogoSource | None = None) -> SenderBlock:

@@ -13,8 +13,7 @@ the proof names letters by the tenant's reference and BerichtID only (no BSN, no
 """
 from __future__ import annotations
 
-import os
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from bbconnect.adapters.references import read_reference
 from bbconnect.logius.globe import parse_result
@@ -23,7 +22,6 @@ from bbconnect.service import keys
 from bbconnect.service.context import Services
 from bbconnect.status import Status
 
-SIGNING_KEY_ENV = "PROOF_SIGNING_KEY"
 
 
 def proof_key(tenant: str, globe_batch_id: str) -> str:
@@ -95,7 +93,7 @@ def write_proof(services: Services, chunk: dict, outcome: dict) -> str | None:
     None when there is nothing to prove (not acknowledged, no letter in the batch) or no
     `PROOF_SIGNING_KEY`. A bad key raises :class:`bbconnect.proof.ProofError`; storage trouble
     raises as it is, so the step's retry applies."""
-    reference = os.environ.get(SIGNING_KEY_ENV, "").strip()
+    reference = services.settings.proof_signing_key.strip()
     if not reference:
         return None
     globe_id = chunk.get("globe_batch_id")
@@ -112,5 +110,7 @@ def write_proof(services: Services, chunk: dict, outcome: dict) -> str | None:
         pem = read_reference(reference)
         signed = sign_proof(build_proof_xml(proof), pem, pem)
         services.work.put(stored_key, signed, "application/xml")
-    services.outbox.put(key, signed, "application/xml")
+    # Evidence: locked for the audit trail's retention (S3 Object Lock, compliance mode).
+    locked_until = datetime.now(UTC) + timedelta(days=services.settings.audit_retention_days)
+    services.outbox.put(key, signed, "application/xml", locked_until=locked_until)
     return key
