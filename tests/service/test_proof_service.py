@@ -27,7 +27,7 @@ from bbconnect.logius.globe import LetterResult, build_result, summarise_result
 from bbconnect.proof import ProofError, verify_proof
 from bbconnect.service import keys
 from bbconnect.service.context import Services
-from bbconnect.service.proof import SIGNING_KEY_ENV, proof_key, write_proof
+from bbconnect.service.proof import proof_key, write_proof
 from bbconnect.service.render import render
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -70,12 +70,12 @@ def services(monkeypatch):
     monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.delenv(SIGNING_KEY_ENV, raising=False)
     with mock_aws():
         runtime.reset()
         s3 = boto3.client("s3", region_name="eu-west-1")
-        for bucket in ("inbox", "outbox", "work"):
-            s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+        for bucket in ("inbox", "outbox", "work"):  # the outbox with Object Lock, as the template makes it
+            s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"},
+                             ObjectLockEnabledForBucket=bucket == "outbox")
         dynamodb = boto3.resource("dynamodb", region_name="eu-west-1")
         letters = dynamodb.create_table(TableName="letters", BillingMode="PAY_PER_REQUEST",
                                         KeySchema=[{"AttributeName": "letter_key", "KeyType": "HASH"}],
@@ -201,7 +201,7 @@ def test_given_an_acknowledged_batch_when_the_proof_is_written_then_the_tenant_g
     services, dispatched, identity, monkeypatch
 ):
     chunk, outcome = dispatched
-    monkeypatch.setenv(SIGNING_KEY_ENV, identity["reference"])
+    services.settings = services.settings.model_copy(update={"proof_signing_key": identity["reference"]})
     # When the proof is written
     key = write_proof(services, chunk, outcome)
     # Then it is in the tenant's outbox under proofs/, named after the GLOBE BatchID
@@ -226,11 +226,28 @@ def test_given_an_acknowledged_batch_when_the_proof_is_written_then_the_tenant_g
         assert list(letter.pdf_sha256) == [hashlib.sha256(pdf).hexdigest() for pdf in pdfs[letter.bericht_id]]
 
 
+def test_given_a_written_proof_then_it_is_locked_in_compliance_mode_for_the_audit_retention(services, dispatched, identity):
+    # Given the proof of an acknowledged batch, written now
+    chunk, outcome = dispatched
+    services.settings = services.settings.model_copy(update={"proof_signing_key": identity["reference"]})
+    before = datetime.now(UTC)
+    key = write_proof(services, chunk, outcome)
+    # Then S3 Object Lock keeps that version, in compliance mode, for AuditRetentionDays
+    s3 = boto3.client("s3", region_name="eu-west-1")
+    head = s3.head_object(Bucket="outbox", Key=key)
+    assert head["ObjectLockMode"] == "COMPLIANCE"
+    expected = before + timedelta(days=services.settings.audit_retention_days)
+    assert abs((head["ObjectLockRetainUntilDate"] - expected).total_seconds()) < 120
+    # And that version cannot be deleted before then
+    with pytest.raises(s3.exceptions.ClientError, match="AccessDenied"):
+        s3.delete_object(Bucket="outbox", Key=key, VersionId=head["VersionId"])
+
+
 def test_given_letters_with_bsns_when_the_proof_is_written_then_no_bsn_or_letter_text_is_in_it(
     services, dispatched, identity, monkeypatch
 ):
     chunk, outcome = dispatched
-    monkeypatch.setenv(SIGNING_KEY_ENV, identity["reference"])
+    services.settings = services.settings.model_copy(update={"proof_signing_key": identity["reference"]})
     document = services.outbox.get(write_proof(services, chunk, outcome))
     for bsn in BSNS:
         assert bsn.encode() not in document
@@ -251,7 +268,7 @@ def test_given_a_batch_logius_never_acknowledged_when_asked_for_a_proof_then_not
     services, dispatched, identity, monkeypatch
 ):
     chunk, outcome = dispatched
-    monkeypatch.setenv(SIGNING_KEY_ENV, identity["reference"])
+    services.settings = services.settings.model_copy(update={"proof_signing_key": identity["reference"]})
     services.batches.update_globe(GLOBE_ID, state="expired", reason="not delivered: no acknowledgement")
     assert write_proof(services, chunk, outcome) is None
     assert not [key for key in _outbox_keys(services) if "/proofs/" in key]
@@ -261,7 +278,7 @@ def test_given_a_retried_fallback_when_the_proof_is_written_again_then_it_is_the
     services, dispatched, identity, monkeypatch
 ):
     chunk, outcome = dispatched
-    monkeypatch.setenv(SIGNING_KEY_ENV, identity["reference"])
+    services.settings = services.settings.model_copy(update={"proof_signing_key": identity["reference"]})
     first = services.outbox.get(write_proof(services, chunk, outcome))
     second = services.outbox.get(write_proof(services, chunk, outcome))
     assert first == second
@@ -273,7 +290,7 @@ def test_given_the_key_in_secrets_manager_when_the_proof_is_written_then_it_is_s
     chunk, outcome = dispatched
     boto3.client("secretsmanager", region_name="eu-west-1").create_secret(
         Name="bbconnect/proof-signing", SecretString=identity["pem"].decode("ascii"))
-    monkeypatch.setenv(SIGNING_KEY_ENV, "secretsmanager:bbconnect/proof-signing")
+    services.settings = services.settings.model_copy(update={"proof_signing_key": "secretsmanager:bbconnect/proof-signing"})
     key = write_proof(services, chunk, outcome)
     assert verify_proof(services.outbox.get(key), identity["cert_pem"]).globe_batch_id == GLOBE_ID
 
@@ -284,7 +301,7 @@ def test_given_a_signing_key_without_its_certificate_when_the_proof_is_written_t
     chunk, outcome = dispatched
     only_key = tmp_path / "key-only.pem"
     only_key.write_bytes(identity["pem"].split(b"-----END CERTIFICATE-----\n", 1)[1])
-    monkeypatch.setenv(SIGNING_KEY_ENV, f"file:{only_key}")
+    services.settings = services.settings.model_copy(update={"proof_signing_key": f"file:{only_key}"})
     with pytest.raises(ProofError, match="no PEM X.509 certificate"):
         write_proof(services, chunk, outcome)
     assert not [key for key in _outbox_keys(services) if "/proofs/" in key]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -11,13 +12,18 @@ from botocore.exceptions import ClientError
 LETTER_CONTENT_TAG = "bbconnect-letter-content"
 
 
+def _version(version_id: str | None) -> dict[str, str]:
+    return {"VersionId": version_id} if version_id else {}
+
+
 class BlobStore:
     def __init__(self, s3, bucket: str):
         self._s3 = s3
         self.bucket = bucket
 
-    def get(self, key: str) -> bytes:
-        return self._s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+    def get(self, key: str, *, version_id: str | None = None) -> bytes:
+        """The object's bytes; with `version_id`, that version's (a versioned bucket keeps each drop)."""
+        return self._s3.get_object(Bucket=self.bucket, Key=key, **_version(version_id))["Body"].read()
 
     def get_or_none(self, key: str) -> bytes | None:
         try:
@@ -27,11 +33,15 @@ class BlobStore:
                 return None
             raise
 
-    def put(self, key: str, data: bytes, content_type: str = "application/octet-stream", *, letter_content: bool = False) -> None:
+    def put(self, key: str, data: bytes, content_type: str = "application/octet-stream", *, letter_content: bool = False,
+            locked_until: datetime | None = None) -> None:
         """`letter_content`: the object holds letters (PDFs, addresses). It is tagged so the bucket's
         lifecycle deletes it after the retention period, while reports and proofs stay as long as
-        the audit trail."""
-        extra = {"Tagging": f"{LETTER_CONTENT_TAG}=true"} if letter_content else {}
+        the audit trail. `locked_until`: the object is evidence, written under S3 Object Lock in
+        compliance mode: no one can delete or overwrite this version before that time."""
+        extra: dict[str, Any] = {"Tagging": f"{LETTER_CONTENT_TAG}=true"} if letter_content else {}
+        if locked_until is not None:
+            extra.update(ObjectLockMode="COMPLIANCE", ObjectLockRetainUntilDate=locked_until)
         self._s3.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type, **extra)
 
     def put_if_absent(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> bool:
@@ -66,10 +76,10 @@ class BlobStore:
     def put_json(self, key: str, value: Any) -> None:
         self.put(key, json.dumps(value, ensure_ascii=False, default=str).encode(), "application/json")
 
-    def head(self, key: str) -> dict | None:
+    def head(self, key: str, *, version_id: str | None = None) -> dict | None:
         try:
-            return self._s3.head_object(Bucket=self.bucket, Key=key)
+            return self._s3.head_object(Bucket=self.bucket, Key=key, **_version(version_id))
         except ClientError as error:
-            if error.response["Error"]["Code"] in ("NoSuchKey", "404", "NotFound"):
+            if error.response["Error"]["Code"] in ("NoSuchKey", "404", "NotFound", "NoSuchVersion"):
                 return None
             raise

@@ -54,9 +54,11 @@ def finalize(event: dict, services: Services) -> dict:
     for rejection in rejections:
         letters.append({"line": rejection["line"], "reference": rejection["reference"], "status": Status.REJECTED.value,
                         "reason": f"{rejection['code']}: {rejection['reason']}"})
+    unfinished = 0  # chunks whose child execution did not finish (an alarm watches them)
     for item in manifest:
         outcome = services.work.get_json_or_none(keys.chunk(batch_id, item["index"], "outcome.json"))
         if outcome is None:
+            unfinished += 1
             chunk = services.work.get_json(item["key"])
             outcome = {"letters": [{"reference": l["reference"], "line": l["line"], "status": Status.FAILED.value,
                                     "reason": UNFINISHED, "bericht_id": l["bericht_id"], "paper": False} for l in chunk["letters"]],
@@ -110,7 +112,7 @@ def finalize(event: dict, services: Services) -> dict:
                         history_jsonl(_history(services, tenant, batch_id, letters, rejections, source, manifest)),
                         "application/x-ndjson")
     services.batches.record_file(batch_id, status="completed", counts=counts, finished_at=report["finished_at"])
-    return {"batch_id": batch_id, "tenant": tenant, "status": "completed", "counts": counts,
+    return {"batch_id": batch_id, "tenant": tenant, "status": "completed", "counts": counts, "unfinished_chunks": unfinished,
             "print_jobs": [job["name"] for job in print_jobs], "report": keys.report(tenant, batch_id, "report.json")}
 
 
