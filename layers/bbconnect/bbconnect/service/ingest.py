@@ -9,6 +9,7 @@ from bbconnect.adapters.tenant_configs import UnknownTenant
 from bbconnect.batchfile import BadBatchFile, RawRow, parse_batch_file
 from bbconnect.chunking import ChunkKey, bericht_id, plan_chunks
 from bbconnect.ids import tenant_of_key
+from bbconnect.limits import ExecutionTooLong, check_chunk_history
 from bbconnect.letters import Rejection
 from bbconnect.service import keys
 from bbconnect.service.context import Services
@@ -42,6 +43,17 @@ def ingest(event: dict, services: Services, *, now: datetime | None = None) -> d
         "chunk_concurrency": services.settings.chunk_concurrency,
     }
     answer = {"batch_id": batch_id, "tenant": tenant or "", "file": key, "timing": timing, "chunk_count": 0}
+    try:  # a chunk's child execution must fit AWS's 25,000 history events, however long it waits
+        check_chunk_history(poll_seconds=services.settings.result_poll_seconds,
+                            result_timeout_seconds=services.settings.result_timeout_seconds)
+    except ExecutionTooLong as error:
+        # The operator's to fix (the execution fails, and its alarm fires); the tenant learns that
+        # the file was not taken, and why.
+        services.outbox.put_json(keys.report(tenant or "_unassigned", batch_id, "error.json"), {
+            "batch_id": batch_id, "tenant": tenant, "file": key, "status": "not_taken",
+            "error": "bbconnect is misconfigured and took no file; your operator has been alerted",
+            "counts": {"received": 0, "rejected": 0, "delivered": 0, "paper": 0, "failed": 0}, "letters": []})
+        raise ExecutionTooLong(str(error)) from None
     if event.get("resend_of"):
         from bbconnect.service.resend import ingest_resend
 
@@ -55,12 +67,13 @@ def ingest(event: dict, services: Services, *, now: datetime | None = None) -> d
             raise BadFile(f"unknown tenant: {error}") from None
         except TenantConfigError as error:
             raise BadFile(f"the tenant configuration is invalid, ask your bbconnect operator: {error}") from None
-        head = services.inbox.head(key)
+        version = event.get("version_id")  # the dropped version: a later upload under the key is its own batch
+        head = services.inbox.head(key, version_id=version)
         if head is None:
             raise BadFile("the file was removed before it could be read")
         if head["ContentLength"] > MAX_FILE_BYTES:
             raise BadFile(f"the file is {head['ContentLength']} bytes; at most {MAX_FILE_BYTES} are taken")
-        content = services.inbox.get(key)
+        content = services.inbox.get(key, version_id=version)
         try:
             parsed = list(parse_batch_file(key.rsplit("/", 1)[-1], content))
         except BadBatchFile as error:

@@ -15,11 +15,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from bbconnect.ebms import message as ebms
+from bbconnect.limits import INBOUND_BODY_BYTES
 from bbconnect.logius.globe import is_guid, parse_result
 from bbconnect.service import keys
 from bbconnect.service.context import Services
 
-MAX_INBOUND_BYTES = 150 * 1024 * 1024
+MAX_INBOUND_BYTES = INBOUND_BODY_BYTES  # what API Gateway and Lambda let through to the function (bbconnect.limits)
 MAX_ID_LENGTH = 256  # MessageId and CPAId: part of an S3 key (at most 1024 bytes) and a DynamoDB key
 # What reading a subscription answer raises for a bad payload (a corrupt or truncated gzip among them).
 _UNREADABLE_PAYLOAD = (ValueError, EOFError, gzip.BadGzipFile, zlib.error)
