@@ -14,7 +14,10 @@ processor = BatchProcessor(event_type=EventType.SQS)
 
 def record_handler(record: SQSRecord) -> None:
     for dropped in dropped_files(record.body):
-        batch_id, started = start(runtime.client("stepfunctions"), runtime.settings().state_machine_arn, dropped)
+        batch_id, started = start(runtime.client("stepfunctions"), runtime.client("s3"), runtime.settings().state_machine_arn, dropped)
+        if batch_id is None:
+            logger.warning("batch file removed before it could be read; nothing to take", extra={"key": dropped["key"]})
+            continue
         logger.info("batch file dropped", extra={"batch_id": batch_id, "key": dropped["key"], "started": started})
         metrics.add_metric(name="BatchFilesStarted" if started else "BatchFilesAlreadyStarted", unit="Count", value=1)
 

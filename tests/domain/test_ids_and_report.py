@@ -7,17 +7,29 @@ from bbconnect.ids import batch_id_for, tenant_of_key
 from bbconnect.report import accounted, counts_of, report_csv
 
 
-def test_given_the_same_object_when_named_twice_then_the_execution_name_is_the_same_and_valid():
-    name = batch_id_for("inbox", "gemeente-lv/aanslagen 2027 (1).jsonl", '"abc123"')
-    assert name == batch_id_for("inbox", "gemeente-lv/aanslagen 2027 (1).jsonl", "abc123")
+SHA_A, SHA_B = "a" * 64, "0123456789abcdef" * 4
+
+
+def test_given_the_same_content_when_named_twice_then_the_execution_name_is_the_same_and_valid():
+    name = batch_id_for("gemeente-lv", SHA_A)
+    assert name == batch_id_for("gemeente-lv", SHA_A)
     assert re.fullmatch(r"[A-Za-z0-9_-]{1,80}", name)
-    assert name.startswith("gemeente-lv-aanslagen-2027-1-")
+    assert name == "gemeente-lv-" + "a" * 32
 
 
-def test_given_other_content_or_another_key_then_the_name_differs():
-    base = batch_id_for("inbox", "t/a.jsonl", "e1")
-    assert base != batch_id_for("inbox", "t/a.jsonl", "e2")
-    assert base != batch_id_for("inbox", "t/b.jsonl", "e1")
+def test_given_other_content_or_another_tenant_then_the_name_differs():
+    base = batch_id_for("t", SHA_A)
+    assert base != batch_id_for("t", SHA_B)
+    assert base != batch_id_for("u", SHA_A)
+    assert batch_id_for(None, SHA_A).startswith("unassigned-")
+
+
+def test_given_something_that_is_no_sha256_then_no_name_is_made():
+    import pytest
+
+    for bad in ("abc", SHA_A.upper(), SHA_A + "0", '"etag"'):
+        with pytest.raises(ValueError):
+            batch_id_for("t", bad)
 
 
 def test_given_keys_then_the_tenant_is_the_first_folder_or_none():

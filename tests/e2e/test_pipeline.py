@@ -169,9 +169,17 @@ def test_given_a_processed_file_when_the_same_object_is_dropped_again_or_its_eve
     # Then no execution is started and nothing reaches Logius
     assert len(local_env.executions()) == executions_before
     assert len(local_env.simulator.received_batches) == batches_before
-    # When the same letters arrive in a file under another name
-    copy = local_env.drop(path, "gemeente-lv", name="twice-copy.jsonl")
-    second = local_env.wait_for_execution(copy, timeout=120)
+    # When the same bytes are dropped under another name
+    reports_before = local_env.outbox_keys("gemeente-lv/reports/")
+    local_env.drop(path, "gemeente-lv", name="twice-copy.jsonl")
+    time.sleep(3)
+    # Then it is known by its content (SHA-256): nothing starts, and no second report is written
+    assert len(local_env.executions()) == executions_before
+    assert local_env.outbox_keys("gemeente-lv/reports/") == reports_before
+    # When the same letters arrive in a file with other bytes (the rows in another order)
+    reordered = path.with_name("twice-reordered.jsonl")
+    reordered.write_text("".join(reversed(path.read_text(encoding="utf-8").splitlines(keepends=True))), encoding="utf-8")
+    second = local_env.wait_for_execution(local_env.drop(reordered, "gemeente-lv"), timeout=120)
     report = _report(local_env, second)
     # Then they are rejected as duplicates of the earlier file, and still nothing is sent again
     assert report["counts"] == {"received": 2, "rejected": 2, "delivered": 0, "paper": 0, "failed": 0}

@@ -7,14 +7,15 @@ import re
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
 
 
-def batch_id_for(bucket: str, key: str, etag: str) -> str:
-    """The execution name of a dropped file: the same object (bucket, key, content) always gets the
-    same name, so a re-delivered S3 event or a second drop of identical bytes starts nothing new.
-    Step Functions allows 80 characters of [A-Za-z0-9_-]."""
-    digest = hashlib.sha256(f"{bucket}\n{key}\n{etag.strip(chr(34))}".encode()).hexdigest()[:24]
-    tenant = key.split("/", 1)[0] if "/" in key else "unknown"
-    stem = _UNSAFE.sub("-", key.rsplit("/", 1)[-1].rsplit(".", 1)[0]).strip("-")[:30] or "file"
-    return f"{_UNSAFE.sub('-', tenant)[:20]}-{stem}-{digest}"[:80]
+def batch_id_for(tenant: str | None, content_sha256: str) -> str:
+    """The execution name of a dropped file, from its tenant and its content's SHA-256: a re-delivered
+    S3 event, or a second drop of the same bytes (under any name), gets the same name and starts
+    nothing new. Not the ETag: under SSE-KMS it is no hash of the content. Step Functions allows
+    80 characters of [A-Za-z0-9_-]."""
+    if not re.fullmatch(r"[0-9a-f]{64}", content_sha256):
+        raise ValueError("content_sha256 must be a SHA-256 digest in lower-case hex")
+    prefix = _UNSAFE.sub("-", tenant or "unassigned").strip("-")[:40] or "unassigned"
+    return f"{prefix}-{content_sha256[:32]}"
 
 
 def tenant_of_key(key: str) -> str | None:
