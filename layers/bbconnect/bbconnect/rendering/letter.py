@@ -760,7 +760,7 @@ class LetterRenderer:
         pdf.footer_text = _clean(sender.footer) if sender.footer else None
         if sender.colour:
             pdf.brand_colour = parse_colour(sender.colour)
-        self.fonts.install(pdf, _code_points(doc))
+        self.fonts.install(pdf, _code_points(doc), shared=doc.variant == "paper")
         pdf.set_title(_clean(doc.subject))
         pdf.set_lang(doc.language)
         pdf.set_author(_clean(sender.name))
