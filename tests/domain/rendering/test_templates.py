@@ -91,7 +91,8 @@ def test_the_municipal_assessment_explains_only_its_own_codes_and_how_to_object(
     assert "Afvalstoffenheffing (grondslag 1 = eenpersoonshuishouden, 2 = meerpersoonshuishouden)" in text
     assert "Rioolheffing gebruikers, vast bedrag" in text
     assert "Hondenbelasting" not in text  # no HOND line
-    assert "waardepeildatum 01-01-2024" in text and "Waardepeildatum 01-01-2024" in text
+    # the WOZ sentence (there is an OZB line) writes the date out; the header block as dd-mm-jjjj
+    assert "waardepeildatum 1 januari 2024" in text and "Waardepeildatum 01-01-2024" in text
     assert "binnen zes weken na de dagtekening bezwaar maken" in text
 
 
@@ -288,9 +289,12 @@ def test_the_hooks_say_what_each_element_is(recording):
     assert "Logo Gemeente Leidschendam-Voorburg" in figures
     qr = next(alt for alt in figures if alt.startswith("QR-code"))
     assert "€ 1.719,20" in qr and "NL86 BNGH 9963 3340 18" in qr and "5000 0567 8901 2345" in qr
-    # the payment link is a Link with a description naming the URL
-    links = [attrs for role, attrs in calls if role == "Link"]
-    assert links and "https://betalen.lv.example/ideal?kenmerk=5000056789012345" in links[0]["contents"]
+    # the payment link is a Link with a description naming the URL, and so is every printed address
+    links = [attrs["contents"] for role, attrs in calls if role == "Link"]
+    assert any("https://betalen.lv.example/ideal?kenmerk=5000056789012345" in link for link in links)
+    assert {"www.lv.nl", "https://www.lv.example/machtiging"} <= set(links)
+    # and the figures say where they are (a bounding box)
+    assert all("bbox" in attrs for role, attrs in calls if role == "Figure")
     # the subject is the H1, the sections H2, tables have header cells with a scope
     assert roles.count("H1") == 1 and roles.count("H2") >= 3
     assert {"Table", "TR", "TH", "TD", "P"} <= set(roles)

@@ -552,11 +552,34 @@ class _ObjectCache:
 
 
 class FontOutputProducer(OutputProducer):
-    """fpdf2's output, with the font objects of the faces :class:`FontSet` installed written by
+    """The letters' output producer: fpdf2's output, with the dictionaries packed into one object
+    stream (:mod:`.objstm`) and with the font objects of the faces :class:`FontSet` installed written by
     :func:`font_objects` (any other font goes through fpdf2 as usual).
 
     A PDF class that needs its own producer should subclass this one.
+
+    It also ends every stream whose data ends in a carriage return with ``CR LF endstream``: fpdf2
+    writes ``LF endstream``, and a checker then takes the data's last CR with that LF for the
+    end-of-line marker and finds ``/Length`` one byte too long (ISO 19005-2 6.1.7.1). Compressed
+    data ends in its Adler-32 checksum, so this hits one stream in 256.
     """
+
+    def bufferize(self) -> bytearray:
+        """fpdf2's output with the dictionaries packed into an object stream (see :mod:`.objstm`)."""
+        buffer = super().bufferize()
+        if getattr(self.fpdf, "_sign_key", None) or getattr(self.fpdf, "_security_handler", None):
+            return buffer
+        from .objstm import pack
+
+        return bytearray(pack(buffer, self.offsets))
+
+    def _out(self, data: bytes | bytearray | str) -> None:
+        if isinstance(data, str):
+            if data.endswith("\r\nendstream\nendobj"):
+                data = data[: -len("\nendstream\nendobj")] + "\r\nendstream\nendobj"
+        elif data.endswith(b"\r\nendstream\nendobj"):
+            data = bytes(data[: -len(b"\nendstream\nendobj")]) + b"\r\nendstream\nendobj"
+        super()._out(data)
 
     def _add_fonts(self, image_objects_per_index, gfxstate_objs_per_name, pattern_objs_per_name):  # type: ignore[override]
         fpdf = self.fpdf

@@ -71,7 +71,7 @@ from typing import Any
 
 from fpdf import FPDF_VERSION
 from fpdf.annotations import AnnotationDict, PDFAnnotation
-from fpdf.output import OutputProducer
+from fpdf.output import OutputProducer, PDFInfo, PDFPage, PDFXrefAndTrailer
 from fpdf.prefs import ViewerPreferences
 from fpdf.syntax import Name, PDFObject, PDFString
 
@@ -187,6 +187,7 @@ class _Node(PDFObject):
 
     attrs: dict[str, str] | None = None  # serialised PDF values by key ("/Alt", "/Lang" ...)
     table: dict[str, str] | None = None  # Table attribute entries ("/Scope", "/ColSpan" ...)
+    layout: dict[str, str] | None = None  # Layout attribute entries ("/BBox")
     last_page = 0  # tables: the last page with content of this table
     has_header_row = False  # tables: a column-header row was drawn
     implicit = False  # made by the layer for text outside any content element
@@ -246,9 +247,15 @@ class _Node(PDFObject):
             out += f" /Pg {pages[own_page]._id} 0 R"
         if self.attrs:
             out += "".join(f" {key} {value}" for key, value in self.attrs.items())
+        owners = []
         if self.table:
-            entries = " ".join(f"{k} {v}" for k, v in self.table.items())
-            out += f" /A <</O /Table {entries}>>"
+            owners.append("<</O /Table " + " ".join(f"{k} {v}" for k, v in self.table.items()) + ">>")
+        if self.layout:
+            owners.append("<</O /Layout " + " ".join(f"{k} {v}" for k, v in self.layout.items()) + ">>")
+        if len(owners) == 1:
+            out += f" /A {owners[0]}"
+        elif owners:
+            out += f" /A [{' '.join(owners)}]"
         return out + ">>\nendobj"
 
 
@@ -328,6 +335,37 @@ class _TaggingProducer:
 
     def _build_xmp_from_info(self) -> str:
         return self.fpdf._xmp_packet()
+
+    def _add_encryption(self) -> Any:
+        # The last object before the cross-reference table: the document information dictionary,
+        # with only the title (the same as dc:title; fpdf2 writes none in PDF/A mode)
+        info = PDFInfo(title=str(self.fpdf.title), subject=None, author=None, keywords=None, creator=None,
+                       producer=None, creation_date=None)  # type: ignore[arg-type]
+        self._add_pdf_obj(info)  # type: ignore[attr-defined]
+        self._bb_info = info
+        return super()._add_encryption()  # type: ignore[misc]
+
+    def _finalize_catalog(self, *args: Any, **kwargs: Any) -> Any:
+        result = super()._finalize_catalog(*args, **kwargs)  # type: ignore[misc]
+        xref = self.pdf_objs[-1]  # type: ignore[attr-defined]
+        if type(xref) is PDFXrefAndTrailer:
+            xref.__class__ = _XrefWithInfo
+        return result
+
+
+class _XrefWithInfo(PDFXrefAndTrailer):
+    """The trailer, naming the information dictionary fpdf2 leaves out in PDF/A mode."""
+
+    def serialize(self, _security_handler: Any = None) -> str:
+        self.info_obj = getattr(self.output_builder, "_bb_info", None)
+        return super().serialize(_security_handler)
+
+
+class _TabbedPage(PDFPage):
+    """A page whose annotations are visited in structure order (``/Tabs /S``, ISO 14289-1 7.18.3)."""
+
+    __slots__ = ()
+    tabs = Name("S")
 
 
 _producers: dict[type, type] = {}
@@ -447,6 +485,13 @@ class TaggedLetterPdf(LetterPdf):
                 node.set_attr("/ActualText", PDFString(str(value)).serialize())
             elif key == "title":
                 node.set_attr("/T", PDFString(str(value)).serialize())
+            elif key == "bbox":  # (x, y, w, h) in mm from the top left of the current page
+                x, y, w, h = (float(v) for v in value)  # type: ignore[union-attr]
+                k = self.k
+                top = self.h - y
+                if node.layout is None:
+                    node.layout = {}
+                node.layout["/BBox"] = f"[{x * k:.2f} {(top - h) * k:.2f} {(x + w) * k:.2f} {top * k:.2f}]"
             elif key == "contents" and node.role == "Link":
                 node.link_contents = str(value)  # the /Contents of the link annotations inside
             elif key == "lang":
@@ -680,6 +725,9 @@ class TaggedLetterPdf(LetterPdf):
         if problems and self._tg_strict:
             raise TaggingError("; ".join(problems))
         pages = [None, *(self.pages[n] for n in range(1, self.pages_count + 1))]
+        for page in pages[1:]:
+            if type(page) is PDFPage:
+                page.__class__ = _TabbedPage
         parent_tree = _ParentTree()
         root = _StructTreeRoot(self._tg_root, parent_tree, 0, dict(self.role_map))
         add_obj(root)  # no trace label: fpdf2 then skips its size tracing per object
@@ -735,6 +783,10 @@ class TaggedLetterPdf(LetterPdf):
             "   <pdfaid:part>2</pdfaid:part>",
             "   <pdfaid:conformance>A</pdfaid:conformance>",
             "  </rdf:Description>",
+            '  <rdf:Description rdf:about="" xmlns:pdfuaid="http://www.aiim.org/pdfua/ns/id/">',
+            "   <pdfuaid:part>1</pdfuaid:part>",
+            "  </rdf:Description>",
+            *_PDFUA_EXTENSION_SCHEMA,
             '  <rdf:Description rdf:about="" xmlns:dc="http://purl.org/dc/elements/1.1/">',
             "   <dc:format>application/pdf</dc:format>",
             "   <dc:title><rdf:Alt>",
@@ -767,6 +819,25 @@ class TaggedLetterPdf(LetterPdf):
 
 
 # ------------------------------------------------------------------------------------ helpers
+
+#: PDF/A allows only its predefined XMP schemas, or ones it is told about: pdfuaid (ISO 14289-1 5) is
+#: declared in a PDF/A extension schema (ISO 19005-2 6.6.2.3.3)
+_PDFUA_EXTENSION_SCHEMA = (
+    '  <rdf:Description rdf:about="" xmlns:pdfaExtension="http://www.aiim.org/pdfa/ns/extension/"'
+    ' xmlns:pdfaSchema="http://www.aiim.org/pdfa/ns/schema#" xmlns:pdfaProperty="http://www.aiim.org/pdfa/ns/property#">',
+    "   <pdfaExtension:schemas><rdf:Bag><rdf:li rdf:parseType=\"Resource\">",
+    "    <pdfaSchema:schema>PDF/UA Universal Accessibility Schema</pdfaSchema:schema>",
+    "    <pdfaSchema:namespaceURI>http://www.aiim.org/pdfua/ns/id/</pdfaSchema:namespaceURI>",
+    "    <pdfaSchema:prefix>pdfuaid</pdfaSchema:prefix>",
+    "    <pdfaSchema:property><rdf:Seq><rdf:li rdf:parseType=\"Resource\">",
+    "     <pdfaProperty:name>part</pdfaProperty:name>",
+    "     <pdfaProperty:valueType>Integer</pdfaProperty:valueType>",
+    "     <pdfaProperty:category>internal</pdfaProperty:category>",
+    "     <pdfaProperty:description>Part of ISO 14289 the file conforms to</pdfaProperty:description>",
+    "    </rdf:li></rdf:Seq></pdfaSchema:property>",
+    "   </rdf:li></rdf:Bag></pdfaExtension:schemas>",
+    "  </rdf:Description>",
+)
 
 
 def _walk(node: _Node) -> Iterator[_Node]:
