@@ -130,11 +130,14 @@ def test_given_a_job_when_its_manifest_is_written_then_it_has_the_columns_rows_i
     assert tuple(header.split(",")) == MANIFEST_COLUMNS
     rows = _rows(data)
     assert [row["reference"] for row in rows] == ["one", "two", "three", "five"]
-    # And the sheets are what duplex printing takes: ceil(pages / 2)
-    assert [(row["pages"], row["sheets"]) for row in rows] == [("1", "1"), ("2", "1"), ("3", "2"), ("5", "3")]
-    assert job.pages == 11 and job.sheets == 7
+    # And every letter takes whole sheets printed duplex: an odd letter gets a blank back, counted in
+    # its pages in the job PDF, and the sheets are half of those
+    assert [(row["pages"], row["blank_pages"], row["sheets"]) for row in rows] == [
+        ("2", "1", "1"), ("2", "0", "1"), ("4", "1", "2"), ("6", "1", "3")]
+    assert job.pages == 14 and job.blank_pages == 3 and job.sheets == 7
     assert rows[0] == {"reference": "one", "name": "J. Jansen", "street": "Raadhuisplein", "house_number": "1",
-                       "postcode": "1000 AA", "city": "Leidschendam", "country": "NL", "pages": "1", "sheets": "1"}
+                       "postcode": "1000 AA", "city": "Leidschendam", "country": "NL", "pages": "2",
+                       "blank_pages": "1", "sheets": "1"}
 
 
 @pytest.mark.parametrize("pages,sheets", [(1, 1), (2, 1), (3, 2), (4, 2), (9, 5)])
@@ -160,17 +163,23 @@ def test_given_letters_with_their_pdfs_when_merged_then_the_pdf_has_every_page_i
     [job] = plan_print_jobs(letters, day=date(2027, 2, 26))
     # When the job is merged
     merged = merge(job)
-    # Then its page count (read by another PDF library) is the sum of the letters' pages
+    # Then its page count (read by another PDF library) is the sum of the letters' pages and blank backs
     with pikepdf.open(io.BytesIO(merged)) as pdf:
-        assert len(pdf.pages) == job.pages == 6
-    # And the pages follow the manifest, letter by letter
+        assert len(pdf.pages) == job.pages == 2 + 2 + 4
+    # And the pages follow the manifest, letter by letter, an odd letter followed by an empty page
     rows = _rows(manifest_csv(job))
-    expected = [f"{row['reference']} page {n}" for row in rows for n in range(1, int(row["pages"]) + 1)]
-    assert [text.strip() for text in _page_texts(merged)] == expected
-    # And each letter has a bookmark at its first page
+    expected = [f"{row['reference']} page {n}" for row in rows
+                for n in range(1, int(row["pages"]) - int(row["blank_pages"]) + 1)]
+    expected_with_backs = []
+    for row in rows:
+        expected_with_backs += [f"{row['reference']} page {n}" for n in range(1, int(row["pages"]) - int(row["blank_pages"]) + 1)]
+        expected_with_backs += [""] * int(row["blank_pages"])
+    assert [text.strip() for text in _page_texts(merged)] == expected_with_backs
+    assert len(expected) == 6
+    # And each letter has a bookmark at its first page, every one on the front of a sheet
     reader = PdfReader(io.BytesIO(merged))
     assert [(item.title, reader.get_destination_page_number(item)) for item in reader.outline] == [
-        ("first-a", 0), ("late-b", 2), ("last-c", 3)]
+        ("first-a", 0), ("late-b", 2), ("last-c", 4)]
 
 
 def test_given_letters_whose_page_size_is_on_their_page_tree_when_merged_then_every_page_keeps_it():
@@ -184,7 +193,7 @@ def test_given_letters_whose_page_size_is_on_their_page_tree_when_merged_then_ev
     # Then each page has the A4 box itself (the merged tree's root has none to inherit)
     with pikepdf.open(io.BytesIO(merged), inherit_page_attributes=False) as pdf:
         assert "/MediaBox" not in pdf.Root.Pages
-        assert [[round(float(v)) for v in page.obj["/MediaBox"]] for page in pdf.pages] == [[0, 0, 595, 842]] * 3
+        assert [[round(float(v)) for v in page.obj["/MediaBox"]] for page in pdf.pages] == [[0, 0, 595, 842]] * 4
         assert all("/Resources" in page.obj for page in pdf.pages)
 
 

@@ -604,6 +604,9 @@ class LetterPdf(FPDF):
         """Content drawn inside is decoration/pagination, not document content (no-op here)."""
         return _NO_OP
 
+    def bounding_box(self, x: float, y: float, w: float, h: float) -> None:
+        """The innermost open element lies in (x, y, w, h) mm on the current page (no-op here)."""
+
     # -- fpdf2 callbacks ---------------------------------------------------------------------
     def header(self) -> None:
         if self.page_no() > 1 and self.running_label:
@@ -1033,6 +1036,7 @@ class LetterRenderer:
                      bold_rows: Sequence[str] = ()) -> None:
         """A two-column table: a row header (label) and its value."""
         with pdf.tagged("Table"):
+            top, page = pdf.y, pdf.page
             for label, value in rows:
                 wrapped = pdf.wrap(width - label_w, value, bold=label in bold_rows, size=size)
                 pdf.ensure_space(len(wrapped) * line_height)
@@ -1044,6 +1048,8 @@ class LetterRenderer:
                         pdf.lines(x + label_w, width - label_w, line_height, wrapped,
                                   bold=label in bold_rows, size=size)
                 pdf.y = max(pdf.y, y + line_height)
+            if pdf.page == page:
+                pdf.bounding_box(x, top, width, pdf.y - top)
 
     def _subject(self, pdf: LetterPdf, doc: LetterDocument) -> None:
         pdf.paragraph(_clean(doc.subject), line_height=SUBJECT_LH, bold=True, size=SUBJECT_PT,
@@ -1089,6 +1095,7 @@ class LetterRenderer:
         breaks = _plan_table(pdf, header_h, [_row_height(row) for row in rows], tail=total_h + keep_with)
         refund = assessment.total < 0
         with pdf.tagged("Table"):
+            top, page = pdf.y, pdf.page
             self._draw_row(pdf, columns, header, header_row=True)
             for index, row in enumerate(rows):
                 if index in breaks:
@@ -1097,6 +1104,8 @@ class LetterRenderer:
                 self._draw_row(pdf, columns, row, header_row=False)
             self._draw_total(pdf, columns, "Totaal terug te ontvangen" if refund else "Totaalbedrag",
                              format_euro(abs(assessment.total)))
+            if pdf.page == page:
+                pdf.bounding_box(LEFT, top, BODY_W, pdf.y - top)
         pdf.y += 4
 
     def _wrap_row(self, pdf: LetterPdf, columns, cells: Sequence[str], *, bold: bool,
@@ -1165,12 +1174,15 @@ class LetterRenderer:
             self._heading(pdf, "Toelichting", keep_with=header_h + sum(heights[:2]))
             breaks = _plan_table(pdf, header_h, heights, tail=0.0)
             with pdf.tagged("Table"):
+                top, page = pdf.y, pdf.page
                 self._draw_explanation_row(pdf, columns, header, header_row=True)
                 for index, row in enumerate(body):
                     if index in breaks:
                         pdf.add_page()
                         self._draw_explanation_row(pdf, columns, header, header_row=True)
                     self._draw_explanation_row(pdf, columns, row, header_row=False)
+                if pdf.page == page:
+                    pdf.bounding_box(LEFT, top, BODY_W, pdf.y - top)
             if woz:
                 value_date = format_date_long(assessment.value_date) if assessment.value_date else None
                 pdf.y += 1.5

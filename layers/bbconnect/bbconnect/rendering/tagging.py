@@ -430,6 +430,13 @@ class TaggedLetterPdf(LetterPdf):
         self._tg_stack.append(frame)
         return _Scope(self)
 
+    def bounding_box(self, x: float, y: float, w: float, h: float) -> None:
+        """Give the innermost open element a ``/BBox`` (a Layout attribute), from (x, y, w, h) mm on
+        the current page: ISO 32000-1 14.8.5.4.3 asks it of a Figure or Table on one page."""
+        top = self._top()
+        if isinstance(top, _Node):
+            self._set_attributes(top, {"bbox": (x, y, w, h)})
+
     # -- element bookkeeping ------------------------------------------------------------------------
     def _top(self) -> _Node | _Artifact:
         return self._tg_stack[-1] if self._tg_stack else self._tg_root
