@@ -249,3 +249,104 @@ def test_given_the_file_drop_provider_when_a_job_is_submitted_then_pdf_and_manif
     assert receipt == "s3://outbox/gemeente-lv/print/lv-20270226-cafebabe-1.pdf"
     # And both hold letters, so the outbox lifecycle deletes them with the letter content
     assert outbox.letter_content == set(outbox.objects)
+
+
+# ------------------------------------------------------------------------------------- PDF/A print jobs
+
+
+@pytest.fixture(scope="module")
+def paper_letters() -> list[PrintLetter]:
+    """Paper letters as bbconnect renders them: two within the shared glyph set (one of one page, one
+    of two), and one whose names need glyphs beyond it (its own subset)."""
+    from dataclasses import replace
+
+    from bbconnect.rendering.letter import LetterRenderer, sample_assessment_letter
+
+    renderer = LetterRenderer()
+    docs = {
+        "one-page": sample_assessment_letter(lines=2, variant="paper", payment=False),
+        "two-pages": sample_assessment_letter(lines=3, variant="paper"),
+        "diacritics": replace(sample_assessment_letter(lines=3, variant="paper"),
+                              recipient_lines=("Mevrouw Ł. Kővári-Şahin", "Čapkova 3", "1000 AA Stad")),
+    }
+    letters = []
+    for number, (reference, doc) in enumerate(docs.items()):
+        letters.append(PrintLetter.of(reference=reference, sender="lv", pdf=renderer.render(doc),
+                                      address={"name": "A", "street": "B", "house_number": str(number + 1),
+                                               "postcode": "1000 AA", "city": "C"}))
+    return letters
+
+
+def _font_programs(pdf: bytes) -> dict[str, set[bytes]]:
+    import hashlib
+
+    programs: dict[str, set[bytes]] = {}
+    with pikepdf.open(io.BytesIO(pdf)) as document:
+        for page in document.pages:
+            for font in page.Resources.get("/Font", {}).values():
+                descriptor = font.DescendantFonts[0].FontDescriptor
+                programs.setdefault(str(font.BaseFont), set()).add(hashlib.sha256(descriptor.FontFile2.read_bytes()).digest())
+    return programs
+
+
+def test_given_paper_letters_from_the_renderer_when_merged_then_the_job_is_pdfa_2b_for_both_checkers(paper_letters):
+    from pdfa.checker import check_pdfa2b, format_findings
+    from pdfa.independent import page_findings
+
+    # Given bbconnect's paper letters, one with glyphs outside the shared set
+    [job] = plan_print_jobs(paper_letters, day=date(2027, 2, 26))
+    # When they are merged
+    merged = merge(job)
+    # Then the project's checker and page find nothing against PDF/A-2b
+    findings = check_pdfa2b(merged)
+    assert findings == [], format_findings(findings)
+    assert page_findings(merged, "2b") == []
+    # And every font name stands for one font program, and the letters with the shared subset share it
+    programs = _font_programs(merged)
+    assert all(len(digests) == 1 for digests in programs.values())
+    assert len(programs) == 3  # the shared regular and bold, and the diacritics letter's own regular
+    # And each letter starts on the front of a sheet: the odd ones have an empty back
+    with pikepdf.open(io.BytesIO(merged)) as pdf:
+        assert len(pdf.pages) == job.pages == sum(letter.job_pages for letter in job.letters)
+        assert [letter.blank_pages for letter in job.letters] == [1, 0, 0]
+        assert pdf.pages[1].obj.Contents.read_bytes().strip() == b""
+        # and the job carries no links (nothing to click on paper) and no structure references
+        assert all("/Annots" not in page.obj and "/StructParents" not in page.obj for page in pdf.pages)
+        assert pdf.open_metadata().get("pdfaid:conformance") == "B"
+
+
+def test_given_two_font_programs_under_one_name_when_merged_then_the_later_one_is_renamed():
+    from pdfa.checker import check_pdfa2b
+
+    # Given two PDFs whose fonts fpdf2 subsets differently but names alike (MPDFAA+...)
+    def letter(reference: str, text: str) -> PrintLetter:
+        document = FPDF()
+        document.add_font("dejavu", "", "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
+        document.add_page()
+        document.set_font("dejavu", size=12)
+        document.cell(text=text)
+        return PrintLetter.of(reference=reference, sender="lv", pdf=bytes(document.output()),
+                              address={"name": "A", "street": "B", "house_number": "1", "postcode": "1000 AA", "city": "C"})
+
+    letters = [letter("a", "Aaaa bbbb"), letter("b", "Zzzz yyyy")]
+    assert set(_font_programs(letters[0].pdf)) == set(_font_programs(letters[1].pdf))
+    # When a naive merge (pages copied as they are) is checked, Then the checker sees the clash
+    naive = pikepdf.Pdf.new()
+    for item in letters:
+        naive.pages.extend(pikepdf.open(io.BytesIO(item.pdf)).pages)
+    buffer = io.BytesIO()
+    naive.save(buffer)
+    assert any(finding.clause == "32000-1 9.6.4" for finding in check_pdfa2b(buffer.getvalue()))
+    # But merge() gives the second program a name of its own
+    [job] = plan_print_jobs(letters, day=date(2027, 2, 26))
+    programs = _font_programs(merge(job))
+    assert len(programs) == 2 and all(len(digests) == 1 for digests in programs.values())
+
+
+def test_given_a_letter_that_is_not_pdfa_when_merged_then_the_job_claims_no_pdfa(paper_letters):
+    # Given the renderer's letters and one plain PDF (no output intent, a font not embedded)
+    plain = _letter("plain", "9999 ZZ", pages=1, pdf=True, tenant="")
+    [job] = plan_print_jobs([*paper_letters, plain], day=date(2027, 2, 26))
+    # When merged, Then the job does not claim to be PDF/A
+    with pikepdf.open(io.BytesIO(merge(job))) as pdf:
+        assert "/OutputIntents" not in pdf.Root and "/Metadata" not in pdf.Root

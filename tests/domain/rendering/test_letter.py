@@ -554,3 +554,20 @@ def test_repr_shows_no_recipient_or_letter_text():
     for secret in ("de Vries", "Kerkstraat", "Hierbij ontvangt u", doc.subject):
         assert secret not in shown
     assert "Gemeente Leidschendam-Voorburg" in shown  # the sender is not personal data
+
+
+def test_given_text_then_unsupported_characters_names_what_the_letter_fonts_cannot_show():
+    # Given the one answer to "what can a letter show" (intake checks use it before rendering)
+    covered = fonts_module.covered_codepoints()
+    # Then Dutch, other European letters, the euro sign, line breaks and tabs are covered
+    assert {ord(ch) for ch in "Ĳĳ éëïöü ŁłŞşČč € \n\r\t"} <= covered
+    assert fonts_module.unsupported_characters("Kővári, Ĳmuiden, € 12,50\r\n\tΣ Ж") == []
+    # And what DejaVu Sans lacks is named once each, in order of appearance (a decomposed é is fine)
+    assert fonts_module.unsupported_characters("漢 e\u0301 漢 😀") == ["漢", "😀"]
+
+
+def test_given_a_character_no_font_covers_then_the_renderer_refuses_what_unsupported_characters_names(renderer):
+    doc = generic_letter(paragraphs=("Detail 😀 hier",))
+    assert fonts_module.unsupported_characters("Detail 😀 hier") == ["😀"]
+    with pytest.raises(UnsupportedCharacters, match="U\\+1F600"):
+        renderer.render(doc)

@@ -1080,7 +1080,9 @@ class LetterRenderer:
                 for line in assessment.lines
             ]
         else:
-            columns = TABLE_COLUMNS
+            columns = TABLE_COLUMNS if _has_woz_line(assessment) else tuple(
+                ("Grondslag", width, align) if label == "Grondslag/ WOZ-waarde" else (label, width, align)
+                for label, width, align in TABLE_COLUMNS)
             cells = [
                 [_clean(line.code), _clean(line.description), _clean(line.period),
                  _clean(format_amount_basis(line.basis)),

@@ -192,7 +192,7 @@ DEFAULT_WORDING: dict[str, LetterWording] = {
                "vier weken over op de rekening waarvan wij uw laatste betaling ontvingen.",
         nothing_to_pay="Het totaalbedrag van deze aanslag is {amount}. U hoeft niets te betalen.",
         attachment="Bij deze brief hoort de bijlage {attachment}.",
-        more_info="Meer over de belastingen, de tarieven en de WOZ-waarde leest u op {website}.",
+        more_info="Meer over de belastingen en de tarieven leest u op {website}.",
     ),
     "waterschap": LetterWording(
         opening="Geachte heer, mevrouw,",
@@ -222,7 +222,7 @@ LABELS: tuple[str, ...] = (
     "Scan de QR-code met de app van uw bank.", "Toelichting", "Bezwaar maken", "Code", "Betekenis",
     "Pagina", "van", "Waterschapsbelastingen", "Betaal direct met iDEAL", "Betaal online",
     "aanslagnummer", "kenmerk", " · ", "€", "0123456789", "Belastingplichtige", "Terugbetaling",
-    "Totaal terug te ontvangen", "Totaal te betalen", "geen bedrag", "geen grondslag", "–",
+    "Totaal terug te ontvangen", "Totaal te betalen", "geen bedrag", "geen grondslag", "–", "Grondslag",
 )
 
 
