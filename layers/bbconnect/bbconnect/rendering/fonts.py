@@ -57,7 +57,7 @@ from fontTools.pens.ttGlyphPen import TTGlyphPen
 from fpdf import FPDF
 from fpdf.fonts import SubsetMap, TTFFont
 from fpdf.output import OutputProducer
-from fpdf.syntax import PDFObject
+from fpdf.syntax import Name, PDFObject
 from fpdf.util import escape_parens
 
 __all__ = [
@@ -483,7 +483,7 @@ class _Frozen(PDFObject):
 
 
 def _stream(number: int, data: bytes, extra: str = "") -> str:
-    packed = zlib.compress(data, 9)
+    packed = zlib.compress(data, 6)
     return (f"{number} 0 obj\n<</Filter /FlateDecode /Length {len(packed)}{extra}>>\nstream\n"
             + packed.decode("latin-1") + "\nendstream\nendobj")
 
@@ -563,6 +563,26 @@ class FontOutputProducer(OutputProducer):
     end-of-line marker and finds ``/Length`` one byte too long (ISO 19005-2 6.1.7.1). Compressed
     data ends in its Adler-32 checksum, so this hits one stream in 256.
     """
+
+    #: zlib level of the page content streams: text operators compress well at the fastest level
+    #: (about 10 % larger than at fpdf2's 6, in a quarter of the time)
+    CONTENT_COMPRESSION = 1
+
+    def _add_pages(self, *args: Any, **kwargs: Any) -> Any:
+        fpdf = self.fpdf
+        compress = fpdf.compress
+        fpdf.compress = False
+        try:
+            pages = super()._add_pages(*args, **kwargs)
+        finally:
+            fpdf.compress = compress
+        if compress:
+            for page in pages:
+                stream = page.contents
+                stream._contents = zlib.compress(stream._contents, self.CONTENT_COMPRESSION)
+                stream.filter = Name("FlateDecode")
+                stream.length = len(stream._contents)
+        return pages
 
     def bufferize(self) -> bytearray:
         """fpdf2's output with the dictionaries packed into an object stream (see :mod:`.objstm`)."""

@@ -604,6 +604,10 @@ class LetterPdf(FPDF):
         """Content drawn inside is decoration/pagination, not document content (no-op here)."""
         return _NO_OP
 
+    def _out_text(self, s: bytes) -> None:
+        """Write a text-showing operation (a subclass may skip inspecting it)."""
+        self._out(s)
+
     def bounding_box(self, x: float, y: float, w: float, h: float) -> None:
         """The innermost open element lies in (x, y, w, h) mm on the current page (no-op here)."""
 
@@ -682,8 +686,9 @@ class LetterPdf(FPDF):
         baseline = (self.h - y - 0.5 * h - 0.3 * size / K) * K
         op = b"BT /F%d %.2f Tf %.2f %.2f Td (%s) Tj ET" % (font.i, size, (x + dx) * K, baseline, encoded)
         if colour is not None and colour != BLACK:
-            op = b"q %.3f %.3f %.3f rg " % colour + op + b" Q"
-        self._out(op)
+            self._out(b"q %.3f %.3f %.3f rg " % colour + op + b" Q")
+        else:
+            self._out_text(op)
 
     def wrap(
         self,

@@ -57,7 +57,7 @@ def pack(buffer: bytes | bytearray, offsets: Mapping[int, int]) -> bytes:
         index_part = b" ".join(b"%d %d" % (number, offset) for number, offset in _positions(packed))
         body = index_part + b"\n" + b"\n".join(value for _, value in packed)
         first = len(index_part) + 1
-        compressed = zlib.compress(body, 9)
+        compressed = zlib.compress(body, 6)
         entries[objstm] = (1, len(out), 0)
         out += (b"%d 0 obj\n<</Type /ObjStm /N %d /First %d /Filter /FlateDecode /Length %d>>\nstream\n"
                 % (objstm, len(packed), first, len(compressed)))
@@ -71,7 +71,7 @@ def pack(buffer: bytes | bytearray, offsets: Mapping[int, int]) -> bytes:
     width = 3 if xref_offset < 1 << 24 else 4
     rows = b"".join(struct.pack(">B", kind) + value.to_bytes(width, "big") + struct.pack(">H", extra)
                     for kind, value, extra in (entries[n] for n in range(size)))
-    compressed = zlib.compress(rows, 9)
+    compressed = zlib.compress(rows, 6)
     info = b" /Info %d 0 R" % refs["Info"] if "Info" in refs else b""
     out += (b"%d 0 obj\n<</Type /XRef /Size %d /W [1 %d 2] /Root %d 0 R%s /ID [%s %s] /Filter /FlateDecode "
             b"/Length %d>>\nstream\n" % (xref_number, size, width, refs["Root"], info, ids.group(1), ids.group(2),

@@ -331,7 +331,19 @@ class _TaggingProducer:
         return super().bufferize()  # type: ignore[misc]
 
     def _add_structure_tree(self) -> PDFObject | None:
-        return self.fpdf._build_structure_tree(self._add_pdf_obj)  # type: ignore[attr-defined]
+        return self.fpdf._build_structure_tree(self._add_pdf_obj, self._add_pdf_objs)  # type: ignore[attr-defined]
+
+    def _add_pdf_objs(self, objects: list[PDFObject]) -> None:
+        """Register ``objects`` as consecutive object numbers written by one :class:`_Bulk` (a letter
+        has a few hundred structure elements; fpdf2's per-object bookkeeping is most of their cost)."""
+        if not objects:
+            return
+        bulk = _Bulk(objects, self)
+        self._add_pdf_obj(bulk)  # type: ignore[attr-defined]
+        first = bulk.id
+        for offset, obj in enumerate(objects):
+            obj._id = first + offset
+        self.obj_id = first + len(objects) - 1  # type: ignore[attr-defined]
 
     def _build_xmp_from_info(self) -> str:
         return self.fpdf._xmp_packet()
@@ -351,6 +363,27 @@ class _TaggingProducer:
         if type(xref) is PDFXrefAndTrailer:
             xref.__class__ = _XrefWithInfo
         return result
+
+
+class _Bulk(PDFObject):
+    """Several objects with consecutive numbers, serialised in one go; each one's offset is put in
+    the producer's table as it is written (fpdf2 set the first, just before)."""
+
+    def __init__(self, objects: list[PDFObject], producer: Any) -> None:
+        super().__init__()
+        self.objects = objects
+        self.producer = producer
+
+    def serialize(self, obj_dict: object = None, _security_handler: object = None) -> str:
+        offsets = self.producer.offsets
+        at = offsets[self.id]
+        parts = []
+        for obj in self.objects:
+            offsets[obj._id] = at
+            text = obj.serialize()
+            parts.append(text)
+            at += len(text.encode("latin-1")) + 1  # and the newline joining them
+        return "\n".join(parts)
 
 
 class _XrefWithInfo(PDFXrefAndTrailer):
@@ -521,6 +554,18 @@ class TaggedLetterPdf(LetterPdf):
             elif self._tg_open is not None and s[:2] in _Q_STARTS:
                 # "q", "Q", "q ... cm": keep marked content and graphics-state nesting apart
                 self._close_marked_content()
+        super()._out(s)
+
+    def _out_text(self, s: bytes) -> None:
+        """A write that shows text (``BT ... Tj ET``, from :meth:`LetterPdf.put`): like :meth:`_out`
+        without looking for painting operators."""
+        if "_out" in self.__dict__:  # fpdf2's dry run has replaced _out: write nothing
+            self._out(s)
+            return
+        if self.page and not self.buffer:
+            owner = self._owner(b"Tj")
+            if owner is not self._tg_open:
+                s = self._switch(owner).encode("latin-1") + s
         super()._out(s)
 
     def _owner(self, probe: str | bytes) -> _Node | _Artifact:
@@ -715,7 +760,7 @@ class TaggedLetterPdf(LetterPdf):
         base = output_producer_class or getattr(self, "output_producer_class", None) or OutputProducer
         return super().output(name, output_producer_class=_tagging_producer(base))
 
-    def _build_structure_tree(self, add_obj: Any) -> PDFObject:
+    def _build_structure_tree(self, add_obj: Any, add_objs: Any = None) -> PDFObject:
         """Prune, check, number and register the structure objects (called by the producer).
 
         Runs after fpdf2 gave the pages and annotations their object numbers and before anything
@@ -742,9 +787,12 @@ class TaggedLetterPdf(LetterPdf):
         # ParentTree: one array per page (index = MCID), then one entry per link annotation
         per_page: dict[int, list[_Node | None]] = {}
         annotation_owner: dict[int, _Node] = {}
+        if add_objs is not None:
+            add_objs(nodes)
         for node in nodes:
             node.tree = tree
-            add_obj(node)
+            if add_objs is None:
+                add_obj(node)
             for kid in node.kids:
                 cls = kid.__class__
                 if cls is _McRef:
