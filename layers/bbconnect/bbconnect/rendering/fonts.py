@@ -44,7 +44,7 @@ import os
 import struct
 import threading
 import zlib
-from collections import OrderedDict, defaultdict
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from io import BytesIO
@@ -223,6 +223,9 @@ class _Face:
         if template.color_font is not None or template.is_cff:
             raise FontsNotFound("expected a plain TrueType DejaVu Sans, got a colour or CFF font")
         template.close()  # metrics are extracted; glyph outlines come from _GlyphSource
+        # and drop the parsed font: tens of thousands of objects the garbage collector would walk
+        # on every full collection, for nothing (clones never read it)
+        template.ttfont = None
         # HarfBuzz shaping would read glyphs from this path: make it fail loudly (shaping is not used)
         template.ttffile = Path(f"<bbconnect cached {FAMILY}{style or '-regular'}>")
         return cls(style=style, data=data, template=template, widths=_Widths(template.cw),
@@ -239,7 +242,9 @@ class _Face:
         font.i = len(pdf.fonts) + 1
         font.desc = copy.copy(tpl.desc)
         font.ttfont = None  # never read: FontOutputProducer writes the font program
-        font.cw = defaultdict(tpl.cw.default_factory, tpl.cw)  # fpdf2 inserts on lookup misses
+        # shared, not copied (6,000 entries): fpdf2 only reads it, or inserts the default width for a
+        # character the font lacks, the same value whoever inserts it
+        font.cw = tpl.cw
         font.missing_glyphs = []
         font.biggest_size_pt = 0
         font._hbfont = None
