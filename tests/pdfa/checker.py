@@ -956,7 +956,7 @@ def check_pdfua1(pdf_bytes: bytes) -> list[Finding]:
     """
     with pikepdf.open(io.BytesIO(pdf_bytes)) as pdf:
         checker = _Checker(pdf)
-        findings = checker.run()
+        checker.run()
         _ua_metadata(pdf, checker)
         _ua_pages(pdf, checker)
         _ua_structure(checker)

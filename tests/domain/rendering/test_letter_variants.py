@@ -10,8 +10,6 @@ The letters are made the way the pipeline makes them: a batch row and the tenant
 from __future__ import annotations
 
 import copy
-import io
-import re
 from decimal import Decimal
 from pathlib import Path
 

@@ -1,4 +1,4 @@
-"""Letter rendering: ``LetterDocument`` -> PDF/A-2u bytes (fpdf2, embedded DejaVu Sans); templates
+"""Letter rendering: ``LetterDocument`` -> PDF/A-2a and PDF/UA-1 bytes (fpdf2, embedded DejaVu Sans); templates
 ``generic``, ``aanslag`` and ``waterschap`` with the payment block; checks for pass-through PDFs.
 
 The names below are loaded on first use, so that ``python -m bbconnect.rendering.letter`` (the

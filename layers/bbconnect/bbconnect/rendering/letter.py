@@ -19,12 +19,14 @@ Extension points:
   in :class:`LetterPdf` (plain PDF/A-2u); :class:`.tagging.TaggedLetterPdf`, the renderer's
   default, emits the marked content and builds the structure tree. A tagged block may span a page break (a long paragraph or table): the
   subclass closes and reopens its marked content around ``add_page``.
-* **Speed** (2–5 ms per 2-page aanslag, plus about 4 ms of segno QR encoding): fonts are loaded and
-  pre-subset once per renderer, and for text within the fixed glyph set their PDF objects are
-  built once (:mod:`.fonts`); text is measured, line-broken and written by :class:`LetterPdf`'s
-  own small text engine (``str.translate`` to glyph codes, one ``Tj`` per line) instead of fpdf2's
-  ``cell``/``multi_cell``; line breaks of static text (explanations, objection text) are cached per
-  process; logos are decoded (PNG) or converted (SVG) once per process (:mod:`.logos`).
+* **Speed** (about 7 ms for the 2-page paper aanslag of the benchmark, QR code included, on an idle
+  core; ``bench/render_benchmark.py --breakdown`` shows the parts): fonts are loaded once per
+  renderer and each letter's subset is assembled from cached glyph outlines (:mod:`.fonts`); text
+  is measured, line-broken and written by :class:`LetterPdf`'s own small text engine
+  (``str.translate`` to glyph codes, one ``Tj`` per line) instead of fpdf2's ``cell``/``multi_cell``;
+  line breaks of static text (explanations, objection text) are cached per process; logos are
+  decoded (PNG) or converted (SVG) once per process (:mod:`.logos`); the EPC QR code's mask is
+  chosen on whole rows (:mod:`.qr`); the dictionaries go into one object stream (:mod:`.objstm`).
 
 Nothing here logs letter text or recipient data.
 """

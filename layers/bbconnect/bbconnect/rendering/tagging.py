@@ -40,10 +40,14 @@ meaning, so that a screen reader can follow the letter:
   never touches fpdf2's ParentTree (which it would shift by one).
 * **Catalog and XMP.** ``/MarkInfo << /Marked true >>``, ``/Lang`` (``nl-NL`` unless the
   renderer sets another), ``/ViewerPreferences << /DisplayDocTitle true >>``; the XMP packet is
-  written here (fpdf2 has no level A): ``pdfaid:part`` 2, ``pdfaid:conformance`` A, ``dc:title``
+  written here (fpdf2 has no level A): ``pdfaid:part`` 2, ``pdfaid:conformance`` A,
+  ``pdfuaid:part`` 1 (PDF/UA-1) with the PDF/A extension schema that declares it, ``dc:title``
   (the letter's subject), ``dc:creator``, dates from ``creation_date`` (so two renders of one
   letter at one creation date give the same XMP). fpdf2's ``PDFA_2U`` mode still provides the sRGB
   OutputIntent, the embedded TrueType subsets with ToUnicode, and the absent Info dictionary.
+  The document information dictionary has the title too (``/Info /Title``, as PDF/UA checkers
+  expect); every page has ``/Tabs /S``; ``bbox=`` on a Figure (and :meth:`TaggedLetterPdf.bounding_box`
+  for a Table on one page) becomes a Layout ``/BBox``.
   The structure tree and XMP are added by a mix-in to whatever output producer the PDF class uses
   (``LetterPdf.output_producer_class``, e.g. the font-caching one), so neither layer loses the
   other's work.
