@@ -203,3 +203,16 @@ def test_given_a_table_over_pages_then_no_page_holds_a_single_row_of_it(renderer
                 for page in row.all_pages():
                     per_page[page] = per_page.get(page, 0) + 1
             assert all(count >= 2 for count in per_page.values()), (template, per_page)
+
+
+@pytest.mark.parametrize("template", list(SOURCES))
+def test_given_a_letter_with_a_payment_when_printed_at_150_dpi_then_its_qr_code_scans_to_the_epc_payload(renderer, template):
+    from segno import helpers
+
+    from pdftools import qr_payloads
+
+    doc = make(template, "paper")
+    payment = doc.payment
+    expected = helpers._make_epc_qr_data(payment.epc_name, payment.iban, payment.amount, payment.epc_text,
+                                         payment.kenmerk or None, payment.bic, None, None)
+    assert qr_payloads(renderer.render(doc), dpi=150) == [expected]
