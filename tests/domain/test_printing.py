@@ -350,3 +350,27 @@ def test_given_a_letter_that_is_not_pdfa_when_merged_then_the_job_claims_no_pdfa
     # When merged, Then the job does not claim to be PDF/A
     with pikepdf.open(io.BytesIO(merge(job))) as pdf:
         assert "/OutputIntents" not in pdf.Root and "/Metadata" not in pdf.Root
+
+
+def test_given_a_page_whose_compressed_content_ends_in_a_carriage_return_when_merged_then_no_stream_data_does():
+    import zlib
+
+    # Given a one-page PDF whose content stream's compressed data ends in CR (found by trying paddings)
+    content = next(data for data in (b"0 g 0 0 10 10 re f" + b" " * n for n in range(5000))
+                   if zlib.compress(data).endswith(b"\r"))
+    source = pikepdf.Pdf.new()
+    source.add_blank_page(page_size=(595, 842))
+    source.pages[0].obj.Contents = source.make_stream(zlib.compress(content))
+    source.pages[0].obj.Contents.Filter = pikepdf.Name.FlateDecode
+    buffer = io.BytesIO()
+    source.save(buffer, compress_streams=False)
+    letter = PrintLetter.of(reference="cr", sender="lv", pdf=buffer.getvalue(),
+                            address={"name": "A", "street": "B", "house_number": "1", "postcode": "1000 AA", "city": "C"})
+    # When it is merged into a job
+    [job] = plan_print_jobs([letter], day=date(2027, 2, 26))
+    merged = merge(job)
+    # Then no stream's data ends in CR (a checker would take CR LF for the end of line), and the page
+    # draws the same
+    with pikepdf.open(io.BytesIO(merged)) as pdf:
+        assert not any(obj.read_raw_bytes().endswith(b"\r") for obj in pdf.objects if isinstance(obj, pikepdf.Stream))
+        assert pdf.pages[0].obj.Contents.read_bytes().rstrip() == content.rstrip()

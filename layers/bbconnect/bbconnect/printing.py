@@ -34,6 +34,7 @@ import html
 import io
 import math
 import re
+import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
@@ -317,6 +318,7 @@ def merge(job: PrintJob, *, created: datetime | None = None) -> bytes:
             _xmp(title, subject, created or datetime.now(UTC)).encode("utf-8"),
             pikepdf.Dictionary(Type=pikepdf.Name.Metadata, Subtype=pikepdf.Name.XML))
     merged.Root.Lang = pikepdf.String("nl-NL")
+    _no_data_ending_in_cr(merged)
     out = io.BytesIO()
     merged.save(out, compress_streams=True, object_stream_mode=pikepdf.ObjectStreamMode.generate,
                 force_version="1.7")
@@ -338,6 +340,31 @@ def _pdfa2_intent_profile(source: pikepdf.Pdf) -> bytes | None:
         return bytes(intents[0].DestOutputProfile.read_bytes())
     except (pikepdf.PdfError, AttributeError, KeyError, ValueError):
         return None
+
+
+def _no_data_ending_in_cr(pdf: pikepdf.Pdf) -> None:
+    """qpdf writes ``LF endstream`` after a stream's data; when the data itself ends in a carriage
+    return, a checker takes that CR LF for the end-of-line marker and finds ``/Length`` one byte too
+    long (ISO 19005-2 6.1.7.1). Compressed data ends in the checksum of what it holds, so one stream
+    in 256 does. A page's content or a Unicode map gets a newline at its end, a font program a zero
+    byte (both mean nothing there), and is compressed again until it ends otherwise. (The letters
+    themselves are written with CR LF before ``endstream``; qpdf does not keep that.)"""
+    for obj in pdf.objects:
+        if not isinstance(obj, pikepdf.Stream) or obj.get("/Filter") != pikepdf.Name.FlateDecode:
+            continue
+        if "/DecodeParms" in obj or "/Subtype" in obj or "/N" in obj:
+            continue  # an image or an ICC profile: its data cannot take a byte more
+        raw = obj.read_raw_bytes()
+        if not raw.endswith(b"\r"):
+            continue
+        data = obj.read_bytes()
+        padding = b"\0" if "/Length1" in obj else b"\n"
+        while raw.endswith(b"\r"):
+            data += padding
+            raw = zlib.compress(data)
+        obj.write(raw, filter=pikepdf.Name.FlateDecode, type_check=False)
+        if "/Length1" in obj:
+            obj.Length1 = len(data)
 
 
 def _for_print(page: pikepdf.Page) -> None:
