@@ -356,7 +356,7 @@ def test_given_a_page_whose_compressed_content_ends_in_a_carriage_return_when_me
     import zlib
 
     # Given a one-page PDF whose content stream's compressed data ends in CR (found by trying paddings)
-    content = next(data for data in (b"0 g 0 0 10 10 re f" + b" " * n for n in range(5000))
+    content = next(data for data in (b"0 g 0 0 10 10 re f" + b"\t" * n for n in range(5000))
                    if zlib.compress(data).endswith(b"\r"))
     source = pikepdf.Pdf.new()
     source.add_blank_page(page_size=(595, 842))
