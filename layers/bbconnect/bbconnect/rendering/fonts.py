@@ -331,8 +331,9 @@ class _GlyphSource:
         self._glyph_set = self._font.getGlyphSet()
         self._cache: dict[str, _Glyph] = {}
         self._lock = threading.Lock()
-        self.head = self._font.getTableData("head")
-        self.hhea = self._font.getTableData("hhea")
+        # the tables as the file has them (getTableData would recompile hhea from every glyph)
+        self.head = bytes(self._font.reader["head"])
+        self.hhea = bytes(self._font.reader["hhea"])
         self.units_per_em = self._font["head"].unitsPerEm
         self.max_zones = self._font["maxp"].maxZones
 
