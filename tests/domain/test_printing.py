@@ -130,11 +130,14 @@ def test_given_a_job_when_its_manifest_is_written_then_it_has_the_columns_rows_i
     assert tuple(header.split(",")) == MANIFEST_COLUMNS
     rows = _rows(data)
     assert [row["reference"] for row in rows] == ["one", "two", "three", "five"]
-    # And the sheets are what duplex printing takes: ceil(pages / 2)
-    assert [(row["pages"], row["sheets"]) for row in rows] == [("1", "1"), ("2", "1"), ("3", "2"), ("5", "3")]
-    assert job.pages == 11 and job.sheets == 7
+    # And every letter takes whole sheets printed duplex: an odd letter gets a blank back, counted in
+    # its pages in the job PDF, and the sheets are half of those
+    assert [(row["pages"], row["blank_pages"], row["sheets"]) for row in rows] == [
+        ("2", "1", "1"), ("2", "0", "1"), ("4", "1", "2"), ("6", "1", "3")]
+    assert job.pages == 14 and job.blank_pages == 3 and job.sheets == 7
     assert rows[0] == {"reference": "one", "name": "J. Jansen", "street": "Raadhuisplein", "house_number": "1",
-                       "postcode": "1000 AA", "city": "Leidschendam", "country": "NL", "pages": "1", "sheets": "1"}
+                       "postcode": "1000 AA", "city": "Leidschendam", "country": "NL", "pages": "2",
+                       "blank_pages": "1", "sheets": "1"}
 
 
 @pytest.mark.parametrize("pages,sheets", [(1, 1), (2, 1), (3, 2), (4, 2), (9, 5)])
@@ -160,17 +163,23 @@ def test_given_letters_with_their_pdfs_when_merged_then_the_pdf_has_every_page_i
     [job] = plan_print_jobs(letters, day=date(2027, 2, 26))
     # When the job is merged
     merged = merge(job)
-    # Then its page count (read by another PDF library) is the sum of the letters' pages
+    # Then its page count (read by another PDF library) is the sum of the letters' pages and blank backs
     with pikepdf.open(io.BytesIO(merged)) as pdf:
-        assert len(pdf.pages) == job.pages == 6
-    # And the pages follow the manifest, letter by letter
+        assert len(pdf.pages) == job.pages == 2 + 2 + 4
+    # And the pages follow the manifest, letter by letter, an odd letter followed by an empty page
     rows = _rows(manifest_csv(job))
-    expected = [f"{row['reference']} page {n}" for row in rows for n in range(1, int(row["pages"]) + 1)]
-    assert [text.strip() for text in _page_texts(merged)] == expected
-    # And each letter has a bookmark at its first page
+    expected = [f"{row['reference']} page {n}" for row in rows
+                for n in range(1, int(row["pages"]) - int(row["blank_pages"]) + 1)]
+    expected_with_backs = []
+    for row in rows:
+        expected_with_backs += [f"{row['reference']} page {n}" for n in range(1, int(row["pages"]) - int(row["blank_pages"]) + 1)]
+        expected_with_backs += [""] * int(row["blank_pages"])
+    assert [text.strip() for text in _page_texts(merged)] == expected_with_backs
+    assert len(expected) == 6
+    # And each letter has a bookmark at its first page, every one on the front of a sheet
     reader = PdfReader(io.BytesIO(merged))
     assert [(item.title, reader.get_destination_page_number(item)) for item in reader.outline] == [
-        ("first-a", 0), ("late-b", 2), ("last-c", 3)]
+        ("first-a", 0), ("late-b", 2), ("last-c", 4)]
 
 
 def test_given_letters_whose_page_size_is_on_their_page_tree_when_merged_then_every_page_keeps_it():
@@ -184,7 +193,7 @@ def test_given_letters_whose_page_size_is_on_their_page_tree_when_merged_then_ev
     # Then each page has the A4 box itself (the merged tree's root has none to inherit)
     with pikepdf.open(io.BytesIO(merged), inherit_page_attributes=False) as pdf:
         assert "/MediaBox" not in pdf.Root.Pages
-        assert [[round(float(v)) for v in page.obj["/MediaBox"]] for page in pdf.pages] == [[0, 0, 595, 842]] * 3
+        assert [[round(float(v)) for v in page.obj["/MediaBox"]] for page in pdf.pages] == [[0, 0, 595, 842]] * 4
         assert all("/Resources" in page.obj for page in pdf.pages)
 
 
@@ -240,3 +249,128 @@ def test_given_the_file_drop_provider_when_a_job_is_submitted_then_pdf_and_manif
     assert receipt == "s3://outbox/gemeente-lv/print/lv-20270226-cafebabe-1.pdf"
     # And both hold letters, so the outbox lifecycle deletes them with the letter content
     assert outbox.letter_content == set(outbox.objects)
+
+
+# ------------------------------------------------------------------------------------- PDF/A print jobs
+
+
+@pytest.fixture(scope="module")
+def paper_letters() -> list[PrintLetter]:
+    """Paper letters as bbconnect renders them: two within the shared glyph set (one of one page, one
+    of two), and one whose names need glyphs beyond it (its own subset)."""
+    from dataclasses import replace
+
+    from bbconnect.rendering.letter import LetterRenderer, sample_assessment_letter
+
+    renderer = LetterRenderer()
+    docs = {
+        "one-page": sample_assessment_letter(lines=2, variant="paper", payment=False),
+        "two-pages": sample_assessment_letter(lines=3, variant="paper"),
+        "diacritics": replace(sample_assessment_letter(lines=3, variant="paper"),
+                              recipient_lines=("Mevrouw Ł. Kővári-Şahin", "Čapkova 3", "1000 AA Stad")),
+    }
+    letters = []
+    for number, (reference, doc) in enumerate(docs.items()):
+        letters.append(PrintLetter.of(reference=reference, sender="lv", pdf=renderer.render(doc),
+                                      address={"name": "A", "street": "B", "house_number": str(number + 1),
+                                               "postcode": "1000 AA", "city": "C"}))
+    return letters
+
+
+def _font_programs(pdf: bytes) -> dict[str, set[bytes]]:
+    import hashlib
+
+    programs: dict[str, set[bytes]] = {}
+    with pikepdf.open(io.BytesIO(pdf)) as document:
+        for page in document.pages:
+            for font in page.Resources.get("/Font", {}).values():
+                descriptor = font.DescendantFonts[0].FontDescriptor
+                programs.setdefault(str(font.BaseFont), set()).add(hashlib.sha256(descriptor.FontFile2.read_bytes()).digest())
+    return programs
+
+
+def test_given_paper_letters_from_the_renderer_when_merged_then_the_job_is_pdfa_2b_for_both_checkers(paper_letters):
+    from pdfa.checker import check_pdfa2b, format_findings
+    from pdfa.independent import page_findings
+
+    # Given bbconnect's paper letters, one with glyphs outside the shared set
+    [job] = plan_print_jobs(paper_letters, day=date(2027, 2, 26))
+    # When they are merged
+    merged = merge(job)
+    # Then the project's checker and page find nothing against PDF/A-2b
+    findings = check_pdfa2b(merged)
+    assert findings == [], format_findings(findings)
+    assert page_findings(merged, "2b") == []
+    # And every font name stands for one font program, and the letters with the shared subset share it
+    programs = _font_programs(merged)
+    assert all(len(digests) == 1 for digests in programs.values())
+    assert len(programs) == 3  # the shared regular and bold, and the diacritics letter's own regular
+    # And each letter starts on the front of a sheet: the odd ones have an empty back
+    with pikepdf.open(io.BytesIO(merged)) as pdf:
+        assert len(pdf.pages) == job.pages == sum(letter.job_pages for letter in job.letters)
+        assert [letter.blank_pages for letter in job.letters] == [1, 0, 0]
+        assert pdf.pages[1].obj.Contents.read_bytes().strip() == b""
+        # and the job carries no links (nothing to click on paper) and no structure references
+        assert all("/Annots" not in page.obj and "/StructParents" not in page.obj for page in pdf.pages)
+        assert pdf.open_metadata().get("pdfaid:conformance") == "B"
+
+
+def test_given_two_font_programs_under_one_name_when_merged_then_the_later_one_is_renamed():
+    from pdfa.checker import check_pdfa2b
+
+    # Given two PDFs whose fonts fpdf2 subsets differently but names alike (MPDFAA+...)
+    def letter(reference: str, text: str) -> PrintLetter:
+        document = FPDF()
+        document.add_font("dejavu", "", "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
+        document.add_page()
+        document.set_font("dejavu", size=12)
+        document.cell(text=text)
+        return PrintLetter.of(reference=reference, sender="lv", pdf=bytes(document.output()),
+                              address={"name": "A", "street": "B", "house_number": "1", "postcode": "1000 AA", "city": "C"})
+
+    letters = [letter("a", "Aaaa bbbb"), letter("b", "Zzzz yyyy")]
+    assert set(_font_programs(letters[0].pdf)) == set(_font_programs(letters[1].pdf))
+    # When a naive merge (pages copied as they are) is checked, Then the checker sees the clash
+    naive = pikepdf.Pdf.new()
+    for item in letters:
+        naive.pages.extend(pikepdf.open(io.BytesIO(item.pdf)).pages)
+    buffer = io.BytesIO()
+    naive.save(buffer)
+    assert any(finding.clause == "32000-1 9.6.4" for finding in check_pdfa2b(buffer.getvalue()))
+    # But merge() gives the second program a name of its own
+    [job] = plan_print_jobs(letters, day=date(2027, 2, 26))
+    programs = _font_programs(merge(job))
+    assert len(programs) == 2 and all(len(digests) == 1 for digests in programs.values())
+
+
+def test_given_a_letter_that_is_not_pdfa_when_merged_then_the_job_claims_no_pdfa(paper_letters):
+    # Given the renderer's letters and one plain PDF (no output intent, a font not embedded)
+    plain = _letter("plain", "9999 ZZ", pages=1, pdf=True, tenant="")
+    [job] = plan_print_jobs([*paper_letters, plain], day=date(2027, 2, 26))
+    # When merged, Then the job does not claim to be PDF/A
+    with pikepdf.open(io.BytesIO(merge(job))) as pdf:
+        assert "/OutputIntents" not in pdf.Root and "/Metadata" not in pdf.Root
+
+
+def test_given_a_page_whose_compressed_content_ends_in_a_carriage_return_when_merged_then_no_stream_data_does():
+    import zlib
+
+    # Given a one-page PDF whose content stream's compressed data ends in CR (found by trying paddings)
+    content = next(data for data in (b"0 g 0 0 10 10 re f" + b"\t" * n for n in range(5000))
+                   if zlib.compress(data).endswith(b"\r"))
+    source = pikepdf.Pdf.new()
+    source.add_blank_page(page_size=(595, 842))
+    source.pages[0].obj.Contents = source.make_stream(zlib.compress(content))
+    source.pages[0].obj.Contents.Filter = pikepdf.Name.FlateDecode
+    buffer = io.BytesIO()
+    source.save(buffer, compress_streams=False)
+    letter = PrintLetter.of(reference="cr", sender="lv", pdf=buffer.getvalue(),
+                            address={"name": "A", "street": "B", "house_number": "1", "postcode": "1000 AA", "city": "C"})
+    # When it is merged into a job
+    [job] = plan_print_jobs([letter], day=date(2027, 2, 26))
+    merged = merge(job)
+    # Then no stream's data ends in CR (a checker would take CR LF for the end of line), and the page
+    # draws the same
+    with pikepdf.open(io.BytesIO(merged)) as pdf:
+        assert not any(obj.read_raw_bytes().endswith(b"\r") for obj in pdf.objects if isinstance(obj, pikepdf.Stream))
+        assert pdf.pages[0].obj.Contents.read_bytes().rstrip() == content.rstrip()

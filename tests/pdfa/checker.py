@@ -65,6 +65,7 @@ Findings are aggregated (one per page and problem), so a report stays readable.
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import re
 from collections import Counter, defaultdict
@@ -76,6 +77,8 @@ from pikepdf import Array, Dictionary, Name
 
 __all__ = [
     "Finding",
+    "check_pdfa2b",
+    "check_pdfua1",
     "StructNode",
     "STANDARD_TYPES",
     "check_pdfa2a",
@@ -504,7 +507,7 @@ class _Checker:
         attrs = obj.get("/A")
         for attr in (attrs if isinstance(attrs, Array) else [attrs] if attrs is not None else []):
             if isinstance(attr, Dictionary):
-                for name in ("/Scope", "/ColSpan", "/RowSpan", "/Summary"):
+                for name in ("/Scope", "/ColSpan", "/RowSpan", "/Summary", "/BBox"):
                     if name in attr:
                         attributes[name[1:]] = _name(attr[name])
         elem = _Elem(key, raw, role, parent, attributes, "/ActualText" in obj)
@@ -912,3 +915,228 @@ def _number_tree(node: pikepdf.Object, checker: _Checker, depth: int = 0) -> dic
     for kid in node.get("/Kids", Array()):
         out.update(_number_tree(kid, checker, depth + 1))
     return out
+
+
+# ------------------------------------------------------------------------------------------ PDF/UA-1
+
+C_UA_ID = "14289-1 5"
+C_EXTENSION = "19005-2 6.6.2.3.3"
+C_TABS = "14289-1 7.18.3"
+C_EMPTY = "14289-1 7.1"
+C_BBOX = "32000-1 14.8.5.4.3"
+C_HEADINGS = "14289-1 7.4.2"
+C_WORDS = "32000-1 14.8.2.5"
+C_REGULAR_TABLE = "14289-1 7.5"
+C_INFO = "19005-2 6.6.3"
+_PDFUA_NS = "http://www.aiim.org/pdfua/ns/id/"
+_HEADING = re.compile(r"^H([1-6])$")
+_JOINED = re.compile(r"[0-9A-Za-z\u00C0-\u024F]$")
+_STARTS_WORD = re.compile(r"^[0-9A-Z\u00C0-\u00DE]")
+
+
+def check_pdfua1(pdf_bytes: bytes) -> list[Finding]:
+    """The PDF/A-2a findings (:func:`check_pdfa2a`) and those of the PDF/UA-1 rules a machine can
+    check beyond them (empty when the file passes both).
+
+    My reading of the clauses:
+
+    ``14289-1 5``: the XMP has ``pdfuaid:part`` 1. ``19005-2 6.6.2.3.3``: in a PDF/A file that
+        property's schema is declared in a ``pdfaExtension:schemas`` entry (namespace URI, prefix
+        ``pdfuaid``, property ``part``).
+    ``14289-1 7.1``: no structure element without content (table cells included: an empty cell is
+        announced as nothing at all).
+    ``14289-1 7.18.3``: every page with annotations has ``/Tabs /S``.
+    ``32000-1 14.8.5.4.3``: a Figure (and a Table) that lies on one page has a ``/BBox``.
+    ``14289-1 7.4.2``: numbered headings start with H1 and skip no level going down.
+    ``14289-1 7.5``: the rows of a table have the same number of columns (column spans counted).
+    ``32000-1 14.8.2.5``: word breaks are in the text: two lines of one element do not run a word
+        into the next (a line ending in a letter or digit, the next starting with a capital or
+        digit, no space between: "GaardebruggeZilverschoonlaan").
+    ``19005-2 6.6.3``: a ``/Info /Title`` equals ``dc:title``.
+    """
+    with pikepdf.open(io.BytesIO(pdf_bytes)) as pdf:
+        checker = _Checker(pdf)
+        checker.run()
+        _ua_metadata(pdf, checker)
+        _ua_pages(pdf, checker)
+        _ua_structure(checker)
+        return checker.findings
+
+
+def _ua_metadata(pdf: pikepdf.Pdf, checker: _Checker) -> None:
+    if "/Metadata" not in pdf.Root:
+        checker.add(C_UA_ID, "no XMP metadata, so no pdfuaid:part")
+        return
+    raw = pdf.Root.Metadata.read_bytes().decode("utf-8", errors="replace")
+    meta = pdf.open_metadata(set_pikepdf_as_editor=False, update_docinfo=False)
+    part = meta.get("pdfuaid:part")
+    if part is None:
+        checker.add(C_UA_ID, "XMP has no pdfuaid:part")
+    elif str(part).strip() != "1":
+        checker.add(C_UA_ID, f"pdfuaid:part is {part!s}, not 1")
+    if part is not None and meta.get("pdfaid:part") is not None:
+        declared = (f"<pdfaSchema:namespaceURI>{_PDFUA_NS}</pdfaSchema:namespaceURI>" in raw
+                    and "<pdfaSchema:prefix>pdfuaid</pdfaSchema:prefix>" in raw
+                    and "<pdfaProperty:name>part</pdfaProperty:name>" in raw)
+        if not declared:
+            checker.add(C_EXTENSION, "pdfuaid:part is used without a PDF/A extension schema declaring it")
+    title = meta.get("dc:title")
+    info = pdf.trailer.get("/Info")
+    if info is not None and "/Title" in info and str(info.Title) != str(title or ""):
+        checker.add(C_INFO, "/Info /Title differs from dc:title")
+
+
+def _ua_pages(pdf: pikepdf.Pdf, checker: _Checker) -> None:
+    for index, page in enumerate(pdf.pages, start=1):
+        annots = [a for a in page.obj.get("/Annots", Array()) if str(a.get("/Subtype", "")) != "/Popup"]
+        if annots and page.obj.get("/Tabs") != Name.S:
+            checker.add(C_TABS, f"page {index} has annotations but no /Tabs /S")
+
+
+def _ua_structure(checker: _Checker) -> None:
+    headings: list[int] = []
+    for elem in checker.elements.values():
+        where = f"{elem.raw_role} element ({elem.key[0]} 0 R)"
+        if not elem.kids and elem.role in ("TD", "TH"):
+            checker.add(C_EMPTY, f"{where} is an empty table cell")
+        if elem.role in ("Figure", "Table"):
+            pages = {checker.page_number.get(kid[1]) for kid in _descendant_mcids(elem)}
+            if len(pages) == 1 and "BBox" not in elem.attributes:
+                checker.add(C_BBOX, f"{where} lies on one page but has no /BBox")
+        if elem.role == "Table":
+            widths = {sum(int(cell.attributes.get("ColSpan", 1)) for _, cell in row.kids if _ == "elem")
+                      for _, row in _rows_of(elem)}
+            if len(widths) > 1:
+                checker.add(C_REGULAR_TABLE, f"{where} has rows of {sorted(widths)} columns")
+        chunks = [text for kid in elem.kids if kid[0] == "mcid"
+                  for text in "".join(checker.mcid_text.get((kid[1], kid[2]), [])).split("\n")]
+        for before, after in zip(chunks, chunks[1:]):
+            if before and after and _JOINED.search(before) and _STARTS_WORD.match(after):
+                checker.add(C_WORDS, f"{where}: a line ends without a word break before the next "
+                                     f"({before[-12:]!r} | {after[:12]!r})")
+                break
+    for elem in _in_order(checker.top_elements):
+        match = _HEADING.match(elem.role)
+        if match:
+            headings.append(int(match.group(1)))
+    if headings and headings[0] != 1:
+        checker.add(C_HEADINGS, f"the first numbered heading is H{headings[0]}, not H1")
+    for previous, current in zip(headings, headings[1:]):
+        if current > previous + 1:
+            checker.add(C_HEADINGS, f"heading level skipped: H{previous} followed by H{current}")
+            break
+
+
+def _in_order(elements: list[_Elem]) -> Iterator[_Elem]:
+    for elem in elements:
+        yield elem
+        yield from _in_order([kid[1] for kid in elem.kids if kid[0] == "elem"])
+
+
+def _descendant_mcids(elem: _Elem) -> Iterator[tuple]:
+    for kid in elem.kids:
+        if kid[0] == "mcid":
+            yield kid
+        elif kid[0] == "elem":
+            yield from _descendant_mcids(kid[1])
+
+
+def _rows_of(table: _Elem) -> Iterator[tuple[str, _Elem]]:
+    for kind, kid in ((k[0], k[1]) for k in table.kids if k[0] == "elem"):
+        if kid.role == "TR":
+            yield kind, kid
+        elif kid.role in _TABLE_SECTIONS:
+            yield from _rows_of(kid)
+
+
+# ------------------------------------------------------------------------------------------ PDF/A-2b
+
+C_B_ID = "19005-2 6.6.4"
+C_B_INTENT = "19005-2 6.2.3"
+C_B_FONTS = "19005-2 6.2.11.4.1"
+C_B_NAMES = "32000-1 9.6.4"
+C_B_TRAILER = "19005-2 6.1.3"
+C_B_ANNOTS = "19005-2 6.3.2"
+_ICC_CLASSES = {b"mntr", b"prtr", b"scnr", b"spac"}
+_ICC_SPACES = {b"RGB ", b"CMYK", b"GRAY"}
+
+
+def check_pdfa2b(pdf_bytes: bytes) -> list[Finding]:
+    """The level-B rules a print job depends on (empty when it passes). My reading:
+
+    ``19005-2 6.6.4``: XMP with ``pdfaid:part`` 2 and ``pdfaid:conformance`` B.
+    ``19005-2 6.2.3``: exactly one output intent of subtype GTS_PDFA1 (the catalog's, none on a
+        page that differs), with an ICC profile (``DestOutputProfile``) of version 2 or 4 for an
+        output device (mntr/prtr/scnr/spac) in RGB, CMYK or Gray.
+    ``19005-2 6.2.11.4.1``: every font used on a page is embedded.
+    ``32000-1 9.6.4`` (what a RIP relies on): no two different embedded font programs share a
+        ``/BaseFont`` name in the file.
+    ``19005-2 6.1.3``: the trailer has ``/ID`` and no ``/Encrypt``.
+    ``19005-2 6.3.2``: every annotation but Popup has the Print flag set and Hidden/Invisible/NoView
+        clear.
+    ``19005-2 6.6.3``: ``/Info`` entries that have an XMP counterpart (Title, Subject, Producer)
+        equal it.
+    """
+    findings: list[Finding] = []
+
+    def add(clause: str, message: str) -> None:
+        finding = Finding(clause, message)
+        if finding not in findings:
+            findings.append(finding)
+
+    with pikepdf.open(io.BytesIO(pdf_bytes)) as pdf:
+        if "/Metadata" not in pdf.Root:
+            add(C_B_ID, "no XMP metadata stream in the catalog")
+            meta = None
+        else:
+            meta = pdf.open_metadata(set_pikepdf_as_editor=False, update_docinfo=False)
+            if str(meta.get("pdfaid:part") or "").strip() != "2":
+                add(C_B_ID, f"pdfaid:part is {meta.get('pdfaid:part')!r}, not 2")
+            if str(meta.get("pdfaid:conformance") or "").strip() != "B":
+                add(C_B_ID, f"pdfaid:conformance is {meta.get('pdfaid:conformance')!r}, not B")
+        intents = pdf.Root.get("/OutputIntents", Array())
+        pdfa = [intent for intent in intents if intent.get("/S") == Name.GTS_PDFA1]
+        if len(pdfa) != 1:
+            add(C_B_INTENT, f"{len(pdfa)} GTS_PDFA1 output intents in the catalog, not 1")
+        for intent in pdfa:
+            profile = intent.get("/DestOutputProfile")
+            data = profile.read_bytes() if profile is not None else b""
+            if len(data) < 128:
+                add(C_B_INTENT, "the output intent has no ICC profile")
+            elif data[8] not in (2, 4) or data[12:16] not in _ICC_CLASSES or data[16:20] not in _ICC_SPACES:
+                add(C_B_INTENT, "the output intent's ICC profile is not a v2/v4 output profile in RGB, CMYK or Gray")
+        if "/Encrypt" in pdf.trailer:
+            add(C_B_TRAILER, "the file is encrypted")
+        if "/ID" not in pdf.trailer:
+            add(C_B_TRAILER, "the trailer has no /ID")
+        programs: dict[str, set[bytes]] = defaultdict(set)
+        for index, page in enumerate(pdf.pages, start=1):
+            if "/OutputIntents" in page.obj:
+                add(C_B_INTENT, f"page {index} has output intents of its own")
+            resources = _inherited(page.obj, "/Resources") or Dictionary()
+            for font in resources.get("/Font", Dictionary()).values():
+                if not _has_font_file(font) and str(font.get("/Subtype", "")) != "/Type3":
+                    add(C_B_FONTS, f"font {font.get('/BaseFont')} is not embedded")
+                    continue
+                part = font.DescendantFonts[0] if "/DescendantFonts" in font else font
+                descriptor = part.get("/FontDescriptor")
+                if descriptor is None:
+                    continue
+                program = next((descriptor[k] for k in ("/FontFile2", "/FontFile3", "/FontFile") if k in descriptor), None)
+                if program is not None:
+                    programs[str(font.get("/BaseFont"))].add(hashlib.sha256(program.read_bytes()).digest())
+            for annot in page.obj.get("/Annots", Array()):
+                if str(annot.get("/Subtype", "")) == "/Popup":
+                    continue
+                flags = int(annot.get("/F", 0))
+                if not flags & 4 or flags & (1 | 2 | 32):
+                    add(C_B_ANNOTS, f"page {index}: an annotation is not set to print (or is hidden)")
+        for name, digests in sorted(programs.items()):
+            if len(digests) > 1:
+                add(C_B_NAMES, f"{len(digests)} different font programs are named {name}")
+        info = pdf.trailer.get("/Info")
+        if meta is not None and info is not None:
+            for key, prop in (("/Title", "dc:title"), ("/Subject", "dc:description"), ("/Producer", "pdf:Producer")):
+                if key in info and str(info[key]) != str(meta.get(prop) or ""):
+                    add(C_INFO, f"/Info {key} differs from {prop}")
+    return findings

@@ -568,3 +568,113 @@ def test_fpdf2_stock_section_heading_is_a_figure_without_alt(dejavu):
     # Then the heading is reported as a Figure without alternate text (and no H1 exists)
     assert any(f.clause == "14289-1 7.3" and f.message.startswith("Figure") for f in findings)
     assert read_structure(bytes(pdf.output())).find_all("H1") == []
+
+
+# ------------------------------------------------------------------------------------ PDF/UA-1 rules
+
+
+@pytest.fixture(scope="module")
+def ua_letter() -> bytes:
+    from bbconnect.rendering.letter import LetterRenderer, sample_assessment_letter
+
+    png = io.BytesIO()
+    from PIL import Image
+
+    Image.new("RGB", (60, 20), (0, 82, 155)).save(png, format="PNG")
+    return LetterRenderer().render(sample_assessment_letter(lines=4, variant="digital", logo=png.getvalue()))
+
+
+def _mutated(data: bytes, change: Callable[[pikepdf.Pdf], None]) -> bytes:
+    with pikepdf.open(io.BytesIO(data)) as pdf:
+        change(pdf)
+        out = io.BytesIO()
+        pdf.save(out)
+        return out.getvalue()
+
+
+def _elements(pdf: pikepdf.Pdf, role: str) -> list[pikepdf.Object]:
+    found = []
+
+    def walk(node: pikepdf.Object) -> None:
+        kids = node.get("/K")
+        for kid in (kids if isinstance(kids, Array) else [kids] if kids is not None else []):
+            if isinstance(kid, Dictionary) and "/S" in kid:
+                if kid.S == Name("/" + role):
+                    found.append(kid)
+                walk(kid)
+
+    walk(pdf.Root.StructTreeRoot)
+    return found
+
+
+def _set_xmp(pdf: pikepdf.Pdf, old: str, new: str) -> None:
+    xmp = pdf.Root.Metadata.read_bytes().decode("utf-8")
+    assert old in xmp
+    pdf.Root.Metadata.write(xmp.replace(old, new).encode("utf-8"))
+
+
+def _drop_tabs(pdf: pikepdf.Pdf) -> None:
+    del pdf.pages[0].obj["/Tabs"]
+
+
+def _empty_cell(pdf: pikepdf.Pdf) -> None:
+    del _elements(pdf, "TD")[0]["/K"]
+
+
+def _figure_without_bbox(pdf: pikepdf.Pdf) -> None:
+    del _elements(pdf, "Figure")[0]["/A"]
+
+
+def _first_heading_h3(pdf: pikepdf.Pdf) -> None:
+    _elements(pdf, "H1")[0].S = Name.H3
+
+
+def _other_info_title(pdf: pikepdf.Pdf) -> None:
+    pdf.trailer.Info.Title = String("Een andere titel")
+
+
+UA_DEFECTS = {
+    "no pdfuaid:part": (lambda pdf: _set_xmp(pdf, "<pdfuaid:part>1</pdfuaid:part>", ""), "14289-1 5"),
+    "pdfuaid without its schema": (
+        lambda pdf: _set_xmp(pdf, "<pdfaSchema:prefix>pdfuaid</pdfaSchema:prefix>", "<pdfaSchema:prefix>x</pdfaSchema:prefix>"),
+        "19005-2 6.6.2.3.3"),
+    "annotations without /Tabs /S": (_drop_tabs, "14289-1 7.18.3"),
+    "an empty table cell": (_empty_cell, "14289-1 7.1"),
+    "a figure without a bounding box": (_figure_without_bbox, "32000-1 14.8.5.4.3"),
+    "the first heading not H1": (_first_heading_h3, "14289-1 7.4.2"),
+    "an /Info /Title unlike dc:title": (_other_info_title, "19005-2 6.6.3"),
+}
+
+
+def test_given_a_rendered_letter_then_the_pdfua_checker_finds_nothing(ua_letter):
+    from pdfa.checker import check_pdfua1
+
+    assert check_pdfua1(ua_letter) == [], format_findings(check_pdfua1(ua_letter))
+
+
+@pytest.mark.parametrize("defect", list(UA_DEFECTS))
+def test_given_one_pdfua_defect_put_in_then_the_checker_names_its_clause(ua_letter, defect):
+    from pdfa.checker import check_pdfua1
+
+    change, clause = UA_DEFECTS[defect]
+    findings = check_pdfua1(_mutated(ua_letter, change))
+    assert clause in {finding.clause for finding in findings}, format_findings(findings)
+
+
+def test_given_lines_of_one_element_without_a_word_break_then_the_checker_says_words_run_together():
+    from bbconnect.rendering.fonts import FontSet
+    from bbconnect.rendering.tagging import TaggedLetterPdf
+    from pdfa.checker import check_pdfua1
+
+    def address(separator: str) -> bytes:
+        pdf = TaggedLetterPdf()
+        FontSet().install(pdf)
+        pdf.set_title("Adres")
+        pdf.add_page()
+        with pdf.tagged("P"):
+            pdf.put(20, 50, 80, 5, "F.I. de Gaardebrugge" + separator)
+            pdf.put(20, 55, 80, 5, "Zilverschoonlaan 180")
+        return bytes(pdf.output())
+
+    assert "32000-1 14.8.2.5" in {finding.clause for finding in check_pdfua1(address(""))}
+    assert "32000-1 14.8.2.5" not in {finding.clause for finding in check_pdfua1(address(" "))}

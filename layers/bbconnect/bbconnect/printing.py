@@ -11,20 +11,33 @@ organisation whose name is on the envelope and who pays the postage):
 - each job has one **merged PDF** (the letters' paper variants one after the other; their address
   already sits in the envelope window) with a bookmark per letter, and a **manifest CSV** with one
   row per letter in the same order: `reference, name, street, house_number, postcode, city,
-  country, pages, sheets`. The provider splits the PDF by `pages`; `sheets` is what the letter takes
-  printed duplex (ceil(pages / 2)), each letter starting on a sheet of its own.
+  country, pages, blank_pages, sheets`.
+- the job is **duplex-ready**: a letter with an odd number of pages is followed by a blank page (its
+  back), so every letter starts on a sheet of its own. `pages` counts the letter's pages in the job
+  PDF, that blank back included (the provider splits the PDF by it); `blank_pages` says how many of
+  them are blank (0 or 1); `sheets` is pages / 2.
+- the merged PDF is **PDF/A-2b** when every letter in it is PDF/A-2 (as bbconnect renders them): one
+  sRGB output intent, XMP with `pdfaid` part 2 conformance B, every font embedded, and no two
+  different font programs under one name (a RIP that caches fonts by name would otherwise print
+  one letter with another's glyphs; the renderer already names each subset after its glyphs, and
+  the merge renames any clash it still finds). It is not tagged: a print job is read by a print
+  house's RIP, never by a screen reader, and the citizen's accessible copy is the letter itself
+  (each letter's structure tree would have to be renumbered into one, for nobody). The links of the
+  letters are dropped too: nothing to click on paper.
 
 The provider itself is behind :class:`PrintProvider`; the adapters implement it.
 """
 from __future__ import annotations
 
 import hashlib
+import html
 import io
 import math
 import re
+import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Protocol
 
 import pikepdf
@@ -50,7 +63,8 @@ __all__ = [
 ]
 
 DEFAULT_MAX_LETTERS = 2000
-MANIFEST_COLUMNS = ("reference", "name", "street", "house_number", "postcode", "city", "country", "pages", "sheets")
+MANIFEST_COLUMNS = ("reference", "name", "street", "house_number", "postcode", "city", "country", "pages", "blank_pages",
+                    "sheets")
 _HOUSE_NUMBER = re.compile(r"\s*(\d+)\s*(.*)", re.DOTALL)
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
 
@@ -124,13 +138,24 @@ class PrintLetter:
     def sheets(self) -> int:
         return sheets_for(self.pages)
 
+    @property
+    def blank_pages(self) -> int:
+        """The blank back added after the letter in a job so the next letter starts on a new sheet."""
+        return self.pages % 2
+
+    @property
+    def job_pages(self) -> int:
+        """The letter's pages in the job PDF: its own and its blank back."""
+        return self.pages + self.blank_pages
+
     def with_pdf(self, pdf: bytes) -> PrintLetter:
         return replace(self, pdf=pdf)
 
     def manifest_row(self) -> dict[str, str | int]:
+        """The letter's manifest row; `pages` are its pages in the job PDF, blank back included."""
         return {"reference": self.reference, "name": self.name, "street": self.street, "house_number": self.house_number,
-                "postcode": self.postcode, "city": self.city, "country": self.country, "pages": self.pages,
-                "sheets": self.sheets}
+                "postcode": self.postcode, "city": self.city, "country": self.country, "pages": self.job_pages,
+                "blank_pages": self.blank_pages, "sheets": self.sheets}
 
 
 def _house_number_key(house_number: str) -> tuple:
@@ -168,7 +193,12 @@ class PrintJob:
 
     @property
     def pages(self) -> int:
-        return sum(letter.pages for letter in self.letters)
+        """Pages of the job PDF: every letter's, with the blank backs."""
+        return sum(letter.job_pages for letter in self.letters)
+
+    @property
+    def blank_pages(self) -> int:
+        return sum(letter.blank_pages for letter in self.letters)
 
     @property
     def sheets(self) -> int:
@@ -185,7 +215,7 @@ class PrintJob:
 
     def summary(self) -> dict:
         return {"name": self.name, "sender": self.sender, "letters": len(self.letters), "pages": self.pages,
-                "sheets": self.sheets, "late_letters": self.late_letters}
+                "blank_pages": self.blank_pages, "sheets": self.sheets, "late_letters": self.late_letters}
 
 
 def job_name(sender: str, day: date, batch_id: str, number: int) -> str:
@@ -221,11 +251,12 @@ def plan_print_jobs(letters: Iterable[PrintLetter], *, max_letters: int = DEFAUL
     return jobs
 
 
-def merge(job: PrintJob) -> bytes:
-    """One PDF with the job's letters in order, a bookmark (the reference) at each letter's first
-    page. Streams the letters share byte for byte (the logo, equal font programs) are stored once.
-    Raises :class:`PrintError` when a letter has no PDF or its pages differ from what the manifest
-    says.
+def merge(job: PrintJob, *, created: datetime | None = None) -> bytes:
+    """One PDF with the job's letters in order, each followed by a blank back when its page count is
+    odd, and a bookmark (the reference) at each letter's first page. PDF/A-2b when every letter is
+    PDF/A-2 with the same output intent (see the module docstring). Streams the letters share byte
+    for byte (the logo, equal font programs and Unicode maps) are stored once. Raises
+    :class:`PrintError` when a letter has no PDF or its pages differ from what the manifest says.
 
     qpdf (pikepdf) copies the pages: a print job of 2,000 letters is merged about three times
     faster than by re-serialising every object in Python, which at 30,000 paper letters of a tax
@@ -233,6 +264,9 @@ def merge(job: PrintJob) -> bytes:
     merged = pikepdf.Pdf.new()
     shared: dict[bytes, pikepdf.Object] = {}
     bookmarks: list[tuple[str, int]] = []
+    intent: pikepdf.Object | None = None
+    intent_profile: bytes | None = None
+    archival = True
     count = 0
     for letter in job.letters:
         if letter.pdf is None:
@@ -248,24 +282,132 @@ def merge(job: PrintJob) -> bytes:
         if pages != letter.pages:
             raise PrintError(f"print job {job.name}: letter {letter.reference!r} has {pages} pages, "
                              f"the manifest says {letter.pages}")
+        if archival:
+            profile = _pdfa2_intent_profile(source)
+            if profile is None or (intent_profile is not None and profile != intent_profile):
+                archival = False
+            elif intent is None:
+                intent_profile = profile
+                found = source.Root.OutputIntents[0]
+                if not found.is_indirect:
+                    found = source.make_indirect(found)
+                intent = pikepdf.Array([merged.copy_foreign(found)])
         bookmarks.append((letter.reference, count))
         merged.pages.extend(source.pages)
         count += pages
+        if letter.blank_pages:
+            box = [float(v) for v in source.pages[-1].mediabox]
+            merged.add_blank_page(page_size=(box[2] - box[0], box[3] - box[1]))
+            count += 1
     # Once over all pages at the end: asking pikepdf for the page count or the last pages after
     # each letter copies the whole page list, which made a 5,000-letter job twice as slow a letter.
+    fonts: dict[str, bytes] = {}
     for page in merged.pages:
-        _share_streams(page, shared)
+        _for_print(page)
+        _share_streams(page, shared, fonts)
     with merged.open_outline() as outline:
         outline.root.extend(pikepdf.OutlineItem(reference, page) for reference, page in bookmarks)
-    merged.docinfo["/Title"] = f"Print job {job.name}"
-    merged.docinfo["/Subject"] = f"{len(job)} letters, {job.pages} pages"
+    title = f"Print job {job.name}"
+    subject = f"{len(job)} letters, {job.pages} pages"
+    merged.docinfo["/Title"] = title
+    merged.docinfo["/Subject"] = subject
+    merged.docinfo["/Producer"] = _PRODUCER
+    if archival and intent is not None:
+        merged.Root.OutputIntents = intent
+        merged.Root.Metadata = merged.make_stream(
+            _xmp(title, subject, created or datetime.now(UTC)).encode("utf-8"),
+            pikepdf.Dictionary(Type=pikepdf.Name.Metadata, Subtype=pikepdf.Name.XML))
+    merged.Root.Lang = pikepdf.String("nl-NL")
+    _no_data_ending_in_cr(merged)
     out = io.BytesIO()
-    merged.save(out, compress_streams=True, object_stream_mode=pikepdf.ObjectStreamMode.generate)
+    merged.save(out, compress_streams=True, object_stream_mode=pikepdf.ObjectStreamMode.generate,
+                force_version="1.7")
     return out.getvalue()
 
 
-def _share_streams(page: pikepdf.Page, shared: dict[bytes, pikepdf.Object]) -> None:
-    """Point the page's images and embedded font programs at an earlier letter's equal stream."""
+_PRODUCER = "bbconnect print job (pikepdf)"
+
+
+def _pdfa2_intent_profile(source: pikepdf.Pdf) -> bytes | None:
+    """The output intent's ICC profile of a PDF/A-2 letter (None: the letter is not PDF/A-2)."""
+    try:
+        meta = source.open_metadata(set_pikepdf_as_editor=False, update_docinfo=False)
+        if str(meta.get("pdfaid:part") or "").strip() != "2":
+            return None
+        intents = source.Root.get("/OutputIntents")
+        if intents is None or len(intents) != 1 or intents[0].get("/S") != pikepdf.Name.GTS_PDFA1:
+            return None
+        return bytes(intents[0].DestOutputProfile.read_bytes())
+    except (pikepdf.PdfError, AttributeError, KeyError, ValueError):
+        return None
+
+
+def _no_data_ending_in_cr(pdf: pikepdf.Pdf) -> None:
+    """qpdf writes ``LF endstream`` after a stream's data; when the data itself ends in a carriage
+    return, a checker takes that CR LF for the end-of-line marker and finds ``/Length`` one byte too
+    long (ISO 19005-2 6.1.7.1). Compressed data ends in the checksum of what it holds, so one stream
+    in 256 does. A page's content or a Unicode map gets a newline at its end, a font program a zero
+    byte (both mean nothing there), and is compressed again until it ends otherwise. (The letters
+    themselves are written with CR LF before ``endstream``; qpdf does not keep that.)"""
+    for obj in pdf.objects:
+        if not isinstance(obj, pikepdf.Stream) or obj.get("/Filter") != pikepdf.Name.FlateDecode:
+            continue
+        if "/DecodeParms" in obj or "/Subtype" in obj or "/N" in obj:
+            continue  # an image or an ICC profile: its data cannot take a byte more
+        raw = obj.read_raw_bytes()
+        if not raw.endswith(b"\r"):
+            continue
+        data = obj.read_bytes()
+        padding = b"\0" if "/Length1" in obj else b"\n"
+        while raw.endswith(b"\r"):
+            data += padding
+            raw = zlib.compress(data)
+        obj.write(raw, filter=pikepdf.Name.FlateDecode, type_check=False)
+        if "/Length1" in obj:
+            obj.Length1 = len(data)
+
+
+def _for_print(page: pikepdf.Page) -> None:
+    """What paper does without: the links (nothing to click), and the page's place in a structure
+    tree the job does not have."""
+    obj = page.obj
+    for key in ("/Annots", "/StructParents", "/Tabs"):
+        if key in obj:
+            del obj[key]
+
+
+def _xmp(title: str, subject: str, created: datetime) -> str:
+    stamp = created.astimezone(UTC).isoformat(timespec="seconds")
+    esc = lambda text: html.escape(text, quote=True)  # noqa: E731
+    return "\n".join([
+        f'<?xpacket begin="{chr(0xFEFF)}" id="W5M0MpCehiHzreSzNTczkc9d"?>',
+        '<x:xmpmeta xmlns:x="adobe:ns:meta/">',
+        ' <rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">',
+        '  <rdf:Description rdf:about="" xmlns:pdfaid="http://www.aiim.org/pdfa/ns/id/">',
+        "   <pdfaid:part>2</pdfaid:part>",
+        "   <pdfaid:conformance>B</pdfaid:conformance>",
+        "  </rdf:Description>",
+        '  <rdf:Description rdf:about="" xmlns:dc="http://purl.org/dc/elements/1.1/">',
+        "   <dc:format>application/pdf</dc:format>",
+        f'   <dc:title><rdf:Alt><rdf:li xml:lang="x-default">{esc(title)}</rdf:li></rdf:Alt></dc:title>',
+        f'   <dc:description><rdf:Alt><rdf:li xml:lang="x-default">{esc(subject)}</rdf:li></rdf:Alt></dc:description>',
+        "  </rdf:Description>",
+        '  <rdf:Description rdf:about="" xmlns:xmp="http://ns.adobe.com/xap/1.0/">',
+        f"   <xmp:CreateDate>{stamp}</xmp:CreateDate>",
+        f"   <xmp:MetadataDate>{stamp}</xmp:MetadataDate>",
+        "  </rdf:Description>",
+        '  <rdf:Description rdf:about="" xmlns:pdf="http://ns.adobe.com/pdf/1.3/">',
+        f"   <pdf:Producer>{esc(_PRODUCER)}</pdf:Producer>",
+        "  </rdf:Description>",
+        " </rdf:RDF>",
+        "</x:xmpmeta>",
+        '<?xpacket end="w"?>',
+    ])
+
+
+def _share_streams(page: pikepdf.Page, shared: dict[bytes, pikepdf.Object], fonts: dict[str, bytes]) -> None:
+    """Point the page's images, embedded font programs and Unicode maps at an earlier letter's equal
+    stream; give a font program a name of its own if another program already has its name."""
     resources = page.obj.get("/Resources")
     if resources is None:
         return
@@ -274,13 +416,36 @@ def _share_streams(page: pikepdf.Page, shared: dict[bytes, pikepdf.Object]) -> N
         xobject = xobjects[name]
         if xobject.get("/Subtype") == "/Image":
             xobjects[name] = _shared(xobject, shared)
-    fonts = resources.get("/Font")
-    for name in list(fonts.keys()) if fonts is not None else []:
-        for font in [fonts[name], *(fonts[name].get("/DescendantFonts") or [])]:
-            descriptor = font.get("/FontDescriptor")
+    font_resources = resources.get("/Font")
+    for name in list(font_resources.keys()) if font_resources is not None else []:
+        font = font_resources[name]
+        if "/ToUnicode" in font:
+            font.ToUnicode = _shared(font.ToUnicode, shared)
+        program = None
+        for part in [font, *(font.get("/DescendantFonts") or [])]:
+            descriptor = part.get("/FontDescriptor")
             for key in ("/FontFile2", "/FontFile3", "/FontFile"):
                 if descriptor is not None and key in descriptor:
                     descriptor[key] = _shared(descriptor[key], shared)
+                    program = descriptor[key]
+        if program is not None:
+            _unique_name(font, hashlib.sha256(program.read_raw_bytes()).digest(), fonts)
+
+
+def _unique_name(font: pikepdf.Object, digest: bytes, fonts: dict[str, bytes]) -> None:
+    """``/BaseFont`` (and the descendant's and descriptor's names) of ``font``, made unique in the job:
+    a name already used by another font program gets a subset tag derived from this program."""
+    name = str(font.get("/BaseFont", ""))[1:]
+    if fonts.setdefault(name, digest) == digest:
+        return
+    base = name.split("+", 1)[1] if len(name) > 7 and name[6] == "+" else name
+    renamed = "".join(chr(65 + byte % 26) for byte in digest[:6]) + "+" + base
+    fonts.setdefault(renamed, digest)
+    for part in [font, *(font.get("/DescendantFonts") or [])]:
+        part.BaseFont = pikepdf.Name("/" + renamed)
+        descriptor = part.get("/FontDescriptor")
+        if descriptor is not None and "/FontName" in descriptor:
+            descriptor.FontName = pikepdf.Name("/" + renamed)
 
 
 def _shared(stream: pikepdf.Object, shared: dict[bytes, pikepdf.Object]) -> pikepdf.Object:

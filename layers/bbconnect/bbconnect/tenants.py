@@ -44,6 +44,7 @@ from stdnum.exceptions import ValidationError as _StdnumError
 
 from bbconnect.letters import normalise_dutch_postcode
 from bbconnect.payment import PaymentError, PaymentSettings, validate_bic
+from bbconnect.rendering.texts import LetterWording
 
 __all__ = [
     "Branding",
@@ -226,6 +227,10 @@ class Stream(BaseModel):
     senders: list[str] = Field(default_factory=list)
     subject_prefix: str | None = Field(default=None, min_length=1, max_length=40)
     payment: PaymentSettings | None = None
+    # What the stream's letters say around their tables (`rendering.texts.LetterWording`: opening,
+    # intro, payment_due, refund, nothing_to_pay, attachment, more_info); what is left out takes the
+    # template's default wording.
+    letter: LetterWording | None = None
     # What one paper letter of this stream costs in postage, in euro cents; None: the tenant's rate.
     postage_cents: int | None = Field(default=None, ge=0, le=MAX_POSTAGE_CENTS)
     # Spread the PublicatieDatum of letters without their own `publish_at` over this many days

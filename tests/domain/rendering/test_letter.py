@@ -237,7 +237,7 @@ def test_text_reads_back_with_subject_diacritics_and_dutch_amounts(renderer):
     assert doc.subject in text
     assert WATER_BOARD in text
     assert "€ 1.234,56" in text
-    assert "3 maart 2025" in text
+    assert "03-03-2025" in text  # the header block writes dates as dd-mm-jjjj
     assert "KW-2025-0042" in text
     assert "IBAN NL21 NWAB 0636 7516 78" in text
     assert "Pagina 1 van 1" in text
@@ -318,11 +318,11 @@ def test_paper_variant_puts_the_address_in_the_envelope_window_and_invites_to_go
     with pikepdf.open(io.BytesIO(data)) as pdf:
         runs = text_runs(pdf.pages[0])
         last_runs = text_runs(pdf.pages[-1])
-        last_page = "\n".join(run.text for run in last_runs)
-    first = next(run for run in runs if run.text == "De heer P. de Vries")
+        last_page = "".join(run.text for run in last_runs)
+    first = next(run for run in runs if run.text.strip() == "De heer P. de Vries" and run.x_mm < 110)
     assert 20 <= first.x_mm <= 30
     assert 50 <= first.top_mm <= 65
-    street = next(run for run in runs if run.text == "Kerkstraat 1")
+    street = next(run for run in runs if run.text.strip() == "Kerkstraat 1")
     assert street.top_mm > first.top_mm and street.top_mm < 92
     assert any(run.text.startswith("Retouradres Postbus 1005") for run in runs)
     # and the last page ends with the municipal invitation, in the band below the body text (the
@@ -330,7 +330,8 @@ def test_paper_variant_puts_the_address_in_the_envelope_window_and_invites_to_go
     assert "Post van de gemeente digitaal ontvangen? Ga naar mijn.overheid.nl" in last_page
     invitation = next(run for run in last_runs if run.text.startswith("Post van de gemeente"))
     assert invitation.top_mm > 268
-    body = [run for run in last_runs if not run.text.startswith(("Post van", "Pagina", "Gemeente Leidschendam-Voorburg · "))]
+    body = [run for run in last_runs
+            if not run.text.startswith(("Post van", "mijn.overheid.nl", "Pagina", "Gemeente Leidschendam-Voorburg · "))]
     assert max(run.top_mm for run in body) < 268
 
 
@@ -553,3 +554,20 @@ def test_repr_shows_no_recipient_or_letter_text():
     for secret in ("de Vries", "Kerkstraat", "Hierbij ontvangt u", doc.subject):
         assert secret not in shown
     assert "Gemeente Leidschendam-Voorburg" in shown  # the sender is not personal data
+
+
+def test_given_text_then_unsupported_characters_names_what_the_letter_fonts_cannot_show():
+    # Given the one answer to "what can a letter show" (intake checks use it before rendering)
+    covered = fonts_module.covered_codepoints()
+    # Then Dutch, other European letters, the euro sign, line breaks and tabs are covered
+    assert {ord(ch) for ch in "Ĳĳ éëïöü ŁłŞşČč € \n\r\t"} <= covered
+    assert fonts_module.unsupported_characters("Kővári, Ĳmuiden, € 12,50\r\n\tΣ Ж") == []
+    # And what DejaVu Sans lacks is named once each, in order of appearance (a decomposed é is fine)
+    assert fonts_module.unsupported_characters("漢 e\u0301 漢 ก") == ["漢", "ก"]
+
+
+def test_given_a_character_no_font_covers_then_the_renderer_refuses_what_unsupported_characters_names(renderer):
+    doc = generic_letter(paragraphs=("Detail ก hier",))
+    assert fonts_module.unsupported_characters("Detail ก hier") == ["ก"]
+    with pytest.raises(UnsupportedCharacters, match="U\\+0E01"):
+        renderer.render(doc)

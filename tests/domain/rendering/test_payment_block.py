@@ -90,8 +90,11 @@ def test_the_payment_block_shows_amount_due_date_account_kenmerk_link_and_instal
     with pikepdf.open(io.BytesIO(data)) as pdf:
         links = [annot for page in pdf.pages for annot in page.get("/Annots", [])
                  if annot.get("/Subtype") == pikepdf.Name.Link]
-    assert links and all(str(annot.A.URI) == url for annot in links)
-    assert all("Betaal direct met iDEAL" in str(annot.Contents) for annot in links)
+    payment_links = [annot for annot in links if str(annot.A.URI) == url]
+    assert payment_links and all("Betaal direct met iDEAL" in str(annot.Contents) for annot in payment_links)
+    # and every other printed address is a link too, described by the address itself
+    others = {str(annot.A.URI): str(annot.Contents) for annot in links if annot not in payment_links}
+    assert others["https://www.proefstad.example"] == "www.proefstad.example"
 
 
 @pytest.mark.parametrize("total", ["-20.00", "0.00"])
@@ -119,11 +122,16 @@ def test_the_pdf_is_pdfa_2_with_output_intent_title_language_embedded_fonts_and_
         assert meta.get("pdfaid:conformance") in ("U", "A")
         assert meta.get("dc:title") == "Aanslag gemeentelijke belastingen 2027"
         assert str(pdf.Root.Lang) == "nl-NL"
-        # with an sRGB output intent that carries its ICC profile
+        # with an sRGB output intent that carries its (compact) ICC profile, one a CMM reads
         intent = pdf.Root.OutputIntents[0]
         assert intent.S == pikepdf.Name.GTS_PDFA1
-        assert len(intent.DestOutputProfile.read_bytes()) > 1000
-        assert "/Info" not in pdf.trailer
+        profile = intent.DestOutputProfile.read_bytes()
+        assert 400 < len(profile) < 1000 and profile[12:20] == b"mntrRGB "
+        from PIL import ImageCms
+
+        assert "sRGB" in ImageCms.getProfileDescription(ImageCms.ImageCmsProfile(io.BytesIO(profile)))
+        # and the document information names the title as the XMP does
+        assert str(pdf.trailer.Info.Title) == meta.get("dc:title")
     # and every font is embedded as a subset with a Unicode map (poppler's view)
     fonts = pdffonts(data)
     assert len(fonts) == 2

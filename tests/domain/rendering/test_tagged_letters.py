@@ -194,7 +194,7 @@ def blocks(root: StructNode) -> list[str | list[str]]:
 def expected_rows(a: Assessment) -> list[list[str]]:
     return [
         [ln.code, ln.description, ln.period, format_amount_basis(ln.basis),
-         format_euro(ln.amount) if ln.amount is not None else ""]
+         format_euro(ln.amount) if ln.amount is not None else "–"]  # an empty cell shows a dash
         for ln in a.lines
     ]
 
@@ -243,7 +243,7 @@ def test_generic_letter_reads_subject_then_body_in_order(renderer, variant):
     assert subject_at < body_at[0] and body_at == sorted(body_at)
     # and the letterhead, date and reference come before the subject
     assert texts.index(WATER_BOARD) < subject_at
-    assert ["Datum", "3 maart 2025"] in order and ["Ons kenmerk", "KW-2025-0042"] in order
+    assert ["Datum", "03-03-2025"] in order and ["Ons kenmerk", "KW-2025-0042"] in order
     if variant == "paper":
         assert texts[-1] == "Post van het waterschap digitaal ontvangen? Ga naar mijn.overheid.nl"
 
@@ -264,8 +264,11 @@ def test_aanslag_reads_subject_body_then_table_row_by_row(renderer):
     assert subject_at < paragraphs_at[0] < paragraphs_at[-1] < header_at
     rows = order[header_at + 1 : header_at + 1 + len(doc.assessment.lines) + 1]
     assert rows == [*expected_rows(doc.assessment), ["Totaalbedrag", format_euro(doc.assessment.total)]]
-    # and an empty cell (a line without amount) still holds its column
+    # and an empty cell (a line without amount) still holds its column, and says what is missing
     assert all(len(row) == 5 for row in rows[:-1])
+    cells = [node for node in read_structure(data).walk() if node.role == "TD"]
+    assert any(node.attributes.get("ActualText") == "geen bedrag" for node in cells)
+    assert all(node.kids for node in cells)
 
 
 def test_two_page_aanslag_keeps_one_table_with_one_header_row(renderer):

@@ -91,7 +91,8 @@ def test_the_municipal_assessment_explains_only_its_own_codes_and_how_to_object(
     assert "Afvalstoffenheffing (grondslag 1 = eenpersoonshuishouden, 2 = meerpersoonshuishouden)" in text
     assert "Rioolheffing gebruikers, vast bedrag" in text
     assert "Hondenbelasting" not in text  # no HOND line
-    assert "waardepeildatum 01-01-2024" in text and "Waardepeildatum 01-01-2024" in text
+    # the WOZ sentence (there is an OZB line) writes the date out; the header block as dd-mm-jjjj
+    assert "waardepeildatum 1 januari 2024" in text and "Waardepeildatum 01-01-2024" in text
     assert "binnen zes weken na de dagtekening bezwaar maken" in text
 
 
@@ -158,22 +159,48 @@ def _font_files(data: bytes) -> list[bytes]:
                 for page in pdf.pages[:1] for font in page.Resources.Font.values()]
 
 
-def test_letters_within_the_fixed_glyph_set_share_prebuilt_font_objects(renderer):
-    # Given two different letters with only Latin-1 text
-    a = renderer.render(sample_assessment_letter(lines=3))
-    b = renderer.render(water_board_letter())
-    # Then their embedded fonts are the same prebuilt subsets
+def _font_names(data: bytes) -> list[str]:
+    with pikepdf.open(io.BytesIO(data)) as pdf:
+        return sorted(str(font.BaseFont) for page in pdf.pages for font in page.Resources.Font.values())
+
+
+def test_given_paper_letters_within_the_fixed_glyph_set_then_they_share_one_font_program_and_name(renderer):
+    # Given two different paper letters with only Latin-1 text
+    a = renderer.render(sample_assessment_letter(lines=3, variant="paper"))
+    b = renderer.render(replace(water_board_letter(), variant="paper", recipient_lines=("A. Jansen", "Dijk 1", "1234 AB Stad")))
+    # Then their embedded fonts are the same shared subsets, under the same names
     assert _font_files(a) == _font_files(b)
-    # and a letter with a character outside the set gets its own subset, and still reads back
-    other = renderer.render(replace(water_board_letter(), paragraphs=("Geachte heer Kővári,",)))
+    assert _font_names(a) == _font_names(b)
+    # And a paper letter with a character outside the set gets its own subset, under another name
+    other = renderer.render(replace(water_board_letter(), variant="paper", paragraphs=("Geachte heer Kővári,",),
+                                    recipient_lines=("A. Jansen", "Dijk 1", "1234 AB Stad")))
+    regular = [name for name in _font_names(other) if "Bold" not in name]
     assert _font_files(other) != _font_files(a)
+    assert set(regular).isdisjoint(_font_names(a))
+    # (its bold face drew nothing outside the set, so it keeps the shared subset)
+    assert {name for name in _font_names(other) if "Bold" in name} <= set(_font_names(a))
     assert "Geachte heer Kővári," in pdftotext(other)
 
 
-def test_a_character_drawn_beyond_the_prebuilt_set_falls_back_to_ordinary_subsetting(renderer):
-    # Given a document installed for Latin-1 text, When a letter outside that set is drawn after all
+def test_given_digital_letters_then_each_embeds_only_its_own_glyphs_under_a_name_derived_from_them(renderer):
+    # Given two digital letters with different text, and the first one rendered twice
+    a = renderer.render(sample_assessment_letter(lines=3, variant="digital"))
+    again = renderer.render(sample_assessment_letter(lines=3, variant="digital"))
+    b = renderer.render(replace(water_board_letter(), paragraphs=("Zzz qqq xxx",)))
+    paper = renderer.render(sample_assessment_letter(lines=3, variant="paper"))
+    # Then equal subsets share a name and different ones do not
+    assert _font_names(a) == _font_names(again)
+    assert set(_font_names(a)).isdisjoint(_font_names(b))
+    # And the digital subsets are much smaller than the shared paper ones
+    assert sum(map(len, _font_files(a))) < 0.6 * sum(map(len, _font_files(paper)))
+    # And the names are six capital letters, a plus and the font's name
+    assert all(re.fullmatch(r"/[A-Z]{6}\+DejaVuSans\S*", name) for name in _font_names(a) + _font_names(b))
+
+
+def test_a_character_drawn_beyond_the_shared_set_still_reads_back(renderer):
+    # Given a document installed with the shared subset, When a letter outside that set is drawn after all
     pdf = LetterPdf()
-    renderer.fonts.install(pdf, {ord(c) for c in "abc"})
+    renderer.fonts.install(pdf, {ord(c) for c in "abc"}, shared=True)
     pdf.add_page()
     pdf.put(20, 20, 100, 5, "Kővári € 12,50 ĳs")
     data = bytes(pdf.output())
@@ -262,9 +289,12 @@ def test_the_hooks_say_what_each_element_is(recording):
     assert "Logo Gemeente Leidschendam-Voorburg" in figures
     qr = next(alt for alt in figures if alt.startswith("QR-code"))
     assert "€ 1.719,20" in qr and "NL86 BNGH 9963 3340 18" in qr and "5000 0567 8901 2345" in qr
-    # the payment link is a Link with a description naming the URL
-    links = [attrs for role, attrs in calls if role == "Link"]
-    assert links and "https://betalen.lv.example/ideal?kenmerk=5000056789012345" in links[0]["contents"]
+    # the payment link is a Link with a description naming the URL, and so is every printed address
+    links = [attrs["contents"] for role, attrs in calls if role == "Link"]
+    assert any("https://betalen.lv.example/ideal?kenmerk=5000056789012345" in link for link in links)
+    assert {"www.lv.nl", "https://www.lv.example/machtiging"} <= set(links)
+    # and the figures say where they are (a bounding box)
+    assert all("bbox" in attrs for role, attrs in calls if role == "Figure")
     # the subject is the H1, the sections H2, tables have header cells with a scope
     assert roles.count("H1") == 1 and roles.count("H2") >= 3
     assert {"Table", "TR", "TH", "TD", "P"} <= set(roles)

@@ -1,4 +1,4 @@
-"""Letter rendering: ``LetterDocument`` -> PDF/A-2u bytes (fpdf2, embedded DejaVu Sans); templates
+"""Letter rendering: ``LetterDocument`` -> PDF/A-2a and PDF/UA-1 bytes (fpdf2, embedded DejaVu Sans); templates
 ``generic``, ``aanslag`` and ``waterschap`` with the payment block; checks for pass-through PDFs.
 
 The names below are loaded on first use, so that ``python -m bbconnect.rendering.letter`` (the
@@ -11,7 +11,15 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from . import texts
-    from .fonts import FIXED_SET, FONT_DIR_ENV, FontSet, FontsNotFound, UnsupportedCharacters
+    from .fonts import (
+        FIXED_SET,
+        FONT_DIR_ENV,
+        FontSet,
+        FontsNotFound,
+        UnsupportedCharacters,
+        covered_codepoints,
+        unsupported_characters,
+    )
     from .letter import (
         TEMPLATES,
         Assessment,
@@ -35,6 +43,8 @@ _EXPORTS = {
     "FontSet": ".fonts",
     "FontsNotFound": ".fonts",
     "UnsupportedCharacters": ".fonts",
+    "covered_codepoints": ".fonts",
+    "unsupported_characters": ".fonts",
     "TEMPLATES": ".letter",
     "Assessment": ".letter",
     "Logo": ".letter",

@@ -19,25 +19,27 @@ Extension points:
   in :class:`LetterPdf` (plain PDF/A-2u); :class:`.tagging.TaggedLetterPdf`, the renderer's
   default, emits the marked content and builds the structure tree. A tagged block may span a page break (a long paragraph or table): the
   subclass closes and reopens its marked content around ``add_page``.
-* **Speed** (2–5 ms per 2-page aanslag, plus about 4 ms of segno QR encoding): fonts are loaded and
-  pre-subset once per renderer, and for text within the fixed glyph set their PDF objects are
-  built once (:mod:`.fonts`); text is measured, line-broken and written by :class:`LetterPdf`'s
-  own small text engine (``str.translate`` to glyph codes, one ``Tj`` per line) instead of fpdf2's
-  ``cell``/``multi_cell``; line breaks of static text (explanations, objection text) are cached per
-  process; logos are decoded (PNG) or converted (SVG) once per process (:mod:`.logos`).
+* **Speed** (about 7 ms for the 2-page paper aanslag of the benchmark, QR code included, on an idle
+  core; ``bench/render_benchmark.py --breakdown`` shows the parts): fonts are loaded once per
+  renderer and each letter's subset is assembled from cached glyph outlines (:mod:`.fonts`); text
+  is measured, line-broken and written by :class:`LetterPdf`'s own small text engine
+  (``str.translate`` to glyph codes, one ``Tj`` per line) instead of fpdf2's ``cell``/``multi_cell``;
+  line breaks of static text (explanations, objection text) are cached per process; logos are
+  decoded (PNG) or converted (SVG) once per process (:mod:`.logos`); the EPC QR code's mask is
+  chosen on whole rows (:mod:`.qr`); the dictionaries go into one object stream (:mod:`.objstm`).
 
 Nothing here logs letter text or recipient data.
 """
 from __future__ import annotations
 
 import importlib
-
+import re
 import sys
 import threading
 import time
 import unicodedata
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import date
@@ -54,9 +56,11 @@ from fpdf.syntax import Name
 from bbconnect.payment import Payment
 
 from . import texts
+from .icc import SRGB_DESCRIPTION, srgb_profile
 from .fonts import FaceRuntime, FontOutputProducer, FontSet, FontsNotFound, UnsupportedCharacters
 from .logos import Logo, draw_logo, fit
-from .qr import QUIET_ZONE_MODULES, qr_operators
+from .qr import QUIET_ZONE_MODULES, epc_matrix, qr_operators
+from .texts import LetterWording
 
 __all__ = [
     "Assessment",
@@ -182,6 +186,7 @@ class Assessment:
     lines: tuple[TaxLine, ...] = field(repr=False)
     total: Decimal
     value_date: date | None = None  # waardepeildatum (WOZ)
+    taxpayer: str | None = field(default=None, repr=False)  # the belastingplichtige, named in the letter
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "lines", tuple(self.lines))
@@ -213,10 +218,15 @@ class LetterDocument:
     variant: Literal["digital", "paper"] = "digital"
     language: str = "nl-NL"
     payment: Payment | None = field(default=None, repr=False)
+    #: the stream's wording (see :class:`.texts.LetterWording`); None: the template's defaults
+    wording: LetterWording | None = None
+    #: the names of the PDFs that go with the letter (a letter mentions an attachment only then)
+    attachments: tuple[str, ...] = field(default=(), repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "recipient_lines", _tuple(self.recipient_lines, "recipient_lines"))
         object.__setattr__(self, "paragraphs", _tuple(self.paragraphs, "paragraphs"))
+        object.__setattr__(self, "attachments", _tuple(self.attachments, "attachments"))
         if not self.subject.strip():
             raise ValueError("subject is empty")
         if self.template not in TEMPLATES:
@@ -275,12 +285,22 @@ def format_euro(amount: Decimal | int) -> str:
     return f"€ {sign}{_group_thousands(int(units))},{cents}"
 
 
+_PLAIN_NUMBER = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
+
+
 def format_amount_basis(basis: str | int | Decimal | None) -> str:
-    """A grondslag: ``76000`` -> ``76.000``, ``Decimal("1.5")`` -> ``1,5``, strings unchanged."""
+    """A grondslag: ``76000`` -> ``76.000``, ``Decimal("1.5")`` -> ``1,5``. A string that is a plain
+    number as data carries it (``"226000"``, ``"226000.00"``) is written the same way; any other
+    string (``"1 ve"``, an already Dutch ``"226.000"`` with a thousands dot) is printed as given."""
     if basis is None:
         return ""
     if isinstance(basis, str):
-        return basis
+        text = basis.strip()
+        if not _PLAIN_NUMBER.fullmatch(text) or ("." in text and len(text.split(".")[1]) == 3):
+            return basis
+        basis = Decimal(text)
+        if basis == basis.to_integral_value():
+            basis = basis.to_integral_value()
     value = Decimal(basis)
     sign = "-" if value < 0 else ""
     value = abs(value)
@@ -314,6 +334,40 @@ def go_digital_invitation(sender_name: str) -> str:
     lowered = sender_name.strip().lower() + " "
     noun = next((n for prefix, n in _NOUNS if lowered.startswith(prefix)), sender_name.strip())
     return f"Post van {noun} digitaal ontvangen? Ga naar mijn.overheid.nl"
+
+
+#: a URL or web address as letters print them: with a scheme, starting with www., or a host name
+#: ending in a common top-level domain (mijn.overheid.nl); trailing punctuation is not part of it
+URL_PATTERN = re.compile(
+    r"(?<![\w@/.-])(?:https?://[^\s<>\"]+|www\.[^\s<>\"]+|"
+    r"(?:[a-z0-9-]+\.)+(?:nl|com|org|net|eu|be|de|info|example)(?:/[^\s<>\"]*)?)(?<![.,;:!?)\]'])",
+    re.IGNORECASE,
+)
+_URL_SPACE_PUNCTUATION = re.compile(r"(\S) ([.,;:!?])(?=\s|$)")
+
+
+def link_target(url: str) -> str:
+    """Where a printed address goes: the URL itself, or ``https://`` + the address."""
+    return url if re.match(r"https?://", url, re.IGNORECASE) else f"https://{url}"
+
+
+def print_text(text: str) -> str:
+    """Text as a letter prints it. The Berichtenbox wants a space on each side of a URL
+    (``www.lv.nl/belastingen .``); on paper that space before a full stop is a typo."""
+    if " " not in text or not URL_PATTERN.search(text):
+        return text
+    out = []
+    last = 0
+    for match in URL_PATTERN.finditer(text):
+        end = match.end()
+        tail = _URL_SPACE_PUNCTUATION.match(text, end - 1)
+        out.append(text[last:end])
+        last = end
+        if tail is not None:
+            out.append(tail.group(2))
+            last = tail.end()
+    out.append(text[last:])
+    return "".join(out)
 
 
 def _clean(text: str) -> str:
@@ -351,6 +405,7 @@ MIN_ADDRESS_PT = 7.0
 BODY_PT, BODY_LH = 10.0, 5.0
 SMALL_PT, SMALL_LH = 8.0, 3.8
 META_PT, META_LH, META_LABEL_W = 9.0, 4.6, 36.0
+META_PAPER_X, META_PAPER_Y, META_PAPER_LABEL_W = 118.0, 52.0, 31.0  # paper: beside the window
 SUBJECT_PT, SUBJECT_LH = 12.0, 6.0
 HEADING_PT, HEADING_LH = 10.5, 5.6
 TABLE_PT, TABLE_HEAD_PT, TABLE_LH, TABLE_PAD = 9.0, 8.5, 4.2, 0.8  # TABLE_PAD: vertical
@@ -411,12 +466,17 @@ def _split_long_word(widths: dict[str, int], word: str, limit: float) -> list[st
 
 
 def break_lines(widths: dict[str, int], text: str, limit: float) -> list[str]:
-    """Greedy line breaking at spaces (``limit`` in font units at size 1000)."""
+    """Greedy line breaking at spaces (``limit`` in font units at size 1000).
+
+    A line that ends where the text had a space or a line break keeps a space at its end (drawn,
+    but invisible and not counted for alignment): a screen reader or text extraction then does not
+    run the last word of one line into the first of the next. A word cut because it is wider than
+    the line gets none."""
     out: list[str] = []
     space = widths[" "]
     for para in text.split("\n"):
         if not para:
-            out.append("")
+            out.append(" ")
             continue
         line: list[str] = []
         line_w = 0
@@ -427,14 +487,16 @@ def break_lines(widths: dict[str, int], text: str, limit: float) -> list[str]:
                 line_w += space + word_w
                 continue
             if line:
-                out.append(" ".join(line))
+                out.append(" ".join(line) + " ")
             if word_w <= limit:
                 line, line_w = [word], word_w
             else:
                 pieces = _split_long_word(widths, word, limit)
                 out.extend(pieces[:-1])
                 line, line_w = [pieces[-1]], _width_units(widths, pieces[-1])
-        out.append(" ".join(line))
+        out.append(" ".join(line) + " ")
+    if out:
+        out[-1] = out[-1][:-1] if out[-1].endswith(" ") else out[-1]
     return out
 
 
@@ -468,14 +530,12 @@ _srgb_compressed: bytes | None = None
 
 
 def _srgb_profile() -> PDFICCProfile:
-    """fpdf2's sRGB profile for the PDF/A OutputIntent, compressed once per process."""
+    """The compact sRGB profile (:mod:`.icc`) for the PDF/A OutputIntent, compressed once per process."""
     global _srgb_compressed
     if _srgb_compressed is None:
         with _srgb_lock:
             if _srgb_compressed is None:
-                from fpdf.fpdf import builtin_srgb2014_bytes
-
-                _srgb_compressed = PDFICCProfile(builtin_srgb2014_bytes(), n=3, alternate="DeviceRGB")._contents
+                _srgb_compressed = PDFICCProfile(srgb_profile(), n=3, alternate="DeviceRGB")._contents
     profile = PDFICCProfile.__new__(PDFICCProfile)
     profile._id = None
     profile._contents = _srgb_compressed
@@ -528,7 +588,7 @@ class LetterPdf(FPDF):
         self.add_output_intent(
             OutputIntentSubType.PDFA, output_condition_identifier="sRGB",
             output_condition="IEC 61966-2-1:1999", registry_name="http://www.color.org",
-            dest_output_profile=_srgb_profile(), info="sRGB2014 (v2)",
+            dest_output_profile=_srgb_profile(), info=SRGB_DESCRIPTION,
         )
         self._bb_faces: dict[str, FaceRuntime] = {}
         self._bb_font_pages: set[tuple[int, int]] = set()
@@ -545,6 +605,13 @@ class LetterPdf(FPDF):
     def artifact(self, kind: str = "Layout") -> AbstractContextManager[None]:
         """Content drawn inside is decoration/pagination, not document content (no-op here)."""
         return _NO_OP
+
+    def _out_text(self, s: bytes) -> None:
+        """Write a text-showing operation (a subclass may skip inspecting it)."""
+        self._out(s)
+
+    def bounding_box(self, x: float, y: float, w: float, h: float) -> None:
+        """The innermost open element lies in (x, y, w, h) mm on the current page (no-op here)."""
 
     # -- fpdf2 callbacks ---------------------------------------------------------------------
     def header(self) -> None:
@@ -602,7 +669,8 @@ class LetterPdf(FPDF):
         colour: tuple[float, float, float] | None = None,
         suffix: str = "",
     ) -> None:
-        """One line of text in the box (x, y, w, h) mm, vertically centred like ``FPDF.cell``."""
+        """One line of text in the box (x, y, w, h) mm, vertically centred like ``FPDF.cell``
+        (trailing spaces are drawn but do not count for right or centred alignment)."""
         if not text and not suffix:
             return
         face = self._face(bold)
@@ -614,14 +682,15 @@ class LetterPdf(FPDF):
         if align == "L":
             dx = self.c_margin
         else:
-            width = _width_units(face.widths, text) * size / 1000 / K
+            width = _width_units(face.widths, text.rstrip(" ")) * size / 1000 / K
             dx = w - self.c_margin - width if align == "R" else (w - width) / 2
         encoded = (text.translate(face.codes) + suffix).encode("latin-1")
         baseline = (self.h - y - 0.5 * h - 0.3 * size / K) * K
         op = b"BT /F%d %.2f Tf %.2f %.2f Td (%s) Tj ET" % (font.i, size, (x + dx) * K, baseline, encoded)
         if colour is not None and colour != BLACK:
-            op = b"q %.3f %.3f %.3f rg " % colour + op + b" Q"
-        self._out(op)
+            self._out(b"q %.3f %.3f %.3f rg " % colour + op + b" Q")
+        else:
+            self._out_text(op)
 
     def wrap(
         self,
@@ -650,6 +719,10 @@ class LetterPdf(FPDF):
             return [text]
         return break_lines(widths, text, limit)
 
+    def text_width_trimmed(self, text: str, *, bold: bool, size: float) -> float:
+        """Width of ``text`` in mm without its trailing spaces (what the eye sees)."""
+        return self.text_width(text.rstrip(" "), bold=bold, size=size)
+
     def lines(
         self,
         x: float,
@@ -661,17 +734,72 @@ class LetterPdf(FPDF):
         size: float = BODY_PT,
         align: str = "L",
         colour: tuple[float, float, float] | None = None,
+        links: bool = False,
+        break_after: int | None = None,
     ) -> None:
-        """Draw lines from the current y downwards, starting a new page where one is full. A
-        left-aligned line keeps the space it was broken at, so extracted text (and a screen reader)
-        does not run the last word of a line into the first of the next."""
-        last = len(lines) - 1
+        """Draw lines (as :meth:`wrap` gives them, with their separators) from the current y
+        downwards, starting a new page where one is full. With ``links``, every web address in a
+        left-aligned line becomes a link (see :meth:`linked_line`)."""
+        if links and align == "L" and any(URL_PATTERN.search(line) for line in lines):
+            self._linked_lines(x, width, line_height, lines, bold=bold, size=size, colour=colour,
+                               break_after=break_after)
+            return
         for index, line in enumerate(lines):
-            if self.y + line_height > self.page_break_trigger:
+            if self.y + line_height > self.page_break_trigger or (index and index == break_after):
                 self.add_page()
-            text = line + " " if align == "L" and index < last and line and not line.endswith(" ") else line
-            self.put(x, self.y, width, line_height, text, bold=bold, size=size, align=align, colour=colour)
+            self.put(x, self.y, width, line_height, line, bold=bold, size=size, align=align, colour=colour)
             self.y += line_height
+
+    def linked_line(self, x: float, y: float, w: float, h: float, line: str, *, bold: bool = False,
+                    size: float = BODY_PT, colour: tuple[float, float, float] | None = None) -> None:
+        """One left-aligned line at (x, y) whose web addresses are links (see :meth:`lines`); drawn
+        where it is told, also in the bottom margin (no page break)."""
+        self.y = y
+        self._linked_lines(x, w, h, [line], bold=bold, size=size, colour=colour, paginate=False)
+        self.y = y
+
+    def _linked_lines(self, x: float, width: float, line_height: float, lines: Sequence[str], *, bold: bool,
+                      size: float, colour: tuple[float, float, float] | None, break_after: int | None = None,
+                      paginate: bool = True) -> None:
+        """Lines whose web addresses are links: each address is drawn in the link colour inside a
+        ``Link`` element with an annotation over it (``/Contents``: the address); the text around
+        the links goes in ``Span`` elements, so the block's elements are in reading order."""
+        link_colour = self.link_colour
+        span = self.tagged("Span")
+        span.__enter__()
+        for index, line in enumerate(lines):
+            if paginate and (self.y + line_height > self.page_break_trigger or (index and index == break_after)):
+                self.add_page()
+            y = self.y
+            at = 0
+            offset = 0.0
+            for match in URL_PATTERN.finditer(line):
+                before = line[at:match.start()]
+                if before:
+                    self.put(x + offset, y, width, line_height, before, bold=bold, size=size, colour=colour)
+                    offset += self.text_width(before, bold=bold, size=size)
+                url = match.group()
+                url_w = self.text_width(url, bold=bold, size=size)
+                left = x + offset + self.c_margin
+                span.__exit__(None, None, None)
+                with self.tagged("Link", contents=url):
+                    self.put(x + offset, y, width, line_height, url, bold=bold, size=size, colour=link_colour)
+                    self.link(left, y + 0.5, url_w, line_height - 1, link_target(url))
+                self.rule(left, y + line_height - 0.9, left + url_w, y + line_height - 0.9, width=0.2,
+                          colour=link_colour)
+                span = self.tagged("Span")
+                span.__enter__()
+                offset += url_w
+                at = match.end()
+            rest = line[at:]
+            if rest:
+                self.put(x + offset, y, width, line_height, rest, bold=bold, size=size, colour=colour)
+            self.y = y + line_height
+        span.__exit__(None, None, None)
+
+    @property
+    def link_colour(self) -> tuple[float, float, float]:
+        return self.brand_colour if self.brand_colour != BLACK else (0.0, 0.27, 0.6)
 
     def paragraph(
         self,
@@ -686,14 +814,31 @@ class LetterPdf(FPDF):
         static: bool = False,
         colour: tuple[float, float, float] | None = None,
         after: float = 0.0,
+        links: bool = True,
         **attributes: object,
     ) -> None:
-        """A wrapped block, tagged ``role``; never a single orphan line at the foot of a page."""
+        """A wrapped block, tagged ``role``; never a single orphan line at the foot of a page (nor a
+        single widow line at the top of the next). Web addresses become links unless ``links`` is
+        False."""
         wrapped = self.wrap(width, text, bold=bold, size=size, static=static)
-        self.ensure_space(min(2, len(wrapped)) * line_height)
+        break_after = self.plan_block(len(wrapped), line_height)
         with self.tagged(role, **attributes):
-            self.lines(x, width, line_height, wrapped, bold=bold, size=size, colour=colour)
+            self.lines(x, width, line_height, wrapped, bold=bold, size=size, colour=colour, links=links,
+                       break_after=break_after)
         self.y += after
+
+    def plan_block(self, count: int, line_height: float) -> int | None:
+        """Where a block of ``count`` lines starting at the current y may break: a block of up to
+        three lines is kept together; a longer one leaves at least two lines on this page and takes
+        at least two to the next. Starts a new page when needed; returns the number of lines after
+        which to break, or None (break wherever the page is full)."""
+        room = int((self.page_break_trigger - self.y + 1e-6) // line_height)
+        if room >= count:
+            return None
+        if count <= 3 or room < 2:
+            self.add_page()
+            return None
+        return min(room, count - 2)
 
     def rule(self, x1: float, y1: float, x2: float, y2: float, *, width: float = 0.3,
              colour: tuple[float, float, float] = BLACK) -> None:
@@ -760,7 +905,9 @@ class LetterRenderer:
         pdf.footer_text = _clean(sender.footer) if sender.footer else None
         if sender.colour:
             pdf.brand_colour = parse_colour(sender.colour)
-        self.fonts.install(pdf, _code_points(doc))
+        paragraphs = letter_paragraphs(doc)
+        settlement = settlement_text(doc)
+        self.fonts.install(pdf, _code_points(doc, paragraphs, settlement), shared=doc.variant == "paper")
         pdf.set_title(_clean(doc.subject))
         pdf.set_lang(doc.language)
         pdf.set_author(_clean(sender.name))
@@ -773,14 +920,27 @@ class LetterRenderer:
         body_top = self._letterhead(pdf, doc)
         if doc.variant == "paper":
             body_top = max(body_top, self._window_address(pdf, doc))
-        pdf.set_xy(LEFT, body_top)
-        self._meta_block(pdf, doc)
+            # beside the window, as Dutch letters have it: the body starts below the window
+            pdf.set_xy(META_PAPER_X, META_PAPER_Y)
+            self._meta_block(pdf, doc, x=META_PAPER_X, width=PAGE_W - LEFT - META_PAPER_X,
+                             label_w=META_PAPER_LABEL_W)
+            body_top = max(body_top, pdf.y)
+            pdf.set_xy(LEFT, body_top)
+        else:
+            pdf.set_xy(LEFT, body_top)
+            self._meta_block(pdf, doc)
+            pdf.y += 6
         self._subject(pdf, doc)
-        self._paragraphs(pdf, doc.paragraphs)
-        if doc.assessment is not None:
-            self._tax_table(pdf, doc)
+        self._paragraphs(pdf, paragraphs)
+        closing = None
         if doc.payment is not None:
-            self._payment_block(pdf, doc, doc.payment)
+            closing = self._payment_plan(pdf, doc.payment)
+        elif settlement is not None:
+            closing = self._settlement_plan(pdf, settlement)
+        if doc.assessment is not None:
+            self._tax_table(pdf, doc, keep_with=closing.height if closing else 0.0)
+        if closing is not None:
+            closing.draw()
         if doc.template == "aanslag":
             self._municipal_explanation(pdf, doc)
         elif doc.template == "waterschap":
@@ -802,7 +962,7 @@ class LetterRenderer:
         logo = sender.logo
         if logo is not None:
             w, h = fit(logo, LOGO_MAX_W, LOGO_MAX_H)
-            with pdf.tagged("Figure", alt=f"Logo {name}"):
+            with pdf.tagged("Figure", alt=f"Logo {name}", bbox=(LOGO_X, LOGO_Y, w, h)):
                 draw_logo(pdf, logo, LOGO_X, LOGO_Y, w, h)
             mark_bottom = LOGO_Y + h
         else:
@@ -843,39 +1003,47 @@ class LetterRenderer:
             with pdf.tagged("P"):
                 pdf.put(x, RETURN_ADDRESS_Y, width, 3, ret, size=6.5)
         y = ADDRESS_Y
+        last = len(doc.recipient_lines) - 1
         with pdf.tagged("P"):
-            for line in doc.recipient_lines:
+            for index, line in enumerate(doc.recipient_lines):
                 text = _clean(line)
                 # a line too long for the window is set smaller rather than cut off by it
                 size = BODY_PT
                 while size > MIN_ADDRESS_PT and pdf.text_width(text, bold=False, size=size) > width - 2 * CELL_PAD:
                     size -= 0.5
-                pdf.put(x, y, width, BODY_LH, text, size=size)
+                # the space ends the line for a screen reader ("Gaardebrugge Zilverschoonlaan 3")
+                pdf.put(x, y, width, BODY_LH, text + (" " if index < last else ""), size=size)
                 y += BODY_LH
         return WINDOW_Y + WINDOW_H + 8
 
-    def _meta_block(self, pdf: LetterPdf, doc: LetterDocument) -> None:
+    def _meta_block(self, pdf: LetterPdf, doc: LetterDocument, *, x: float = LEFT, width: float = BODY_W,
+                    label_w: float = META_LABEL_W) -> None:
+        """The header block: dates as 26-02-2027, the numbers, the belastingplichtige."""
         rows: list[tuple[str, str]] = []
         if doc.assessment is not None:
             assessment = doc.assessment
             rows.append(("Dagtekening", format_date_short(doc.letter_date)))
             rows.append(("Aanslagnummer", _clean(assessment.number)))
             rows.append(("Belastingjaar", str(assessment.tax_year)))
-            rows.append(("Vervaldag", format_date_short(assessment.due_date)))
-            if assessment.value_date is not None:
+            if assessment.total > 0:  # a refund or nothing to pay has no due date
+                rows.append(("Vervaldag", format_date_short(assessment.due_date)))
+            if assessment.value_date is not None and _has_woz_line(assessment):
                 rows.append(("Waardepeildatum", format_date_short(assessment.value_date)))
+            taxpayer = assessment.taxpayer or (doc.recipient_lines[0] if doc.recipient_lines else None)
+            if taxpayer:
+                rows.append(("Belastingplichtige", _clean(taxpayer)))
         else:
-            rows.append(("Datum", format_date_long(doc.letter_date)))
+            rows.append(("Datum", format_date_short(doc.letter_date)))
         if doc.reference:
             rows.append(("Ons kenmerk", _clean(doc.reference)))
-        self._label_table(pdf, rows, label_w=META_LABEL_W, width=BODY_W, size=META_PT, line_height=META_LH)
-        pdf.y += 6
+        self._label_table(pdf, rows, label_w=label_w, width=width, size=META_PT, line_height=META_LH, x=x)
 
     def _label_table(self, pdf: LetterPdf, rows: Sequence[tuple[str, str]], *, label_w: float,
                      width: float, size: float, line_height: float, x: float = LEFT,
                      bold_rows: Sequence[str] = ()) -> None:
         """A two-column table: a row header (label) and its value."""
         with pdf.tagged("Table"):
+            top, page = pdf.y, pdf.page
             for label, value in rows:
                 wrapped = pdf.wrap(width - label_w, value, bold=label in bold_rows, size=size)
                 pdf.ensure_space(len(wrapped) * line_height)
@@ -887,23 +1055,28 @@ class LetterRenderer:
                         pdf.lines(x + label_w, width - label_w, line_height, wrapped,
                                   bold=label in bold_rows, size=size)
                 pdf.y = max(pdf.y, y + line_height)
+            if pdf.page == page:
+                pdf.bounding_box(x, top, width, pdf.y - top)
 
     def _subject(self, pdf: LetterPdf, doc: LetterDocument) -> None:
         pdf.paragraph(_clean(doc.subject), line_height=SUBJECT_LH, bold=True, size=SUBJECT_PT,
-                      role="H1", colour=pdf.brand_colour, after=3)
+                      role="H1", colour=pdf.brand_colour, after=3, links=False)
 
     def _heading(self, pdf: LetterPdf, text: str, *, keep_with: float) -> None:
-        pdf.ensure_space(HEADING_LH + keep_with)
+        pdf.ensure_space(2 + HEADING_LH + 1.5 + keep_with)
         pdf.y += 2
         pdf.paragraph(text, line_height=HEADING_LH, bold=True, size=HEADING_PT, role="H2",
-                      colour=pdf.brand_colour, static=True, after=1.5)
+                      colour=pdf.brand_colour, static=True, after=1.5, links=False)
 
     def _paragraphs(self, pdf: LetterPdf, paragraphs: Sequence[str]) -> None:
         for text in paragraphs:
-            pdf.paragraph(_clean(text), after=2.5)
+            pdf.paragraph(print_text(_clean(text)), after=2.5)
 
     # -- assessments -------------------------------------------------------------------------------
-    def _tax_table(self, pdf: LetterPdf, doc: LetterDocument) -> None:
+    def _tax_table(self, pdf: LetterPdf, doc: LetterDocument, *, keep_with: float = 0.0) -> None:
+        """The tax lines with their total. Kept on one page when it fits there (with what must stay
+        with the total: ``keep_with`` mm, the payment block); else split with the header row
+        repeated, at least two rows on either side of a break, the last two rows with the total."""
         assessment = doc.assessment
         assert assessment is not None
         if doc.template == "waterschap":
@@ -914,7 +1087,9 @@ class LetterRenderer:
                 for line in assessment.lines
             ]
         else:
-            columns = TABLE_COLUMNS
+            columns = TABLE_COLUMNS if _has_woz_line(assessment) else tuple(
+                ("Grondslag", width, align) if label == "Grondslag/ WOZ-waarde" else (label, width, align)
+                for label, width, align in TABLE_COLUMNS)
             cells = [
                 [_clean(line.code), _clean(line.description), _clean(line.period),
                  _clean(format_amount_basis(line.basis)),
@@ -924,17 +1099,22 @@ class LetterRenderer:
         pdf.y += 2
         header = self._wrap_row(pdf, columns, [label for label, _, _ in columns], bold=True, static=True)
         rows = [self._wrap_row(pdf, columns, row, bold=False) for row in cells]
+        header_h = _row_height(header)
+        total_h = TABLE_LH + TABLE_PAD
+        breaks = _plan_table(pdf, header_h, [_row_height(row) for row in rows], tail=total_h + keep_with)
+        refund = assessment.total < 0
         with pdf.tagged("Table"):
-            first_row_h = _row_height(rows[0]) if rows else 0.0
-            pdf.ensure_space(_row_height(header) + first_row_h + 1)
+            top, page = pdf.y, pdf.page
             self._draw_row(pdf, columns, header, header_row=True)
-            for row in rows:
-                if pdf.ensure_space(_row_height(row)):
-                    self._draw_row(pdf, columns, header, header_row=True)  # repeat on the new page
+            for index, row in enumerate(rows):
+                if index in breaks:
+                    pdf.add_page()
+                    self._draw_row(pdf, columns, header, header_row=True)  # repeated: an artifact
                 self._draw_row(pdf, columns, row, header_row=False)
-            if pdf.ensure_space(TABLE_LH + TABLE_PAD + 1):
-                self._draw_row(pdf, columns, header, header_row=True)
-            self._draw_total(pdf, columns, format_euro(assessment.total))
+            self._draw_total(pdf, columns, "Totaal terug te ontvangen" if refund else "Totaalbedrag",
+                             format_euro(abs(assessment.total)))
+            if pdf.page == page:
+                pdf.bounding_box(LEFT, top, BODY_W, pdf.y - top)
         pdf.y += 4
 
     def _wrap_row(self, pdf: LetterPdf, columns, cells: Sequence[str], *, bold: bool,
@@ -955,10 +1135,14 @@ class LetterRenderer:
         height = _row_height(row)
         with pdf.tagged("TR"):
             x = LEFT
-            for (_, width, align), lines in zip(columns, row):
-                with pdf.tagged("TH" if header_row else "TD", **({"scope": "Column"} if header_row else {})):
+            for (label, width, align), lines in zip(columns, row):
+                empty = not header_row and not any(line.strip() for line in lines)
+                # a cell without a value shows a dash and says what is missing (no empty element)
+                attributes = {"scope": "Column"} if header_row else \
+                    ({"actual_text": f"geen {label.split('/')[0].strip().lower()}"} if empty else {})
+                with pdf.tagged("TH" if header_row else "TD", **attributes):
                     y = top + TABLE_PAD / 2
-                    for line in lines:
+                    for line in (["–"] if empty else lines):
                         pdf.put(x, y, width, TABLE_LH, line, bold=header_row, size=size, align=align)
                         y += TABLE_LH
                 x += width
@@ -966,7 +1150,7 @@ class LetterRenderer:
             pdf.rule(LEFT, top + height, LEFT + BODY_W, top + height, colour=pdf.brand_colour)
         pdf.y = top + height
 
-    def _draw_total(self, pdf: LetterPdf, columns, amount: str) -> None:
+    def _draw_total(self, pdf: LetterPdf, columns, label: str, amount: str) -> None:
         """The total row: a rule above, the label across the first columns, the amount last."""
         top = pdf.y
         pdf.rule(LEFT, top, LEFT + BODY_W, top)
@@ -974,7 +1158,7 @@ class LetterRenderer:
         label_w = BODY_W - amount_w
         with pdf.tagged("TR"):
             with pdf.tagged("TH", scope="Row", colspan=len(columns) - 1):
-                pdf.put(LEFT, top + TABLE_PAD / 2, label_w, TABLE_LH, "Totaalbedrag", bold=True, size=TABLE_PT)
+                pdf.put(LEFT, top + TABLE_PAD / 2, label_w, TABLE_LH, label, bold=True, size=TABLE_PT)
             with pdf.tagged("TD"):
                 pdf.put(LEFT + label_w, top + TABLE_PAD / 2, amount_w, TABLE_LH, amount, bold=True,
                         size=TABLE_PT, align="R")
@@ -984,27 +1168,58 @@ class LetterRenderer:
         assessment = doc.assessment
         assert assessment is not None
         rows = texts.code_explanations(line.code for line in assessment.lines)
+        woz = _has_woz_line(assessment)
         if rows:
-            self._heading(pdf, "Toelichting", keep_with=2 * TABLE_LH)
+            columns = (("Code", 20.0, "L"), ("Betekenis", BODY_W - 20.0, "L"))
+            header = [[label] for label, _, _ in columns]
+            body = [[[code], pdf.wrap(BODY_W - 20, meaning, bold=False, size=TABLE_PT, static=True)]
+                    for code, meaning in rows]
+            heading_h = 2 + HEADING_LH + 1.5
+            header_h = _row_height(header)
+            heights = [_row_height(row) for row in body]
+            if pdf.y + heading_h + header_h + sum(heights) > pdf.page_break_trigger \
+                    and TOP_CONTINUATION + heading_h + header_h + sum(heights) <= pdf.page_break_trigger:
+                pdf.add_page()  # a short table goes whole to the next page
+            self._heading(pdf, "Toelichting", keep_with=header_h + sum(heights[:2]))
+            breaks = _plan_table(pdf, header_h, heights, tail=0.0)
             with pdf.tagged("Table"):
-                for code, meaning in rows:
-                    wrapped = pdf.wrap(BODY_W - 20, meaning, bold=False, size=TABLE_PT, static=True)
-                    pdf.ensure_space(len(wrapped) * TABLE_LH)
-                    y = pdf.y
-                    with pdf.tagged("TR"):
-                        with pdf.tagged("TH", scope="Row"):
-                            pdf.put(LEFT, y, 20, TABLE_LH, code, bold=True, size=TABLE_PT)
-                        with pdf.tagged("TD"):
-                            pdf.lines(LEFT + 20, BODY_W - 20, TABLE_LH, wrapped, size=TABLE_PT)
-            woz = any(line.code.startswith(("OZB", "BES")) for line in assessment.lines)
-            if woz or assessment.value_date is not None:
-                value_date = format_date_short(assessment.value_date) if assessment.value_date else None
+                top, page = pdf.y, pdf.page
+                self._draw_explanation_row(pdf, columns, header, header_row=True)
+                for index, row in enumerate(body):
+                    if index in breaks:
+                        pdf.add_page()
+                        self._draw_explanation_row(pdf, columns, header, header_row=True)
+                    self._draw_explanation_row(pdf, columns, row, header_row=False)
+                if pdf.page == page:
+                    pdf.bounding_box(LEFT, top, BODY_W, pdf.y - top)
+            if woz:
+                value_date = format_date_long(assessment.value_date) if assessment.value_date else None
                 pdf.y += 1.5
                 pdf.paragraph(texts.woz_note(value_date), size=TABLE_PT, line_height=TABLE_LH, static=True)
         sender = doc.sender
         self._heading(pdf, "Bezwaar maken", keep_with=2 * TABLE_LH)
-        pdf.paragraph(texts.municipal_objection(_clean(sender.name), sender.website and _clean(sender.website)),
+        pdf.paragraph(texts.municipal_objection(_clean(sender.name), sender.website and _clean(sender.website),
+                                                woz=woz, pays=doc.payment is not None),
                       size=TABLE_PT, line_height=TABLE_LH, static=True)
+
+    def _draw_explanation_row(self, pdf: LetterPdf, columns, row: list[list[str]], *, header_row: bool) -> None:
+        """A row of the explanation table: the header row (Code, Betekenis) or a code with its
+        meaning (the code in bold)."""
+        top = pdf.y
+        height = _row_height(row)
+        with pdf.tagged("TR"):
+            x = LEFT
+            for index, ((_, width, _), lines) in enumerate(zip(columns, row)):
+                with pdf.tagged("TH", scope="Column") if header_row else pdf.tagged("TD"):
+                    y = top + TABLE_PAD / 2
+                    for line in lines:
+                        pdf.put(x, y, width, TABLE_LH, line, bold=header_row or index == 0,
+                                size=TABLE_HEAD_PT if header_row else TABLE_PT)
+                        y += TABLE_LH
+                x += width
+        if header_row:
+            pdf.rule(LEFT, top + height, LEFT + BODY_W, top + height, width=0.2, colour=pdf.brand_colour)
+        pdf.y = top + height
 
     def _water_board_explanation(self, pdf: LetterPdf, doc: LetterDocument) -> None:
         assessment = doc.assessment
@@ -1016,13 +1231,13 @@ class LetterRenderer:
             pdf.paragraph(f"{title}. {body}", size=TABLE_PT, line_height=TABLE_LH, static=True, after=1.5)
         sender = doc.sender
         self._heading(pdf, "Bezwaar maken", keep_with=2 * TABLE_LH)
-        pdf.paragraph(texts.water_board_objection(_clean(sender.name), sender.website and _clean(sender.website)),
+        pdf.paragraph(texts.water_board_objection(_clean(sender.name), sender.website and _clean(sender.website),
+                                                  pays=doc.payment is not None),
                       size=TABLE_PT, line_height=TABLE_LH, static=True)
 
     # -- payment -----------------------------------------------------------------------------------
-    def _payment_block(self, pdf: LetterPdf, doc: LetterDocument, payment: Payment) -> None:
-        """Amount, due date, account, betalingskenmerk, payment link, QR code, instalments note;
-        kept together on one page."""
+    def _payment_plan(self, pdf: LetterPdf, payment: Payment) -> _Closing:
+        """The payment block, measured (so the tax table can keep it on the page of its total)."""
         rows = [
             ("Te betalen", payment.amount_text),
             ("Uiterlijk op", format_date_long(payment.due_date)),
@@ -1042,7 +1257,13 @@ class LetterRenderer:
             if payment.instalments_note else []
         left_h = row_lines * BODY_LH + (len(link_lines) * BODY_LH + 2 if link_lines else 0)
         right_h = QR_SIZE + 2 + 2 * SMALL_LH if payment.qr else 0
-        needed = HEADING_LH + 5 + max(left_h, right_h) + len(note_lines) * TABLE_LH + 4
+        height = 2 + HEADING_LH + 1.5 + 1.5 + max(left_h, right_h) + (len(note_lines) * TABLE_LH + 2 if note_lines else 0) + 4
+        return _Closing(height, lambda: self._payment_block(pdf, payment, rows, link_lines, note_lines, height))
+
+    def _payment_block(self, pdf: LetterPdf, payment: Payment, rows, link_lines: list[str], note_lines: list[str],
+                       needed: float) -> None:
+        """Amount, due date, account, betalingskenmerk, payment link, QR code, instalments note;
+        kept together on one page."""
         if pdf.y + needed > pdf.page_break_trigger:
             pdf.add_page()
         self._heading(pdf, "Betalen", keep_with=0)
@@ -1058,24 +1279,24 @@ class LetterRenderer:
         if payment.qr:
             qr_x = LEFT + BODY_W - QR_SIZE
             qr_y = top + 2.0
-            symbol = payment.epc_qr()
-            with pdf.tagged("Figure", alt=payment.qr_alt_text()):
-                pdf._out(qr_operators(symbol.matrix, qr_x, qr_y, QR_SIZE, k=K, page_h=pdf.h))
+            matrix = epc_matrix(payment)
+            with pdf.tagged("Figure", alt=payment.qr_alt_text(), bbox=(qr_x, qr_y, QR_SIZE, QR_SIZE)):
+                pdf._out(qr_operators(matrix, qr_x, qr_y, QR_SIZE, k=K, page_h=pdf.h))
             caption = pdf.wrap(QR_SIZE + 10, "Scan de QR-code met de app van uw bank.", bold=False,
                                size=SMALL_PT, static=True)
-            pdf.y = qr_y + QR_SIZE + QUIET_ZONE_MODULES * QR_SIZE / max(len(symbol.matrix), 1) / 2
+            pdf.y = qr_y + QR_SIZE + QUIET_ZONE_MODULES * QR_SIZE / max(len(matrix), 1) / 2
             with pdf.tagged("P"):
                 pdf.lines(qr_x - 5, QR_SIZE + 10, SMALL_LH, caption, size=SMALL_PT, align="C")
             pdf.y = max(pdf.y, left_bottom)
         if note_lines:
             pdf.y += 2
             with pdf.tagged("P"):
-                pdf.lines(LEFT, BODY_W, TABLE_LH, note_lines, size=TABLE_PT)
+                pdf.lines(LEFT, BODY_W, TABLE_LH, note_lines, size=TABLE_PT, links=True)
         pdf.y += 4
 
     def _payment_link(self, pdf: LetterPdf, payment: Payment, lines: list[str]) -> None:
         assert payment.link_url
-        colour = pdf.brand_colour if pdf.brand_colour != BLACK else (0.0, 0.27, 0.6)
+        colour = pdf.link_colour
         with pdf.tagged("P"):
             with pdf.tagged("Link", contents=f"{payment.link_text}: {payment.link_url}"):
                 rects = []
@@ -1083,16 +1304,27 @@ class LetterRenderer:
                     if pdf.y + BODY_LH > pdf.page_break_trigger:
                         pdf.add_page()
                     pdf.put(LEFT, pdf.y, PAY_LEFT_W, BODY_LH, line, bold=i == 0, size=BODY_PT, colour=colour)
-                    width = pdf.text_width(line, bold=i == 0, size=BODY_PT)
+                    width = pdf.text_width_trimmed(line, bold=i == 0, size=BODY_PT)
                     rects.append((pdf.page, LEFT + CELL_PAD, pdf.y, width))
                     pdf.y += BODY_LH
                 for page, x, y, width in rects:
                     if page == pdf.page:
-                        pdf.link(x, y + 0.5, width, BODY_LH - 1, payment.link_url,
-                                 contents=f"{payment.link_text}: {payment.link_url}")
+                        pdf.link(x, y + 0.5, width, BODY_LH - 1, payment.link_url)
         for page, x, y, width in rects:
             if page == pdf.page:
                 pdf.rule(x, y + BODY_LH - 0.9, x + width, y + BODY_LH - 0.9, width=0.2, colour=colour)
+
+    def _settlement_plan(self, pdf: LetterPdf, settlement: tuple[str, str]) -> _Closing:
+        """A refund or nothing to pay: its own heading and wording, no payment request."""
+        heading, text = settlement
+        lines = pdf.wrap(BODY_W, text, bold=False, size=BODY_PT)
+        height = 2 + HEADING_LH + 1.5 + len(lines) * BODY_LH + 4
+
+        def draw() -> None:
+            self._heading(pdf, heading, keep_with=len(lines) * BODY_LH)
+            pdf.paragraph(text, after=4)
+
+        return _Closing(height, draw)
 
     # -- closing -----------------------------------------------------------------------------------
     def _go_digital(self, pdf: LetterPdf, doc: LetterDocument) -> None:
@@ -1103,7 +1335,99 @@ class LetterRenderer:
         text = go_digital_invitation(_clean(doc.sender.name))
         pdf.rule(LEFT, INVITATION_Y - 1.5, LEFT + BODY_W, INVITATION_Y - 1.5, width=0.2)
         with pdf.tagged("P"):
-            pdf.put(LEFT, INVITATION_Y, BODY_W, INVITATION_LH, text, bold=True, size=INVITATION_PT)
+            pdf.linked_line(LEFT, INVITATION_Y, BODY_W, INVITATION_LH, text, bold=True, size=INVITATION_PT)
+
+
+@dataclass(frozen=True)
+class _Closing:
+    """What follows the tax table and must stay on the page of its total: measured, then drawn."""
+
+    height: float
+    draw: Callable[[], None]
+
+
+def _plan_table(pdf: LetterPdf, header_h: float, heights: Sequence[float], *, tail: float) -> set[int]:
+    """Where a table starting at the current y breaks: the indexes of the rows that start a new page
+    (with the header repeated). Starts a new page first when the header and the first two rows (or
+    the whole table, when it has at most three rows) do not fit. ``tail``: what must follow the last
+    row on its page (a total row, a payment block)."""
+    count = len(heights)
+    limit = pdf.page_break_trigger
+    whole = header_h + sum(heights) + tail
+    if pdf.y + whole <= limit:
+        return set()
+    first = header_h + (sum(heights) + tail if count <= 3 else sum(heights[:2]))
+    if pdf.y + first > limit:
+        pdf.add_page()
+        if pdf.y + whole <= limit:
+            return set()
+    if count <= 3:
+        return set()
+    breaks: set[int] = set()
+    y = pdf.y + header_h
+    tail_start = count - 2
+    on_page = 0
+    for index, height in enumerate(heights):
+        need = sum(heights[index:]) + tail if index == tail_start else height
+        if y + need > limit and on_page >= 2:
+            breaks.add(index)
+            y = TOP_CONTINUATION + header_h
+            on_page = 0
+        y += height
+        on_page += 1
+    return breaks
+
+
+def _has_woz_line(assessment: Assessment) -> bool:
+    """A line of the onroerende-zaakbelastingen (or the WOZ-beschikking itself): only then does the
+    letter speak of the WOZ value."""
+    return any(line.code.upper().startswith(("OZB", "BES")) for line in assessment.lines)
+
+
+def _wording_values(doc: LetterDocument) -> dict[str, str]:
+    sender = doc.sender
+    values = {"sender": _clean(sender.name), "website": _clean(sender.website or ""),
+              "attachment": ", ".join(_clean(name) for name in doc.attachments)}
+    assessment = doc.assessment
+    if assessment is not None:
+        values.update(tax_year=str(assessment.tax_year), assessment_number=_clean(assessment.number),
+                      amount=format_euro(abs(assessment.total)), due_date=format_date_long(assessment.due_date),
+                      belastingplichtige=_clean(assessment.taxpayer or (doc.recipient_lines[0] if doc.recipient_lines else "")))
+    if doc.payment is not None:
+        values.update(amount=doc.payment.amount_text, due_date=format_date_long(doc.payment.due_date))
+    return values
+
+
+def letter_paragraphs(doc: LetterDocument) -> tuple[str, ...]:
+    """The paragraphs the letter shows under its subject: the document's own, or for an assessment
+    without any, the stream's wording (opening, introduction, when and what to pay, the attachment
+    if the letter has one, where to read more)."""
+    if doc.paragraphs or doc.template not in ASSESSMENT_TEMPLATES:
+        return doc.paragraphs
+    wording = LetterWording.for_template(doc.template, doc.wording)
+    values = _wording_values(doc)
+    names = ["opening", "intro"]
+    if doc.payment is not None:
+        names.append("payment_due")
+    if doc.attachments:
+        names.append("attachment")
+    if values["website"]:
+        names.append("more_info")
+    return tuple(text for text in (wording.fill(name, values) for name in names) if text)
+
+
+def settlement_text(doc: LetterDocument) -> tuple[str, str] | None:
+    """For an assessment that asks no payment: (heading, text) of its refund or nothing-to-pay block."""
+    assessment = doc.assessment
+    if assessment is None or doc.payment is not None or assessment.total > 0:
+        return None
+    wording = LetterWording.for_template(doc.template, doc.wording)
+    values = _wording_values(doc)
+    if assessment.total < 0:
+        text = wording.fill("refund", values)
+        return ("Terugbetaling", text) if text else None
+    text = wording.fill("nothing_to_pay", values)
+    return ("Betalen", text) if text else None
 
 
 def _row_height(row: list[list[str]]) -> float:
@@ -1119,16 +1443,16 @@ def _running_label(doc: LetterDocument) -> str:
     return " · ".join(parts)
 
 
-def _code_points(doc: LetterDocument) -> set[int]:
-    """Every character the letter will show (the templates' fixed wording is within the fixed
+def _code_points(doc: LetterDocument, paragraphs: Sequence[str] = (), settlement: tuple[str, str] | None = None) -> set[int]:
+    """Every character the letter will show (the templates' fixed wording is within the shared
     glyph set, which a test checks)."""
     sender = doc.sender
     texts_: list[str] = [doc.subject, sender.name, *sender.address_lines, *doc.recipient_lines,
-                         *doc.paragraphs, "€·"]
+                         *doc.paragraphs, *paragraphs, *(settlement or ()), "€·–"]
     optional = (sender.phone, sender.website, sender.iban, sender.footer, doc.reference)
     texts_ += [t for t in optional if t]
     if doc.assessment is not None:
-        texts_.append(doc.assessment.number)
+        texts_ += [doc.assessment.number, doc.assessment.taxpayer or ""]
         for line in doc.assessment.lines:
             texts_ += [line.code, line.description, line.period, format_amount_basis(line.basis),
                        line.heffing or ""]
@@ -1136,7 +1460,7 @@ def _code_points(doc: LetterDocument) -> set[int]:
         payment = doc.payment
         texts_ += [payment.creditor, payment.description or "", payment.link_url or "",
                    payment.link_text or "", payment.instalments_note or ""]
-    return {ord(ch) for ch in set(_clean("\n".join(texts_)))}
+    return {ord(ch) for ch in set(_clean("\n".join(texts_)))} - {0x0A, 0x0D}
 
 
 # ------------------------------------------------------------------------------ default renderer

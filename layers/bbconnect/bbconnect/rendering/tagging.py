@@ -40,10 +40,14 @@ meaning, so that a screen reader can follow the letter:
   never touches fpdf2's ParentTree (which it would shift by one).
 * **Catalog and XMP.** ``/MarkInfo << /Marked true >>``, ``/Lang`` (``nl-NL`` unless the
   renderer sets another), ``/ViewerPreferences << /DisplayDocTitle true >>``; the XMP packet is
-  written here (fpdf2 has no level A): ``pdfaid:part`` 2, ``pdfaid:conformance`` A, ``dc:title``
+  written here (fpdf2 has no level A): ``pdfaid:part`` 2, ``pdfaid:conformance`` A,
+  ``pdfuaid:part`` 1 (PDF/UA-1) with the PDF/A extension schema that declares it, ``dc:title``
   (the letter's subject), ``dc:creator``, dates from ``creation_date`` (so two renders of one
   letter at one creation date give the same XMP). fpdf2's ``PDFA_2U`` mode still provides the sRGB
   OutputIntent, the embedded TrueType subsets with ToUnicode, and the absent Info dictionary.
+  The document information dictionary has the title too (``/Info /Title``, as PDF/UA checkers
+  expect); every page has ``/Tabs /S``; ``bbox=`` on a Figure (and :meth:`TaggedLetterPdf.bounding_box`
+  for a Table on one page) becomes a Layout ``/BBox``.
   The structure tree and XMP are added by a mix-in to whatever output producer the PDF class uses
   (``LetterPdf.output_producer_class``, e.g. the font-caching one), so neither layer loses the
   other's work.
@@ -71,7 +75,7 @@ from typing import Any
 
 from fpdf import FPDF_VERSION
 from fpdf.annotations import AnnotationDict, PDFAnnotation
-from fpdf.output import OutputProducer
+from fpdf.output import OutputProducer, PDFInfo, PDFPage, PDFXrefAndTrailer
 from fpdf.prefs import ViewerPreferences
 from fpdf.syntax import Name, PDFObject, PDFString
 
@@ -187,6 +191,7 @@ class _Node(PDFObject):
 
     attrs: dict[str, str] | None = None  # serialised PDF values by key ("/Alt", "/Lang" ...)
     table: dict[str, str] | None = None  # Table attribute entries ("/Scope", "/ColSpan" ...)
+    layout: dict[str, str] | None = None  # Layout attribute entries ("/BBox")
     last_page = 0  # tables: the last page with content of this table
     has_header_row = False  # tables: a column-header row was drawn
     implicit = False  # made by the layer for text outside any content element
@@ -246,9 +251,15 @@ class _Node(PDFObject):
             out += f" /Pg {pages[own_page]._id} 0 R"
         if self.attrs:
             out += "".join(f" {key} {value}" for key, value in self.attrs.items())
+        owners = []
         if self.table:
-            entries = " ".join(f"{k} {v}" for k, v in self.table.items())
-            out += f" /A <</O /Table {entries}>>"
+            owners.append("<</O /Table " + " ".join(f"{k} {v}" for k, v in self.table.items()) + ">>")
+        if self.layout:
+            owners.append("<</O /Layout " + " ".join(f"{k} {v}" for k, v in self.layout.items()) + ">>")
+        if len(owners) == 1:
+            out += f" /A {owners[0]}"
+        elif owners:
+            out += f" /A [{' '.join(owners)}]"
         return out + ">>\nendobj"
 
 
@@ -324,10 +335,74 @@ class _TaggingProducer:
         return super().bufferize()  # type: ignore[misc]
 
     def _add_structure_tree(self) -> PDFObject | None:
-        return self.fpdf._build_structure_tree(self._add_pdf_obj)  # type: ignore[attr-defined]
+        return self.fpdf._build_structure_tree(self._add_pdf_obj, self._add_pdf_objs)  # type: ignore[attr-defined]
+
+    def _add_pdf_objs(self, objects: list[PDFObject]) -> None:
+        """Register ``objects`` as consecutive object numbers written by one :class:`_Bulk` (a letter
+        has a few hundred structure elements; fpdf2's per-object bookkeeping is most of their cost)."""
+        if not objects:
+            return
+        bulk = _Bulk(objects, self)
+        self._add_pdf_obj(bulk)  # type: ignore[attr-defined]
+        first = bulk.id
+        for offset, obj in enumerate(objects):
+            obj._id = first + offset
+        self.obj_id = first + len(objects) - 1  # type: ignore[attr-defined]
 
     def _build_xmp_from_info(self) -> str:
         return self.fpdf._xmp_packet()
+
+    def _add_encryption(self) -> Any:
+        # The last object before the cross-reference table: the document information dictionary,
+        # with only the title (the same as dc:title; fpdf2 writes none in PDF/A mode)
+        info = PDFInfo(title=str(self.fpdf.title), subject=None, author=None, keywords=None, creator=None,
+                       producer=None, creation_date=None)  # type: ignore[arg-type]
+        self._add_pdf_obj(info)  # type: ignore[attr-defined]
+        self._bb_info = info
+        return super()._add_encryption()  # type: ignore[misc]
+
+    def _finalize_catalog(self, *args: Any, **kwargs: Any) -> Any:
+        result = super()._finalize_catalog(*args, **kwargs)  # type: ignore[misc]
+        xref = self.pdf_objs[-1]  # type: ignore[attr-defined]
+        if type(xref) is PDFXrefAndTrailer:
+            xref.__class__ = _XrefWithInfo
+        return result
+
+
+class _Bulk(PDFObject):
+    """Several objects with consecutive numbers, serialised in one go; each one's offset is put in
+    the producer's table as it is written (fpdf2 set the first, just before)."""
+
+    def __init__(self, objects: list[PDFObject], producer: Any) -> None:
+        super().__init__()
+        self.objects = objects
+        self.producer = producer
+
+    def serialize(self, obj_dict: object = None, _security_handler: object = None) -> str:
+        offsets = self.producer.offsets
+        at = offsets[self.id]
+        parts = []
+        for obj in self.objects:
+            offsets[obj._id] = at
+            text = obj.serialize()
+            parts.append(text)
+            at += len(text.encode("latin-1")) + 1  # and the newline joining them
+        return "\n".join(parts)
+
+
+class _XrefWithInfo(PDFXrefAndTrailer):
+    """The trailer, naming the information dictionary fpdf2 leaves out in PDF/A mode."""
+
+    def serialize(self, _security_handler: Any = None) -> str:
+        self.info_obj = getattr(self.output_builder, "_bb_info", None)
+        return super().serialize(_security_handler)
+
+
+class _TabbedPage(PDFPage):
+    """A page whose annotations are visited in structure order (``/Tabs /S``, ISO 14289-1 7.18.3)."""
+
+    __slots__ = ()
+    tabs = Name("S")
 
 
 _producers: dict[type, type] = {}
@@ -392,6 +467,13 @@ class TaggedLetterPdf(LetterPdf):
         self._tg_stack.append(frame)
         return _Scope(self)
 
+    def bounding_box(self, x: float, y: float, w: float, h: float) -> None:
+        """Give the innermost open element a ``/BBox`` (a Layout attribute), from (x, y, w, h) mm on
+        the current page: ISO 32000-1 14.8.5.4.3 asks it of a Figure or Table on one page."""
+        top = self._top()
+        if isinstance(top, _Node):
+            self._set_attributes(top, {"bbox": (x, y, w, h)})
+
     # -- element bookkeeping ------------------------------------------------------------------------
     def _top(self) -> _Node | _Artifact:
         return self._tg_stack[-1] if self._tg_stack else self._tg_root
@@ -447,6 +529,13 @@ class TaggedLetterPdf(LetterPdf):
                 node.set_attr("/ActualText", PDFString(str(value)).serialize())
             elif key == "title":
                 node.set_attr("/T", PDFString(str(value)).serialize())
+            elif key == "bbox":  # (x, y, w, h) in mm from the top left of the current page
+                x, y, w, h = (float(v) for v in value)  # type: ignore[union-attr]
+                k = self.k
+                top = self.h - y
+                if node.layout is None:
+                    node.layout = {}
+                node.layout["/BBox"] = f"[{x * k:.2f} {(top - h) * k:.2f} {(x + w) * k:.2f} {top * k:.2f}]"
             elif key == "contents" and node.role == "Link":
                 node.link_contents = str(value)  # the /Contents of the link annotations inside
             elif key == "lang":
@@ -469,6 +558,18 @@ class TaggedLetterPdf(LetterPdf):
             elif self._tg_open is not None and s[:2] in _Q_STARTS:
                 # "q", "Q", "q ... cm": keep marked content and graphics-state nesting apart
                 self._close_marked_content()
+        super()._out(s)
+
+    def _out_text(self, s: bytes) -> None:
+        """A write that shows text (``BT ... Tj ET``, from :meth:`LetterPdf.put`): like :meth:`_out`
+        without looking for painting operators."""
+        if "_out" in self.__dict__:  # fpdf2's dry run has replaced _out: write nothing
+            self._out(s)
+            return
+        if self.page and not self.buffer:
+            owner = self._owner(b"Tj")
+            if owner is not self._tg_open:
+                s = self._switch(owner).encode("latin-1") + s
         super()._out(s)
 
     def _owner(self, probe: str | bytes) -> _Node | _Artifact:
@@ -663,7 +764,7 @@ class TaggedLetterPdf(LetterPdf):
         base = output_producer_class or getattr(self, "output_producer_class", None) or OutputProducer
         return super().output(name, output_producer_class=_tagging_producer(base))
 
-    def _build_structure_tree(self, add_obj: Any) -> PDFObject:
+    def _build_structure_tree(self, add_obj: Any, add_objs: Any = None) -> PDFObject:
         """Prune, check, number and register the structure objects (called by the producer).
 
         Runs after fpdf2 gave the pages and annotations their object numbers and before anything
@@ -680,6 +781,9 @@ class TaggedLetterPdf(LetterPdf):
         if problems and self._tg_strict:
             raise TaggingError("; ".join(problems))
         pages = [None, *(self.pages[n] for n in range(1, self.pages_count + 1))]
+        for page in pages[1:]:
+            if type(page) is PDFPage:
+                page.__class__ = _TabbedPage
         parent_tree = _ParentTree()
         root = _StructTreeRoot(self._tg_root, parent_tree, 0, dict(self.role_map))
         add_obj(root)  # no trace label: fpdf2 then skips its size tracing per object
@@ -687,9 +791,12 @@ class TaggedLetterPdf(LetterPdf):
         # ParentTree: one array per page (index = MCID), then one entry per link annotation
         per_page: dict[int, list[_Node | None]] = {}
         annotation_owner: dict[int, _Node] = {}
+        if add_objs is not None:
+            add_objs(nodes)
         for node in nodes:
             node.tree = tree
-            add_obj(node)
+            if add_objs is None:
+                add_obj(node)
             for kid in node.kids:
                 cls = kid.__class__
                 if cls is _McRef:
@@ -735,6 +842,10 @@ class TaggedLetterPdf(LetterPdf):
             "   <pdfaid:part>2</pdfaid:part>",
             "   <pdfaid:conformance>A</pdfaid:conformance>",
             "  </rdf:Description>",
+            '  <rdf:Description rdf:about="" xmlns:pdfuaid="http://www.aiim.org/pdfua/ns/id/">',
+            "   <pdfuaid:part>1</pdfuaid:part>",
+            "  </rdf:Description>",
+            *_PDFUA_EXTENSION_SCHEMA,
             '  <rdf:Description rdf:about="" xmlns:dc="http://purl.org/dc/elements/1.1/">',
             "   <dc:format>application/pdf</dc:format>",
             "   <dc:title><rdf:Alt>",
@@ -767,6 +878,25 @@ class TaggedLetterPdf(LetterPdf):
 
 
 # ------------------------------------------------------------------------------------ helpers
+
+#: PDF/A allows only its predefined XMP schemas, or ones it is told about: pdfuaid (ISO 14289-1 5) is
+#: declared in a PDF/A extension schema (ISO 19005-2 6.6.2.3.3)
+_PDFUA_EXTENSION_SCHEMA = (
+    '  <rdf:Description rdf:about="" xmlns:pdfaExtension="http://www.aiim.org/pdfa/ns/extension/"'
+    ' xmlns:pdfaSchema="http://www.aiim.org/pdfa/ns/schema#" xmlns:pdfaProperty="http://www.aiim.org/pdfa/ns/property#">',
+    "   <pdfaExtension:schemas><rdf:Bag><rdf:li rdf:parseType=\"Resource\">",
+    "    <pdfaSchema:schema>PDF/UA Universal Accessibility Schema</pdfaSchema:schema>",
+    "    <pdfaSchema:namespaceURI>http://www.aiim.org/pdfua/ns/id/</pdfaSchema:namespaceURI>",
+    "    <pdfaSchema:prefix>pdfuaid</pdfaSchema:prefix>",
+    "    <pdfaSchema:property><rdf:Seq><rdf:li rdf:parseType=\"Resource\">",
+    "     <pdfaProperty:name>part</pdfaProperty:name>",
+    "     <pdfaProperty:valueType>Integer</pdfaProperty:valueType>",
+    "     <pdfaProperty:category>internal</pdfaProperty:category>",
+    "     <pdfaProperty:description>Part of ISO 14289 the file conforms to</pdfaProperty:description>",
+    "    </rdf:li></rdf:Seq></pdfaSchema:property>",
+    "   </rdf:li></rdf:Bag></pdfaExtension:schemas>",
+    "  </rdf:Description>",
+)
 
 
 def _walk(node: _Node) -> Iterator[_Node]:

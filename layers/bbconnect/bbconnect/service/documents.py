@@ -146,11 +146,14 @@ def recipient_lines(address: dict | None) -> tuple[str, ...]:
     return tuple(line for line in lines if line)
 
 
-def assessment_of(data: dict) -> Assessment:
-    """The validated `aanslag`/`waterschap` data (see `letters.AanslagData`) as the renderer's Assessment."""
+def assessment_of(data: dict, taxpayer: str | None = None) -> Assessment:
+    """The validated `aanslag`/`waterschap` data (see `letters.AanslagData`) as the renderer's Assessment.
+    The belastingplichtige is `data.belastingplichtige` when the row has one, else ``taxpayer`` (the
+    addressee)."""
     canonical = AanslagData.model_validate(data)
     extra = canonical.model_extra or {}
     value_date = extra.get("waardepeildatum")
+    named = extra.get("belastingplichtige")
     return Assessment(
         number=canonical.assessment_number, tax_year=canonical.tax_year, due_date=canonical.vervaldag,
         lines=tuple(TaxLine(code=line.code, description=line.description, period=line.period or "",
@@ -158,6 +161,7 @@ def assessment_of(data: dict) -> Assessment:
                     for line in canonical.lines),
         total=canonical.total,
         value_date=_date_or_none(value_date),
+        taxpayer=str(named) if isinstance(named, str) and named.strip() else taxpayer,
     )
 
 
@@ -191,12 +195,17 @@ def letter_document(letter: dict, organisation, stream, *, variant: str, today: 
     False/None for none."""
     template = letter.get("template") or stream.template
     data = letter.get("data") or {}
-    assessment = assessment_of(data) if template in ("aanslag", "waterschap") else None
+    address = letter.get("address") or {}
+    assessment = assessment_of(data, address.get("name")) if template in ("aanslag", "waterschap") else None
     letter_date = date.fromisoformat(data["dagtekening"]) if data.get("dagtekening") else (today or datetime.now(UTC).date())
     source = container_logos() if logos is True else (logos or None)
     return LetterDocument(
         sender=sender_block(organisation, source), recipient_lines=recipient_lines(letter.get("address")),
         subject=letter["subject"], letter_date=letter_date, reference=letter["reference"],
-        paragraphs=paragraphs_of(letter.get("text") or ""), template=template, assessment=assessment, variant=variant,
+        # an assessment's letter says what the stream's wording says; the row's text is the
+        # Berichtenbox message (which may rightly say the aanslag is in the attachment)
+        paragraphs=() if assessment is not None else paragraphs_of(letter.get("text") or ""),
+        template=template, assessment=assessment, variant=variant,
         payment=letter_payment(letter, organisation, stream),
+        wording=getattr(stream, "letter", None), attachments=tuple(letter.get("attachments") or ()),
     )

@@ -138,7 +138,8 @@ def _make_plan(services: Services, tenant: str, batch_id: str, letters: list[dic
     return {
         "made_at": _now(), "release": release,
         "jobs": [{"name": job.name, "tenant": job.tenant, "sender": job.sender,
-                  "letters": [{**letter.manifest_row(), "sender": letter.sender, "late": letter.late,
+                  # "pages": the letter's own (the manifest row's count the blank back too)
+                  "letters": [{**letter.manifest_row(), "pages": letter.pages, "sender": letter.sender, "late": letter.late,
                                **sources[letter.reference]} for letter in job.letters]}
                  for job in jobs],
     }
