@@ -86,13 +86,18 @@ def test_given_the_functions_then_each_handler_exists_and_has_least_privilege_po
                     assert not any(_scopable(action) for action in actions), f"{name}: a statement on every resource"
 
 
-def _pins(path) -> dict[str, str]:
+def _pins(path, environment: dict | None = None) -> dict[str, str]:
+    """name -> version of a pinned requirements file, for the lines whose markers hold in
+    `environment` (this interpreter's when None)."""
+    from packaging.markers import Marker
+
     pins = {}
     for line in path.read_text(encoding="utf-8").splitlines():
-        line = line.split("#", 1)[0].split(";", 1)[0].strip()
-        if "==" in line:
-            name, version = line.split("==", 1)
-            pins[name.strip().lower().replace("_", "-")] = version.strip()
+        requirement, _, marker = line.split("#", 1)[0].partition(";")
+        if "==" not in requirement or (marker.strip() and not Marker(marker.strip()).evaluate(environment)):
+            continue
+        name, version = requirement.split("==", 1)
+        pins[name.strip().lower().replace("_", "-")] = version.strip()
     return pins
 
 
@@ -105,8 +110,11 @@ def test_given_the_layer_then_it_ships_the_projects_runtime_dependencies_at_the_
                 if line.strip() and not line.startswith("#")]
     assert sorted(layer_in) == sorted(project), "layer and pyproject disagree"
     # ... pinned, with everything they pull in, to the versions of the one lock file the tests ran with
-    lock = _pins(repo_root / "requirements.lock")
-    layer = _pins(repo_root / "layers" / "bbconnect" / "requirements.txt")
+    lambda_runtime = {"python_version": "3.13", "python_full_version": "3.13.0", "platform_machine": "aarch64",
+                      "sys_platform": "linux", "platform_system": "Linux", "implementation_name": "cpython",
+                      "platform_python_implementation": "CPython", "os_name": "posix"}
+    lock = _pins(repo_root / "requirements.lock", lambda_runtime)
+    layer = _pins(repo_root / "layers" / "bbconnect" / "requirements.txt", lambda_runtime)
     assert {"boto3", "botocore", "pydantic-core", "lxml", "cryptography"} <= set(layer)
     assert {name: version for name, version in layer.items() if lock.get(name) != version} == {}
     # and built for the runtime's architecture, into bytecode of the runtime's Python
