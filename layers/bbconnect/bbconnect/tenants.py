@@ -35,6 +35,7 @@ from datetime import date
 import json
 import re
 from pathlib import PurePosixPath
+from collections.abc import Callable
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -57,6 +58,7 @@ __all__ = [
     "Stream",
     "TenantConfig",
     "TenantConfigError",
+    "cpa_problems",
     "load_tenant_config",
 ]
 
@@ -454,6 +456,41 @@ def _readable(exc: ValidationError) -> list[str]:
         for part in message.split("\n"):
             # cross-check messages carry their own location ("streams.X.senders: ...")
             problems.append(f"{location}: {part}" if location else part)
+    return problems
+
+
+def cpa_problems(config: TenantConfig, read_cpa: Callable[[Connection], bytes | None]) -> list[str]:
+    """What makes a connection's CPA unusable, per connection: it cannot be read or parsed, it
+    contradicts the connection (another CPAId, parties or endpoint), or it asks for encryption (a
+    Digikoppeling -e profile). bbconnect does not encrypt, and refuses such a connection when the
+    configuration is loaded rather than ever sending its letters in clear."""
+    from bbconnect.ebms.cpa import CpaError, check_connection, encryption_requirements, parse_cpa
+
+    problems: list[str] = []
+    for key, connection in config.connections.items():
+        if not connection.cpa or connection.adapter is not None:
+            continue  # no CPA file; or the vendor's own ebMS adapter speaks the CPA
+        try:
+            xml = read_cpa(connection)
+        except (OSError, ValueError, LookupError) as error:
+            problems.append(f"connections.{key}.cpa: cannot be read ({type(error).__name__}: {error})")
+            continue
+        if xml is None:
+            continue
+        try:
+            cpa = parse_cpa(xml)
+        except CpaError as error:
+            problems.append(f"connections.{key}.cpa: {error}")
+            continue
+        for contradiction in check_connection(cpa, cpa_id=connection.cpa_id, oin=connection.oin,
+                                              logius_oin=connection.logius_oin, endpoint=connection.endpoint):
+            problems.append(f"connections.{key}.cpa: {contradiction}")
+        encryption = encryption_requirements(cpa)
+        if encryption:
+            problems.append(
+                f"connections.{key}.cpa: CPA {cpa.cpa_id} asks for encryption ({'; '.join(encryption)}). bbconnect does "
+                "not encrypt ebMS messages (profiles osb-be-e/osb-rm-e) and will not send them in clear: ask Logius "
+                "for a CPA of profile osb-rm, osb-rm-s or osb-be")
     return problems
 
 

@@ -70,10 +70,12 @@ class LogiusConnection:
                             ebms.Party(self.connection.logius_oin), host="bbconnect", now=datetime.now(UTC), sync_reply=True)
         return self._signal(message, endpoint).action == "Pong"
 
-    def message_status(self, message_id: str, *, cpa_id: str, from_oin: str, to_oin: str, endpoint: str | None = None) -> str:
-        """ebMS MessageStatus of one of our messages: NotRecognized, Received, Processed, Forwarded."""
-        message = ebms.status_request(cpa_id, ebms.Party(from_oin), ebms.Party(to_oin), message_id,
-                                      host="bbconnect", now=datetime.now(UTC), sync_reply=True)
+    def message_status(self, message_id: str, *, cpa_id: str, from_oin: str, to_oin: str, endpoint: str | None = None,
+                       from_type: str | None = ebms.PARTY_ID_TYPE, to_type: str | None = ebms.PARTY_ID_TYPE) -> str:
+        """ebMS MessageStatus of one of our messages: NotRecognized, Received, Processed, Forwarded.
+        The PartyIds carry the types the CPA gives them."""
+        message = ebms.status_request(cpa_id, ebms.Party(from_oin, None, from_type), ebms.Party(to_oin, None, to_type),
+                                      message_id, host="bbconnect", now=datetime.now(UTC), sync_reply=True)
         answer = self._signal(message, endpoint)
         if not answer.status_response:
             raise LogiusUnavailable(f"no StatusResponse to the StatusRequest for {message_id}")
