@@ -113,10 +113,15 @@ class LocalEnvironment:
         target = self.workdir / "tenants"
         target.mkdir(parents=True, exist_ok=True)
         authorised: dict[str, set[str]] = {}
+        identities: dict[str, object] = {}  # one certificate per OIN: what a CPA names for that party
         for path in sorted(self.config_dir.glob("*.json")):
             config = json.loads(path.read_text(encoding="utf-8"))
             for connection_id, connection in (config.get("connections") or {}).items():
-                identity = self.pki.issue(f"{config['tenant']}-{connection_id}", oin=connection["oin"], client=True, server=False)
+                if connection["oin"] not in identities:
+                    # RSA: the signed profile (osb-rm-s) signs with it (RSA-SHA256)
+                    identities[connection["oin"]] = self.pki.issue(f"{config['tenant']}-{connection_id}", oin=connection["oin"],
+                                                                   client=True, server=False, key_type="rsa")
+                identity = identities[connection["oin"]]
                 bundle = self.workdir / "pki" / f"{config['tenant']}-{connection_id}-bundle.pem"
                 bundle.write_bytes(Path(identity.cert_path).read_bytes() + Path(identity.key_path).read_bytes())
                 bundle.chmod(0o600)
@@ -124,8 +129,12 @@ class LocalEnvironment:
                 connection["wus_endpoint"] = self.simulator.wus_url
                 connection["certificate"] = f"file:{bundle}"
                 connection["logius_oin"] = LOGIUS_OIN
+                if connection.get("wus_profile") == "2W-be-S":  # the simulator signs its WUS answers
+                    connection["logius_signing_certificate"] = f"file:{self.simulator.identity.cert_path}"
                 if connection.get("cpa"):
-                    connection["cpa"] = f"file:{self._local_cpa(path.parent / connection['cpa'], config['tenant'], connection_id)}"
+                    local = self._local_cpa(path.parent / connection["cpa"], config["tenant"], connection_id,
+                                            our_certificate=identity.cert_pem)
+                    connection["cpa"] = f"file:{local}"
                 for sender in connection.get("senders", []):
                     organisation = (config.get("organisations") or {}).get(sender)
                     if organisation:
@@ -165,24 +174,23 @@ class LocalEnvironment:
         self.proof_certificate = certificate.public_bytes(serialization.Encoding.PEM)
         return path
 
-    def _local_cpa(self, source: Path, tenant: str, connection_id: str) -> Path:
+    def _local_cpa(self, source: Path, tenant: str, connection_id: str, *, our_certificate: bytes) -> Path:
         """The connection's CPA with Logius' endpoints pointed at the simulator and ours at the local
-        inbound endpoint (a real CPA names the production hosts)."""
-        from lxml import etree
-
+        inbound endpoint, and the parties' certificates those of the test PKI (a real CPA names the
+        production hosts and the PKIoverheid certificates). The simulator gets the same CPA."""
         from bbconnect.xmlsafe import parse_xml
+        from bbconnect_local.cpa_local import localised_cpa
 
-        root = parse_xml(source.read_bytes())
-        for party in root.iter("{*}PartyInfo"):
-            oins = {p.text.strip() for p in party.iter("{*}PartyId") if p.text}
-            url = self.simulator.ebms_url if LOGIUS_OIN in oins else f"{self.inbound.base_url}/ebms"
-            for endpoint in party.iter("{*}Endpoint"):
-                for attribute in list(endpoint.attrib):
-                    if etree.QName(attribute).localname == "uri":
-                        endpoint.set(attribute, url)
+        xml = source.read_bytes()
+        ours = next((p.text.strip() for p in parse_xml(xml).iter("{*}PartyId") if p.text and p.text.strip() != LOGIUS_OIN),
+                    None)
+        endpoints = {LOGIUS_OIN: self.simulator.ebms_url, **({ours: f"{self.inbound.base_url}/ebms"} if ours else {})}
+        certificates = {LOGIUS_OIN: self.simulator.identity.cert_pem, **({ours: our_certificate} if ours else {})}
+        local = localised_cpa(xml, endpoints=endpoints, certificates=certificates)
         target = self.workdir / "cpa" / f"{tenant}-{connection_id}.xml"
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8"))
+        target.write_bytes(local)
+        self.simulator.register_cpa(local)
         return target
 
     def refresh_subscriptions(self, tenant: str, *, timeout: float = 60) -> list[dict]:

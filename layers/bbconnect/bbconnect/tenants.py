@@ -278,6 +278,11 @@ class Connection(BaseModel):
     cpa: str | None = None
     # WUS ValidateAbonnementen calls per second at most (Logius limits the synchronous check).
     wus_calls_per_second: float = Field(default=5.0, gt=0, le=100)
+    # The Digikoppeling WUS profile: 2W-be (two-way TLS; what the Berichtenbox service takes) or
+    # 2W-be-S (requests signed with the connection's key, answers signed by Logius and checked
+    # against `logius_signing_certificate`, a reference to its PEM certificate).
+    wus_profile: Literal["2W-be", "2W-be-S"] = "2W-be"
+    logius_signing_certificate: str | None = None
     adapter: EbmsAdapterSettings | None = None
 
     @field_validator("endpoint", "wus_endpoint")
@@ -288,12 +293,19 @@ class Connection(BaseModel):
             raise ValueError("must be an https:// URL with a host")
         return value
 
-    @field_validator("certificate")
+    @field_validator("certificate", "logius_signing_certificate")
     @classmethod
-    def _certificate_reference(cls, value: str) -> str:
-        if not _CERTIFICATE_RE.fullmatch(value):
+    def _certificate_reference(cls, value: str | None) -> str | None:
+        if value is not None and not _CERTIFICATE_RE.fullmatch(value):
             raise ValueError("must be a reference 'secretsmanager:<secret name>' or 'file:<path>'")
         return value
+
+    @model_validator(mode="after")
+    def _signed_wus_needs_logius_certificate(self) -> Connection:
+        if self.wus_profile == "2W-be-S" and not self.logius_signing_certificate:
+            raise ValueError("wus_profile 2W-be-S needs logius_signing_certificate: the certificate Logius signs its "
+                             "WUS answers with, to check them against")
+        return self
 
 
 def _secret_in_tenant_folder(reference: str, tenant: str) -> bool:
@@ -370,7 +382,8 @@ class TenantConfig(BaseModel):
                 else:
                     on_connection[sender] = key
         for key, connection in self.connections.items():
-            references = {"certificate": connection.certificate}
+            references = {"certificate": connection.certificate,
+                          "logius_signing_certificate": connection.logius_signing_certificate}
             if connection.adapter is not None:
                 references.update({f"adapter.{name}": getattr(connection.adapter, name)
                                    for name in ("certificate", "ca_bundle", "authorization")})

@@ -154,7 +154,7 @@ def test_given_the_shared_example_when_overheid_receives_afleveren_then_digipoor
 # --------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["gemeente-lv.xml", "gemeente-lv-async.xml", "example-osb-rm-s.xml"])
+@pytest.mark.parametrize("name", ["gemeente-lv.xml", "gemeente-lv-async.xml", "gemeente-lv-signed.xml", "example-osb-rm-s.xml"])
 def test_given_our_example_cpas_when_validated_against_cpp_cpa_2_0_then_they_are_valid(cpa_schema, repo_root, name):
     document = etree.fromstring(cpa_bytes(repo_root, name))
 
@@ -163,7 +163,7 @@ def test_given_our_example_cpas_when_validated_against_cpp_cpa_2_0_then_they_are
     assert valid, str(cpa_schema.error_log)
 
 
-@pytest.mark.parametrize("name", ["gemeente-lv.xml", "gemeente-lv-async.xml", "example-osb-rm-s.xml"])
+@pytest.mark.parametrize("name", ["gemeente-lv.xml", "gemeente-lv-async.xml", "gemeente-lv-signed.xml", "example-osb-rm-s.xml"])
 def test_given_our_example_cpas_when_read_then_a_comment_says_the_retry_interval_is_only_for_the_local_demo(
     repo_root, name
 ):
