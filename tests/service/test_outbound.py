@@ -136,3 +136,51 @@ def test_given_a_cpa_that_asks_for_encryption_when_a_channel_is_resolved_then_no
 
     with pytest.raises(ChannelError, match="asks for encryption.*will not send them in clear"):
         channel_for(_connection("CPA-GLOBE-00000001899410741000-01"), ebms.ACTION_BV_REQUEST, cpa, now=NOW)
+
+
+# ---------------------------------------------------------------------- what an attempt's answer means
+class _Answering:
+    def __init__(self, status: int, body: bytes = b"", content_type: str = "text/xml; charset=UTF-8") -> None:
+        from bbconnect.adapters.transport import HttpAnswer
+
+        self.answer = HttpAnswer(status, {"Content-Type": content_type}, body)
+
+    def post_ebms(self, headers, body, *, endpoint=None):
+        return self.answer
+
+
+def _attempt(monkeypatch, record: dict, answering: _Answering) -> dict:
+    from types import SimpleNamespace
+
+    from bbconnect.service import send
+
+    monkeypatch.setattr(send, "_connection", lambda services, record: answering)
+    monkeypatch.setattr(send, "stored_message", lambda record, services: b"the stored bytes")
+    services = SimpleNamespace(batches=SimpleNamespace(globe=lambda globe_id: record))
+    return send.post_attempt_once({"globe_batch_id": "g-1", "message_id": record["message_id"], "number": 1}, services)
+
+
+@pytest.mark.parametrize(("reliable", "sync_reply", "expected"), [
+    (False, False, "ack"),  # osb-be: taken is sent
+    (True, False, "sent"),  # osb-rm, asynchronous: the acknowledgement comes on its own
+    (True, True, "retry"),  # osb-rm, synchronous: an empty answer is no acknowledgement
+])
+def test_given_an_empty_2xx_when_an_attempt_is_answered_then_the_profile_decides_what_it_means(
+        monkeypatch, reliable, sync_reply, expected):
+    record = {"message_id": "m-1@bbconnect", "reliable": reliable, "sync_reply": sync_reply, "headers": {}, "endpoint": "x"}
+    assert _attempt(monkeypatch, record, _Answering(204))["result"] == expected
+
+
+def test_given_we_asked_for_a_signed_acknowledgment_when_an_unsigned_one_comes_then_it_does_not_count(monkeypatch, pki):
+    business = ebms.EbmsMessage(
+        cpa_id="CPA-1", conversation_id="c", service=ebms.BERICHTENBOX_SERVICE, service_type=ebms.SERVICE_TYPE,
+        action=ebms.ACTION_BV_REQUEST, from_party=ebms.Party(SENDER_OIN, "SR"), to_party=ebms.Party(LOGIUS_OIN, "SP"),
+        message_id="m-1@bbconnect", timestamp=NOW)
+    headers, body = ebms.serialize(ebms.acknowledgment_for(business, host="logius", now=NOW))
+    record = {"message_id": "m-1@bbconnect", "reliable": True, "sync_reply": True, "headers": {}, "endpoint": "x",
+              "ack_references": [["", "abc="], ["cid:batch-1@bbconnect", "def="]],
+              "ack_certificate": pki[1].cert_pem.decode()}
+
+    outcome = _attempt(monkeypatch, record, _Answering(200, body, headers["Content-Type"]))
+
+    assert outcome["result"] == "retry" and "signed acknowledgement does not hold" in outcome["detail"]
