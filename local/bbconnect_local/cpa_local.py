@@ -51,15 +51,3 @@ def localised_cpa(xml: bytes, *, endpoints: Mapping[str, str], certificates: Map
                 key_value.getparent().remove(key_value)  # it would name the placeholder's key
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
 
-
-def certificate_ids(xml: bytes) -> dict[str, str]:
-    """certId -> the PartyId of the party that holds that Certificate (for checks in tests)."""
-    root = parse_xml(xml)
-    found = {}
-    for party in root.iter("{*}PartyInfo"):
-        party_id = next(((p.text or "").strip() for p in party.iter("{*}PartyId")), "")
-        for element in party.iter("{*}Certificate"):
-            cert_id = _attribute(element, "certId")
-            if cert_id:
-                found[cert_id] = party_id
-    return found

@@ -9,7 +9,6 @@ acknowledgement, a signed message a signed acknowledgement (checked by xmlsec1),
 processed a SOAP Fault, never a crash."""
 from __future__ import annotations
 
-import copy
 import json
 import shutil
 import subprocess
@@ -340,7 +339,8 @@ RULES = [
     Rule("MessageHeader version 1.0", "Inconsistent", "//eb:MessageHeader/@eb:version", _set(MH, f"{EB}version", "1.0")),
     Rule("AckRequested version 1.1", "Inconsistent", "//eb:AckRequested/@eb:version",
          _set("SOAP:Header/eb:AckRequested", f"{EB}version", "1.1")),
-    Rule("Manifest version 2.1", "Inconsistent", "//eb:Manifest/@eb:version", _set("SOAP:Body/eb:Manifest", f"{EB}version", "2.1")),
+    Rule("Manifest version 2.1", "Inconsistent", "//eb:Manifest/@eb:version",
+         _set("SOAP:Body/eb:Manifest", f"{EB}version", "2.1")),
     Rule("SyncReply version 3", "Inconsistent", "//eb:SyncReply/@eb:version",
          _set("SOAP:Header/eb:SyncReply", f"{EB}version", "3"), profiles=("sync", "signed")),
     # -- parties and their types

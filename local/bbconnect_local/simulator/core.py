@@ -4,7 +4,18 @@ Behind two-way TLS it serves `/ebms` (ebMS2, Digikoppeling osb-rm unsigned) and 
 check, and pushes its own ebMS messages to the sender's endpoint.
 
 ebMS business messages (`GLOBE-R-BV-Request` with a `Berichten` batch, `GLOBE-R-A-Request` with an
-`AbonnementAanvraag`) are checked against the simulator's view of the CPA and acknowledged:
+`AbonnementAanvraag`) are checked as a real MSH checks them and acknowledged:
+- **strictness**: the envelope against msg-header-2_0.xsd (from ../shared/ebms), the MIME structure
+  (multipart/related with `start`, the SOAP part `text/xml; charset=UTF-8` with a Content-ID), the
+  SOAPAction, the Timestamp's zone, the MessageId's form and the TimeToLive;
+- **the CPA** (`cpas`, registered by the local run from each connection's CPA and read by the
+  simulator's own reader, cpa.py): PartyIds with their types, roles, service, actions, the
+  DuplicateElimination / AckRequested / SyncReply / eb:signed the sender's channel asks for, and,
+  under a signing CPA (osb-rm-s), the signature, verified with xmlsec1 against the CPA's certificate
+  (xmldsig.py). Its own acknowledgements are then signed and name the message's references, and its
+  results go out signed, asking for a signed acknowledgement, which it checks. Without CPAs it uses
+  the defaults below (osb-rm, unsigned); with CPAs an unknown CPAId gets a SOAP Fault. WUS calls signed
+  as 2W-be-S are verified and answered signed (wss.py, xmlsec1);
 - **acknowledgement mode** (`ack_mode`): with `eb:SyncReply` (syncReplyMode mshSignalsOnly) the
   Acknowledgment or MessageError is the HTTP 200 body; without it (syncReplyMode none) the answer is
   HTTP 204 with an empty body and the signal is POSTed as its own ebMS message to `ack_endpoint`
@@ -23,6 +34,8 @@ GLOBE rules; see globe.py) and the `BerichtVerwerkResponse` pushed as `GLOBE-R-B
 `bulk_result_action` (see bulk.py for the invented answer schema). Pushes are reliable: the same
 bytes (same MessageId) are resent with a growing interval until the sender acknowledges (sync, or
 async by POSTing an Acknowledgment to `/ebms`), a MessageError refuses them, or the attempts run out.
+As ebms-core, a push with SyncReply wants the Acknowledgment in the response and one without it
+refuses an Acknowledgment there ("No sync Acknowledgment expected").
 
 **Fault injection** (`faults`, `fault_seed`; see faults.py for the kinds). Whatever strikes, the
 invariants hold: a letter reaches a box at most once (`deliveries_of(id) <= 1`, a re-delivery is

@@ -114,7 +114,8 @@ def verify(envelope: bytes, parts: dict[str, bytes], cert_pem: bytes) -> list[tu
     envelope_references = [r for uri, _, r in found if uri == ""]
     if len(envelope_references) != 1:
         raise SignatureProblem("the signature must have one Reference URI=\"\" to the envelope")
-    algorithms = [t.get("Algorithm") for t in envelope_references[0].iterfind(f"{q(DS_NS, 'Transforms')}/{q(DS_NS, 'Transform')}")]
+    transforms = envelope_references[0].iterfind(f"{q(DS_NS, 'Transforms')}/{q(DS_NS, 'Transform')}")
+    algorithms = [t.get("Algorithm") for t in transforms]
     if algorithms[:2] != [ENVELOPED, XPATH] or len(algorithms) != 3 or algorithms[2] not in (C14N, EXC_C14N):
         raise SignatureProblem(f"the envelope reference must have the transforms enveloped, XPath, C14N; has {algorithms}")
     manifest = root.find(f"{q(SOAP_NS, 'Body')}/{q(EB_NS, 'Manifest')}")

@@ -34,7 +34,6 @@ Each rule gives one :class:`~bbconnect.ebms.message.EbmsError` with severity Err
 """
 from __future__ import annotations
 
-import base64
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -82,7 +81,6 @@ __all__ = [
     "InboundEnvelope",
     "Outcome",
     "agreement_from_cpa",
-    "certificate_pem",
     "check_envelope",
     "check_message",
     "default_agreement",
@@ -631,9 +629,3 @@ def check_message(envelope: InboundEnvelope, head: Head, agreement: Agreement, n
     except _Broken as broken:
         return Outcome(broken.error, expected)
     return Outcome(None, expected, references)
-
-
-def certificate_pem(der: bytes) -> bytes:
-    """A DER certificate (as a CPA holds it) in PEM."""
-    return b"-----BEGIN CERTIFICATE-----\n" + base64.encodebytes(der) + b"-----END CERTIFICATE-----\n"
-
