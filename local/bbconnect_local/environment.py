@@ -135,6 +135,8 @@ class LocalEnvironment:
                     local = self._local_cpa(path.parent / connection["cpa"], config["tenant"], connection_id,
                                             our_certificate=identity.cert_pem)
                     connection["cpa"] = f"file:{local}"
+                else:  # no CPA file: the simulator meets it with the defaults (osb-rm, unsigned)
+                    self.simulator_config.default_cpa_ids.add(connection["cpa_id"])
                 for sender in connection.get("senders", []):
                     organisation = (config.get("organisations") or {}).get(sender)
                     if organisation:

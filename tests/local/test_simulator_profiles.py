@@ -125,3 +125,22 @@ def test_given_a_signing_cpa_when_the_payload_is_changed_after_signing_then_the_
 
     signal = ebms.parse(answer.header("Content-Type"), answer.body)
     assert [e.code for e in signal.errors] == ["SecurityFailure"]
+
+
+def test_given_registered_cpas_when_a_message_names_another_cpaid_then_only_a_known_connection_without_cpa_is_taken(
+        simulator, ours):
+    # (registered CPAs make the simulator strict about CPAIds, as a real MSH is: "CPA not found")
+    _signed_setup(simulator, ours)
+    connection = _connection(simulator, ours, cpa_id="CPA-WITHOUT-FILE-01", cpa=None)
+    channel = channel_for(connection, ebms.ACTION_BV_REQUEST, None)
+
+    def post():
+        built = build_message(channel, action=ebms.ACTION_BV_REQUEST, conversation_id="c", now=datetime.now(UTC),
+                              payloads=(ebms.Payload("b@bbconnect", "application/xml", _berichten()),), attempt_seconds=10)
+        return https_post(simulator.ebms_url, built.body, built.headers, identity=ours[0], ca_path=simulator.ca_cert_path)
+
+    unknown = post()
+    assert unknown.status == 500 and b"CPA CPA-WITHOUT-FILE-01 not found" in unknown.body
+    simulator.config.default_cpa_ids.add("CPA-WITHOUT-FILE-01")
+    known = post()
+    assert known.status == 200 and ebms.parse(known.header("Content-Type"), known.body).acknowledgment_ref

@@ -139,6 +139,8 @@ class SimulatorConfig:
     # and results go out as it says. With CPAs registered, an unknown CPAId gets a SOAP Fault. Messages
     # under other CPAIds, when none are registered, meet the defaults below (osb-rm, unsigned).
     cpas: dict[str, bytes] = field(default_factory=dict)
+    # CPAIds of connections without a CPA file: known, and met with the defaults (osb-rm, unsigned).
+    default_cpa_ids: set[str] = field(default_factory=set)
     use_ebms_xsd: bool = True  # validate envelopes against msg-header-2_0.xsd when ../shared/ebms has it
     sender_role: str | None = "SR"  # None: From/Role not checked
     logius_role: str | None = "SP"  # None: To/Role not checked
@@ -749,7 +751,7 @@ class LogiusSimulator:
             view = self._cpa(header.cpa_id)
         except cpa_reader.CpaProblem as problem:
             return self._soap_fault(f"CPA {header.cpa_id} cannot be used: {problem}", client=False)
-        if self.config.cpas and view is None:
+        if self.config.cpas and view is None and header.cpa_id not in self.config.default_cpa_ids:
             return self._soap_fault(f"CPA {header.cpa_id} not found")
         schema_problem = self._schema_problem(message)
         signal_in = header.service == ebms.MSH_SERVICE and header.action in ("Acknowledgment", "MessageError")
