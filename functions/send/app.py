@@ -1,4 +1,6 @@
-"""Send queue -> deliver each GLOBE batch over ebMS2 reliably, then resume the waiting execution.
+"""Send queue -> deliver each GLOBE batch over ebMS2 reliably, then resume the waiting execution; and
+deliver our asynchronous ebMS answers (Acknowledgments, MessageErrors) that the inbound endpoint
+stored (`{"kind": "signal"}` jobs).
 
 A message is either the first request from the state machine (with its task token) or a delayed
 check this function scheduled itself. Each numbered attempt is idempotent on (ebMS MessageId,
@@ -16,6 +18,7 @@ from bbconnect import runtime
 from bbconnect.observability import correlate, logger_for, logius_latency, metrics_for
 from bbconnect.service.context import services
 from bbconnect.service.send import Sender, post_attempt_once
+from bbconnect.service.signals import deliver_signal
 
 logger = logger_for("send")
 metrics = metrics_for("send")
@@ -43,6 +46,10 @@ def _metric(name: str, value: int = 1) -> None:
 
 def record_handler(record: SQSRecord) -> None:
     request = json.loads(record.body)
+    if request.get("kind") == "signal":  # an asynchronous answer of ours (bbconnect.service.signals)
+        outcome = deliver_signal(services(), request, schedule=_schedule)
+        logger.info("ebMS signal " + outcome["state"], extra=outcome)
+        return
     correlate(logger, request)
     sender = Sender(services(), sfn=runtime.client("stepfunctions"), schedule=_schedule,
                     post_attempt=lambda attempt: post_attempt(attempt=attempt), metrics=_metric)

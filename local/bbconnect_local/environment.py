@@ -65,6 +65,7 @@ class LocalEnvironment:
         self.pki: TestPKI | None = None
         self._secrets: dict[str, bytes] = {}  # Secrets Manager: name -> value
         self._config_files: dict[str, bytes] = {}  # config bucket, under tenants/: CPAs and logos
+        self._identities: dict[str, object] = {}  # the test PKI's client certificate of each OIN
         self.simulator: LogiusSimulator | None = None
         self.inbound: MutualTlsServer | None = None
         self.deployment: LocalDeployment | None = None
@@ -135,12 +136,19 @@ class LocalEnvironment:
         AWS (secrets in Secrets Manager, CPAs in the config bucket), named as the tenant names them."""
         tenant = config["tenant"]
         for connection_id, connection in (config.get("connections") or {}).items():
-            identity = self.pki.issue(f"{tenant}-{connection_id}", oin=connection["oin"], client=True, server=False)
+            if connection["oin"] not in self._identities:  # one certificate per OIN: what a CPA names for that party
+                # RSA: the signed profile (osb-rm-s) signs with it (RSA-SHA256)
+                self._identities[connection["oin"]] = self.pki.issue(f"{tenant}-{connection_id}", oin=connection["oin"],
+                                                                     client=True, server=False, key_type="rsa")
+            identity = self._identities[connection["oin"]]
             bundle = Path(identity.cert_path).read_bytes() + Path(identity.key_path).read_bytes()
             connection["certificate"] = self._secret(f"{tenant}/{connection_id}", bundle)
             connection["endpoint"] = self.simulator.ebms_url
             connection["wus_endpoint"] = self.simulator.wus_url
             connection["logius_oin"] = LOGIUS_OIN
+            if connection.get("wus_profile") == "2W-be-S":  # the simulator signs its WUS answers
+                connection["logius_signing_certificate"] = self._secret(f"{tenant}/{connection_id}-logius-signing",
+                                                                        Path(self.simulator.identity.cert_path).read_bytes())
             adapter = connection.get("adapter") or {}
             for field in ("ca_bundle", "certificate", "authorization"):
                 if str(adapter.get(field) or "").startswith("file:"):
@@ -149,8 +157,10 @@ class LocalEnvironment:
             if connection.get("cpa"):
                 source = folder / connection["cpa"] if not connection["cpa"].startswith("file:") else Path(connection["cpa"][5:])
                 key = f"cpa/{tenant}-{connection_id}.xml"
-                self._config_files[key] = self._local_cpa(source, tenant, connection_id).read_bytes()
+                self._config_files[key] = self._local_cpa(source, tenant, connection_id, our_certificate=identity.cert_pem).read_bytes()
                 connection["cpa"] = key  # relative to the tenant's configuration: tenants/<key>
+            else:  # no CPA file: the simulator meets it with the defaults (osb-rm, unsigned)
+                self.simulator_config.default_cpa_ids.add(connection["cpa_id"])
         for logo in folder.rglob("*"):  # logos and other files the configuration names relatively
             if logo.is_file() and logo.suffix != ".json":
                 self._config_files.setdefault(logo.relative_to(folder).as_posix(), logo.read_bytes())
@@ -239,24 +249,23 @@ class LocalEnvironment:
         return self.proof_certificate + key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
 
-    def _local_cpa(self, source: Path, tenant: str, connection_id: str) -> Path:
+    def _local_cpa(self, source: Path, tenant: str, connection_id: str, *, our_certificate: bytes) -> Path:
         """The connection's CPA with Logius' endpoints pointed at the simulator and ours at the local
-        inbound endpoint (a real CPA names the production hosts)."""
-        from lxml import etree
-
+        inbound endpoint, and the parties' certificates those of the test PKI (a real CPA names the
+        production hosts and the PKIoverheid certificates). The simulator gets the same CPA."""
         from bbconnect.xmlsafe import parse_xml
+        from bbconnect_local.cpa_local import localised_cpa
 
-        root = parse_xml(source.read_bytes())
-        for party in root.iter("{*}PartyInfo"):
-            oins = {p.text.strip() for p in party.iter("{*}PartyId") if p.text}
-            url = self.simulator.ebms_url if LOGIUS_OIN in oins else f"{self.inbound.base_url}/ebms"
-            for endpoint in party.iter("{*}Endpoint"):
-                for attribute in list(endpoint.attrib):
-                    if etree.QName(attribute).localname == "uri":
-                        endpoint.set(attribute, url)
+        xml = source.read_bytes()
+        ours = next((p.text.strip() for p in parse_xml(xml).iter("{*}PartyId") if p.text and p.text.strip() != LOGIUS_OIN),
+                    None)
+        endpoints = {LOGIUS_OIN: self.simulator.ebms_url, **({ours: f"{self.inbound.base_url}/ebms"} if ours else {})}
+        certificates = {LOGIUS_OIN: self.simulator.identity.cert_pem, **({ours: our_certificate} if ours else {})}
+        local = localised_cpa(xml, endpoints=endpoints, certificates=certificates)
         target = self.workdir / "cpa" / f"{tenant}-{connection_id}.xml"
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8"))
+        target.write_bytes(local)
+        self.simulator.register_cpa(local)
         return target
 
     def refresh_subscriptions(self, tenant: str, *, timeout: float = 60) -> list[dict]:

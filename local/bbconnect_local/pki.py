@@ -96,8 +96,10 @@ class TestPKI:
         hostnames: Sequence[str] = ("localhost", "127.0.0.1"),
         client: bool = True,
         server: bool = True,
+        key_type: KeyType | None = None,
     ) -> Identity:
-        """Issue a leaf certificate; writes `<name>.pem` (certificate) and `<name>.key` (key)."""
+        """Issue a leaf certificate; writes `<name>.pem` (certificate) and `<name>.key` (key).
+        `key_type` overrides the PKI's own (an RSA key for a party that signs XML: RSA-SHA256)."""
         if not _NAME_PATTERN.fullmatch(name):
             raise ValueError(f"identity name must be a simple file name, got {name!r}")
         if oin is not None and not OIN_PATTERN.fullmatch(oin):
@@ -107,7 +109,7 @@ class TestPKI:
         if isinstance(hostnames, str):
             hostnames = (hostnames,)
 
-        key = _new_key(self.key_type)
+        key = _new_key(key_type or self.key_type)
         now = _utcnow()
         not_after = min(now + LEAF_VALIDITY, self._ca_cert.not_valid_after_utc)
         attributes = [

@@ -241,3 +241,64 @@ def test_error_with_a_plain_message():
     assert error.source is None and error.problems == [str(error)]
     structured = TenantConfigError("x.json", ["tenant: bad"])
     assert structured.source == "x.json" and structured.problems == ["tenant: bad"]
+
+
+# ---------------------------------------------------------------------- the connections' CPAs
+def _lv_config():
+    from bbconnect.tenants import load_tenant_config
+
+    return load_tenant_config((CONFIG_DIR / "gemeente-lv.json").read_bytes(), source="gemeente-lv.json")
+
+
+def _lv_cpa(**replacements: bytes) -> bytes:
+    xml = (CONFIG_DIR.parent / "cpa" / "gemeente-lv.xml").read_bytes()
+    for old, new in replacements.items():
+        xml = xml.replace(old.encode(), new)
+    return xml
+
+
+def test_given_the_demo_tenants_cpa_when_checked_then_it_is_usable():
+    from bbconnect.tenants import cpa_problems
+
+    assert cpa_problems(_lv_config(), lambda connection: _lv_cpa()) == []
+
+
+@pytest.mark.parametrize(("replacements", "fragment"), [
+    ({"</tns:ebXMLReceiverBinding>": b"<tns:ReceiverDigitalEnvelope><tns:DigitalEnvelopeProtocol tns:version=\"2.0\">XMLENC"
+      b"</tns:DigitalEnvelopeProtocol><tns:EncryptionAlgorithm>http://www.w3.org/2009/xmlenc11#aes256-gcm"
+      b"</tns:EncryptionAlgorithm></tns:ReceiverDigitalEnvelope></tns:ebXMLReceiverBinding>"},
+     "asks for encryption (party 'Gemeente Leidschendam-Voorburg' DocExchange 'SR_docExchange_osb-rm' has a "
+     "ReceiverDigitalEnvelope"),
+    ({'tns:isConfidential="transient"': b'tns:isConfidential="transient-and-persistent"'},
+     "isConfidential='transient-and-persistent'"),
+    ({"CPA-GLOBE-00000001899410741000-01": b"CPA-OTHER"}, "the CPA's cpaid is 'CPA-OTHER'"),
+    ({"<tns:Start>": b"<tns:Begin>"}, "CPA"),
+])
+def test_given_a_cpa_bbconnect_cannot_honour_when_the_configuration_is_loaded_then_it_is_refused_naming_why(
+        replacements, fragment):
+    from bbconnect.tenants import cpa_problems
+
+    problems = cpa_problems(_lv_config(), lambda connection: _lv_cpa(**replacements))
+
+    assert problems and all(p.startswith("connections.lv-logius.cpa: ") for p in problems)
+    assert any(fragment in p for p in problems), problems
+    if "encryption" in fragment or "isConfidential" in fragment:
+        assert any("will not send them in clear" in p and "osb-rm, osb-rm-s or osb-be" in p for p in problems)
+
+
+def test_given_a_tenant_whose_cpa_asks_for_encryption_when_the_store_loads_it_then_loading_fails_with_the_reason(tmp_path):
+    import shutil
+
+    from bbconnect.adapters.tenant_configs import TenantConfigStore
+    from bbconnect.tenants import TenantConfigError
+
+    tenants = tmp_path / "tenants"
+    tenants.mkdir()
+    shutil.copy(CONFIG_DIR / "gemeente-lv.json", tenants / "gemeente-lv.json")
+    (tmp_path / "cpa").mkdir()
+    (tmp_path / "cpa" / "gemeente-lv.xml").write_bytes(
+        _lv_cpa(**{'tns:isConfidential="transient"': b'tns:isConfidential="persistent"'}))
+
+    with pytest.raises(TenantConfigError, match="asks for encryption") as refused:
+        TenantConfigStore(directory=str(tenants)).get("gemeente-lv")
+    assert "gemeente-lv.json" in str(refused.value)

@@ -1,4 +1,8 @@
-"""One local bbconnect (moto + the Logius simulator + the inbound endpoint) for the end-to-end tests."""
+"""One local bbconnect (moto + the Logius simulator + the inbound endpoint) for the end-to-end tests,
+once per CPA profile of the demo tenant's connection: osb-rm with the acknowledgement in the HTTP
+response (`sync`), osb-rm with acknowledgements as messages of their own (`async`), and osb-rm-s,
+signed (`signed`). The default run has the whole suite on `sync` and the tests marked
+`every_profile` on all three; `-m slow` runs the whole suite on every profile."""
 from __future__ import annotations
 
 import json
@@ -13,6 +17,23 @@ from bbconnect_local.pki import TestPKI
 
 
 ASYNC_TENANT = "gemeente-lv-async"
+ASYNC_CPA = ("../cpa/gemeente-lv-async.xml", "CPA-GLOBE-00000001899410741000-02")
+# The demo tenant's connection per profile: (CPA file, its cpaid).
+PROFILES = {
+    "sync": ("../cpa/gemeente-lv.xml", "CPA-GLOBE-00000001899410741000-01"),
+    "async": ASYNC_CPA,
+    "signed": ("../cpa/gemeente-lv-signed.xml", "CPA-GLOBE-00000001899410741000-S1"),
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    """The sync profile runs every e2e test; the other profiles only those marked `every_profile`
+    unless `-m slow` asks for them all."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        profile = callspec.params.get("local_env") if callspec is not None else None
+        if profile not in (None, "sync") and item.get_closest_marker("every_profile") is None:
+            item.add_marker(pytest.mark.slow)
 ADAPTER_TENANT = "gemeente-lv-adapter"
 # The demo tenant once per stream policy (digital_first is the demo tenant itself).
 POLICY_TENANTS = {"digital_first": "gemeente-lv", "digital_and_paper": "gemeente-lv-both", "paper_only": "gemeente-lv-paper"}
@@ -29,16 +50,22 @@ def fake_adapter(tmp_path_factory):
     adapter.stop()
 
 
-def _configs(folder: Path, adapter) -> Path:
-    """The shipped tenant configurations and CPAs, plus the demo tenant once more as
-    `gemeente-lv-async`, on the CPA whose acknowledgements come as messages of their own."""
+def _configs(folder: Path, adapter, profile: str) -> Path:
+    """The shipped tenant configurations and CPAs, with the demo tenant on the profile's CPA, plus the
+    demo tenant once more as `gemeente-lv-async`, on the CPA whose acknowledgements come as messages
+    of their own."""
     shutil.copytree(REPO_ROOT / "config", folder, dirs_exist_ok=True)
     config = json.loads((folder / "tenants" / "gemeente-lv.json").read_text(encoding="utf-8"))
     # A slow connection (5 letters a second), so the tests see the throttle and fair sharing at work.
     config["connections"]["lv-logius"]["max_send_rate"] = 5
+    config["connections"]["lv-logius"]["cpa"], config["connections"]["lv-logius"]["cpa_id"] = PROFILES[profile]
+    if profile == "signed":  # and WUS 2W-be-S: the subscription checks are signed both ways too
+        config["connections"]["lv-logius"].update(wus_profile="2W-be-S", logius_signing_certificate="file:set-by-the-local-run")
     (folder / "tenants" / "gemeente-lv.json").write_text(json.dumps(config), encoding="utf-8")
+    config["connections"]["lv-logius"].pop("wus_profile", None)
+    config["connections"]["lv-logius"].pop("logius_signing_certificate", None)
     config["tenant"] = ASYNC_TENANT
-    config["connections"]["lv-logius"]["cpa"] = "../cpa/gemeente-lv-async.xml"
+    config["connections"]["lv-logius"]["cpa"], config["connections"]["lv-logius"]["cpa_id"] = ASYNC_CPA
     (folder / "tenants" / f"{ASYNC_TENANT}.json").write_text(json.dumps(config), encoding="utf-8")
     for policy, tenant in POLICY_TENANTS.items():
         if tenant != "gemeente-lv":
@@ -47,17 +74,20 @@ def _configs(folder: Path, adapter) -> Path:
             variant["streams"]["AANSLAG"]["policy"] = policy
             (folder / "tenants" / f"{tenant}.json").write_text(json.dumps(variant), encoding="utf-8")
     config["tenant"] = ADAPTER_TENANT
-    config["connections"]["lv-logius"]["cpa"] = "../cpa/gemeente-lv.xml"
+    config["connections"]["lv-logius"]["cpa"], config["connections"]["lv-logius"]["cpa_id"] = PROFILES["sync"]
     config["connections"]["lv-logius"]["adapter"] = {"base_url": adapter.base_url, "ca_bundle": f"file:{adapter.ca_bundle}"}
     (folder / "tenants" / f"{ADAPTER_TENANT}.json").write_text(json.dumps(config), encoding="utf-8")
     return folder / "tenants"
 
 
-@pytest.fixture(scope="package")
-def local_env(tmp_path_factory, fake_adapter):
+@pytest.fixture(scope="package", params=list(PROFILES))
+def local_env(request, tmp_path_factory, fake_adapter):
     simulator = simulator_config_from_file(REPO_ROOT / "events" / "simulator" / "demo.json")
-    with LocalEnvironment(config_dir=_configs(tmp_path_factory.mktemp("config"), fake_adapter), simulator=simulator, chunk_size=50,
+    config_dir = _configs(tmp_path_factory.mktemp("config"), fake_adapter, request.param)
+    with LocalEnvironment(config_dir=config_dir, simulator=simulator, chunk_size=50,
                           workdir=tmp_path_factory.mktemp("local")) as env:
+        env.profile = request.param
+        env.demo_cpa_id = PROFILES[request.param][1]
         yield env
 
 

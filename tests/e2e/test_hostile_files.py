@@ -198,8 +198,8 @@ def test_given_hostile_inbound_xml_when_posted_over_mutual_tls_then_it_is_refuse
         headers, body = ebms.serialize(message, envelope=envelope)
         return https_post(url, body, {**headers, **extra}, identity=logius, ca_path=local_env.pki.ca_cert_path)
 
-    # Given envelopes carrying each attack: refused as not an ebMS message, or by API Gateway when
-    # it is larger than API Gateway takes (a text or attribute over 10 MB)
+    # Given envelopes carrying each attack: refused as not an ebMS message, with a SOAP Fault, or by
+    # API Gateway when it is larger than API Gateway takes (a text or attribute over 10 MB)
     for attack in XML_ATTACKS:
         message = inbound_message()
         answer = post(message, envelope=attack.attack(ebms.envelope_of(message), context))
@@ -207,8 +207,9 @@ def test_given_hostile_inbound_xml_when_posted_over_mutual_tls_then_it_is_refuse
             assert answer.status == 413 and b"TOP-SECRET" not in answer.body
             assert [v.kind for v in take_all_violations()] == ["LimitExceeded"]  # the front door's, on purpose
             continue
-        assert answer.status == 400, (attack.id, answer.status)
-        assert b"SOAP envelope refused" in answer.body and b"TOP-SECRET" not in answer.body
+        assert answer.status == 500, (attack.id, answer.status)
+        assert b"<faultcode>SOAP:Client</faultcode>" in answer.body
+        assert b"the SOAP envelope is refused" in answer.body and b"TOP-SECRET" not in answer.body
     # Given results carrying each attack, and a gzip bomb: a MessageError, nothing acknowledged
     for payload in [attack.attack(globe_result(), context) for attack in XML_ATTACKS[:6]] + [gzip_bomb()]:
         answer = post(inbound_message(payload))

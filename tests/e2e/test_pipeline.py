@@ -76,10 +76,12 @@ def _assert_logius_counts_add_up(report: dict) -> None:
     assert (logius["paper"], logius["rejected"]) == (report["counts"]["paper"], report["counts"]["rejected"])
 
 
+@pytest.mark.every_profile
 def test_given_the_sample_tax_run_when_dropped_then_every_row_ends_in_exactly_one_final_state(local_env, shared_dir):
     # Given the sample municipal tax run and the simulator's list of citizens with a Berichtenbox
     demo = json.loads((REPO_ROOT / "events" / "simulator" / "demo.json").read_text())
     rows = [json.loads(line) for line in SAMPLE.read_text(encoding="utf-8").splitlines() if line.strip()]
+    signed_wus_before = local_env.simulator.signed_wus_calls
     # When it is dropped into the inbox under the tenant's prefix
     key = local_env.drop(SAMPLE, "gemeente-lv")
     run = local_env.wait_for_execution(key, timeout=300)
@@ -147,6 +149,33 @@ def test_given_the_sample_tax_run_when_dropped_then_every_row_ends_in_exactly_on
         assert item["status"] == letter["status"]
         assert [entry["status"] for entry in item["history"]][0] == "ACCEPTED"
         assert [entry["status"] for entry in item["history"]][-1] == letter["status"]
+    # And the messages went as the connection's CPA profile says, both ways (and WUS as 2W-be-S when signed)
+    _assert_sent_as_the_cpa_says(local_env, sent, report)
+    assert (local_env.simulator.signed_wus_calls > signed_wus_before) == (local_env.profile == "signed")
+
+
+def _assert_sent_as_the_cpa_says(env, sent: list, report: dict) -> None:
+    """sync: SyncReply, acknowledgements in the responses; async: no SyncReply, every acknowledgement a
+    message of its own (Logius' to us, and ours to Logius for each result, stored and delivered);
+    signed: every message verified by the simulator with xmlsec1, and its results acknowledged with
+    signed acknowledgements that name their references."""
+    simulator = env.simulator
+    ours = {batch.message_id for batch in sent}
+    assert {batch.cpa_id for batch in sent} == {env.demo_cpa_id}
+    assert all(batch.sync_reply == (env.profile != "async") for batch in sent)
+    assert all(batch.signed == (env.profile == "signed") for batch in sent)
+    acked_apart = {signal.ref_to_message_id for signal in simulator.sent_signals if signal.action == "Acknowledgment"
+                   and signal.delivered}
+    assert (ours <= acked_apart) == (env.profile == "async")
+    results = [r for r in simulator.results if r.batch_id in {l.get("globe_batch_id") for l in report["letters"]}]
+    assert results and all(r.acknowledged for r in results), [r.error for r in results]
+    table = boto3.resource("dynamodb").Table(env.outputs["BatchesTableName"])
+    signals = [item for item in table.scan()["Items"] if item["pk"].startswith("signal#")
+               and item.get("ref_to_message_id") in {r.message_id for r in results}]
+    if env.profile == "async":
+        assert len(signals) >= len(results) and all(item["state"] == "delivered" for item in signals), signals
+    else:
+        assert signals == []
 
 
 def test_given_a_processed_file_when_the_same_object_is_dropped_again_or_its_event_redelivered_then_nothing_is_sent_again(local_env, make_batch, bsn):

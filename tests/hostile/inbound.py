@@ -8,10 +8,12 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from types import SimpleNamespace
 
 from bbconnect.ebms import message as ebms
 from bbconnect.logius.globe import BatchResult, LetterResult, build_result
+from bbconnect.tenants import load_tenant_config
 
 SENDER_OIN = "00000001899410741000"
 LOGIUS_OIN = "00000004003214345001"
@@ -149,11 +151,33 @@ class FakeBatches:
         return None
 
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+class FakeConfigs:
+    """The demo tenant's configuration with its CPA (osb-rm, acknowledgement in the HTTP response)."""
+
+    def __init__(self, cpa: str = "gemeente-lv.xml") -> None:
+        self.config = load_tenant_config((REPO_ROOT / "config" / "tenants" / "gemeente-lv.json").read_bytes(),
+                                          source="gemeente-lv.json")
+        self.cpa_xml = (REPO_ROOT / "config" / "cpa" / cpa).read_bytes()
+
+    def connection_by_cpa(self, cpa_id):
+        connection = self.config.connections["lv-logius"]
+        return ("gemeente-lv", connection) if cpa_id == connection.cpa_id else None
+
+    def cpa(self, tenant, connection):
+        return self.cpa_xml
+
+    def get(self, tenant):
+        return self.config
+
+
 def fake_services() -> tuple[SimpleNamespace, Recorder]:
     recorder = Recorder()
     services = SimpleNamespace(
         settings=SimpleNamespace(accepted_logius_oins=frozenset({LOGIUS_OIN})),
         work=FakeStore("work", recorder), outbox=FakeStore("outbox", recorder), inbox=FakeStore("inbox", recorder),
-        batches=FakeBatches(recorder), letters=SimpleNamespace(), configs=SimpleNamespace(),
+        batches=FakeBatches(recorder), letters=SimpleNamespace(), configs=FakeConfigs(),
     )
     return services, recorder

@@ -27,6 +27,16 @@ def _signal(answer: dict) -> ebms.EbmsMessage:
     return ebms.parse(answer["headers"]["Content-Type"], answer["body"].encode("utf-8"))
 
 
+def _fault_of(answer: dict) -> tuple[str, str]:
+    """(faultcode, faultstring) of a SOAP Fault answer."""
+    from lxml import etree
+
+    assert answer["headers"]["Content-Type"].startswith("text/xml"), answer
+    fault = etree.fromstring(answer["body"].encode("utf-8")).find(f"{{{ebms.SOAP_NS}}}Body/{{{ebms.SOAP_NS}}}Fault")
+    assert fault is not None, answer
+    return fault.findtext("faultcode"), fault.findtext("faultstring")
+
+
 def _error_of(answer: dict) -> ebms.EbmsError:
     signal = _signal(answer)
     assert signal.acknowledgment_ref is None and len(signal.errors) == 1, signal
@@ -47,7 +57,7 @@ FITS_THE_FRONT_DOOR = [attack for attack in XML_ATTACKS if attack.id != "huge-at
 
 
 @pytest.mark.parametrize("attack", FITS_THE_FRONT_DOOR, ids=lambda attack: attack.id)
-def test_given_a_hostile_soap_envelope_when_posted_then_it_is_refused_with_400_and_nothing_is_written(attack, context, server):
+def test_given_a_hostile_soap_envelope_when_posted_then_it_gets_a_soap_fault_and_nothing_is_written(attack, context, server):
     # Given an ebMS result whose SOAP envelope carries the attack
     services, recorder = fake_services()
     message = inbound_message()
@@ -55,9 +65,11 @@ def test_given_a_hostile_soap_envelope_when_posted_then_it_is_refused_with_400_a
     hits = len(server.hits)
     # When it is posted to the inbound endpoint
     answer = _post(services, headers, body)
-    # Then it is refused as not an ebMS message, with the reason
-    assert answer["statusCode"] == 400
-    assert answer["body"].startswith("not an ebMS message: SOAP envelope refused: ") and attack.fragment in answer["body"]
+    # Then it is refused with a SOAP Fault (an envelope that cannot be processed), with the reason
+    assert answer["statusCode"] == 500
+    code, text = _fault_of(answer)
+    assert code == "SOAP:Client"
+    assert text.startswith("not an ebMS message: the SOAP envelope is refused: ") and attack.fragment in text
     # And nothing is written, read from disk or fetched
     assert recorder.writes == []
     assert SECRET not in answer["body"] and len(server.hits) == hits
@@ -110,7 +122,7 @@ def test_given_a_gzip_encoded_http_body_when_posted_then_it_is_refused_with_415_
     finally:
         tracemalloc.stop()
     # Then it is refused for its encoding, never unpacked, and nothing is written
-    assert answer["statusCode"] == 415 and "Content-Encoding 'gzip' is not accepted" in answer["body"]
+    assert answer["statusCode"] == 415 and "Content-Encoding 'gzip' is not accepted" in _fault_of(answer)[1]
     assert peak < 1_000_000
     assert recorder.writes == []
 
@@ -165,7 +177,7 @@ def test_given_a_message_id_too_long_for_a_storage_key_when_posted_then_it_is_re
 
     services, recorder = fake_services()
     answer = _post(services, *ebms.serialize(replace(inbound_message(), message_id="x" * 5000 + "@logius.test")))
-    assert answer["statusCode"] == 400 and "MessageId and CPAId may be at most 256 characters" in answer["body"]
+    assert answer["statusCode"] == 500 and "longer than 256 characters" in _fault_of(answer)[1]
     assert recorder.writes == []
 
 

@@ -201,8 +201,10 @@ def test_given_the_secret_permissions_then_each_is_kept_to_the_certificate_prefi
         for statement in statements:
             if statement["Effect"] == "Allow" and "secretsmanager:GetSecretValue" in as_list(statement["Action"]):
                 readers.setdefault(role, []).extend(_render(r) for r in as_list(statement["Resource"]))
+    # (ReceiveResult signs the acknowledgements a signed CPA asks for, with the connection's key;
+    # AwaitResult reads the ebMS adapter's certificates)
     assert set(readers) == {"CheckSubscriptionsFunctionRole", "SendFunctionRole", "RefreshSubscriptionsFunctionRole",
-                            "AwaitResultFunctionRole", "FallbackFunctionRole"}
+                            "AwaitResultFunctionRole", "FallbackFunctionRole", "ReceiveResultFunctionRole"}
     for role, resources in readers.items():
         for resource in resources:
             if role == "FallbackFunctionRole":

@@ -35,6 +35,7 @@ from datetime import date
 import json
 import re
 from pathlib import PurePosixPath
+from collections.abc import Callable
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -58,6 +59,7 @@ __all__ = [
     "Stream",
     "TenantConfig",
     "TenantConfigError",
+    "cpa_problems",
     "load_tenant_config",
 ]
 
@@ -281,6 +283,11 @@ class Connection(BaseModel):
     cpa: str | None = None
     # WUS ValidateAbonnementen calls per second at most (Logius limits the synchronous check).
     wus_calls_per_second: float = Field(default=5.0, gt=0, le=100)
+    # The Digikoppeling WUS profile: 2W-be (two-way TLS; what the Berichtenbox service takes) or
+    # 2W-be-S (requests signed with the connection's key, answers signed by Logius and checked
+    # against `logius_signing_certificate`, a reference to its PEM certificate).
+    wus_profile: Literal["2W-be", "2W-be-S"] = "2W-be"
+    logius_signing_certificate: str | None = None
     adapter: EbmsAdapterSettings | None = None
 
     @field_validator("endpoint", "wus_endpoint")
@@ -291,12 +298,19 @@ class Connection(BaseModel):
             raise ValueError("must be an https:// URL with a host")
         return value
 
-    @field_validator("certificate")
+    @field_validator("certificate", "logius_signing_certificate")
     @classmethod
-    def _certificate_reference(cls, value: str) -> str:
-        if not _CERTIFICATE_RE.fullmatch(value):
+    def _certificate_reference(cls, value: str | None) -> str | None:
+        if value is not None and not _CERTIFICATE_RE.fullmatch(value):
             raise ValueError("must be a reference 'secretsmanager:<secret name>' or 'file:<path>'")
         return value
+
+    @model_validator(mode="after")
+    def _signed_wus_needs_logius_certificate(self) -> Connection:
+        if self.wus_profile == "2W-be-S" and not self.logius_signing_certificate:
+            raise ValueError("wus_profile 2W-be-S needs logius_signing_certificate: the certificate Logius signs its "
+                             "WUS answers with, to check them against")
+        return self
 
 
 def _secret_in_tenant_folder(reference: str, tenant: str) -> bool:
@@ -373,7 +387,8 @@ class TenantConfig(BaseModel):
                 else:
                     on_connection[sender] = key
         for key, connection in self.connections.items():
-            references = {"certificate": connection.certificate}
+            references = {"certificate": connection.certificate,
+                          "logius_signing_certificate": connection.logius_signing_certificate}
             if connection.adapter is not None:
                 references.update({f"adapter.{name}": getattr(connection.adapter, name)
                                    for name in ("certificate", "ca_bundle", "authorization")})
@@ -459,6 +474,41 @@ def _readable(exc: ValidationError) -> list[str]:
         for part in message.split("\n"):
             # cross-check messages carry their own location ("streams.X.senders: ...")
             problems.append(f"{location}: {part}" if location else part)
+    return problems
+
+
+def cpa_problems(config: TenantConfig, read_cpa: Callable[[Connection], bytes | None]) -> list[str]:
+    """What makes a connection's CPA unusable, per connection: it cannot be read or parsed, it
+    contradicts the connection (another CPAId, parties or endpoint), or it asks for encryption (a
+    Digikoppeling -e profile). bbconnect does not encrypt, and refuses such a connection when the
+    configuration is loaded rather than ever sending its letters in clear."""
+    from bbconnect.ebms.cpa import CpaError, check_connection, encryption_requirements, parse_cpa
+
+    problems: list[str] = []
+    for key, connection in config.connections.items():
+        if not connection.cpa or connection.adapter is not None:
+            continue  # no CPA file; or the vendor's own ebMS adapter speaks the CPA
+        try:
+            xml = read_cpa(connection)
+        except (OSError, ValueError, LookupError) as error:
+            problems.append(f"connections.{key}.cpa: cannot be read ({type(error).__name__}: {error})")
+            continue
+        if xml is None:
+            continue
+        try:
+            cpa = parse_cpa(xml)
+        except CpaError as error:
+            problems.append(f"connections.{key}.cpa: {error}")
+            continue
+        for contradiction in check_connection(cpa, cpa_id=connection.cpa_id, oin=connection.oin,
+                                              logius_oin=connection.logius_oin, endpoint=connection.endpoint):
+            problems.append(f"connections.{key}.cpa: {contradiction}")
+        encryption = encryption_requirements(cpa)
+        if encryption:
+            problems.append(
+                f"connections.{key}.cpa: CPA {cpa.cpa_id} asks for encryption ({'; '.join(encryption)}). bbconnect does "
+                "not encrypt ebMS messages (profiles osb-be-e/osb-rm-e) and will not send them in clear: ask Logius "
+                "for a CPA of profile osb-rm, osb-rm-s or osb-be")
     return problems
 
 

@@ -32,6 +32,7 @@ from bbconnect_local.simulator.core import (
     ReceivedBatch,
     ReceivedBulkRequest,
     ResultRecord,
+    SignalIn,
     SignalRecord,
     SimulatorConfig,
 )
@@ -64,6 +65,7 @@ __all__ = [
     "ReceivedBatch",
     "ReceivedBulkRequest",
     "ResultRecord",
+    "SignalIn",
     "SignalRecord",
     "SimulatorConfig",
     "mask_bsn",

@@ -4,7 +4,18 @@ Behind two-way TLS it serves `/ebms` (ebMS2, Digikoppeling osb-rm unsigned) and 
 check, and pushes its own ebMS messages to the sender's endpoint.
 
 ebMS business messages (`GLOBE-R-BV-Request` with a `Berichten` batch, `GLOBE-R-A-Request` with an
-`AbonnementAanvraag`) are checked against the simulator's view of the CPA and acknowledged:
+`AbonnementAanvraag`) are checked as a real MSH checks them and acknowledged:
+- **strictness**: the envelope against msg-header-2_0.xsd (from ../shared/ebms), the MIME structure
+  (multipart/related with `start`, the SOAP part `text/xml; charset=UTF-8` with a Content-ID), the
+  SOAPAction, the Timestamp's zone, the MessageId's form and the TimeToLive;
+- **the CPA** (`cpas`, registered by the local run from each connection's CPA and read by the
+  simulator's own reader, cpa.py): PartyIds with their types, roles, service, actions, the
+  DuplicateElimination / AckRequested / SyncReply / eb:signed the sender's channel asks for, and,
+  under a signing CPA (osb-rm-s), the signature, verified with xmlsec1 against the CPA's certificate
+  (xmldsig.py). Its own acknowledgements are then signed and name the message's references, and its
+  results go out signed, asking for a signed acknowledgement, which it checks. Without CPAs it uses
+  the defaults below (osb-rm, unsigned); with CPAs an unknown CPAId gets a SOAP Fault. WUS calls signed
+  as 2W-be-S are verified and answered signed (wss.py, xmlsec1);
 - **acknowledgement mode** (`ack_mode`): with `eb:SyncReply` (syncReplyMode mshSignalsOnly) the
   Acknowledgment or MessageError is the HTTP 200 body; without it (syncReplyMode none) the answer is
   HTTP 204 with an empty body and the signal is POSTed as its own ebMS message to `ack_endpoint`
@@ -23,6 +34,8 @@ GLOBE rules; see globe.py) and the `BerichtVerwerkResponse` pushed as `GLOBE-R-B
 `bulk_result_action` (see bulk.py for the invented answer schema). Pushes are reliable: the same
 bytes (same MessageId) are resent with a growing interval until the sender acknowledges (sync, or
 async by POSTing an Acknowledgment to `/ebms`), a MessageError refuses them, or the attempts run out.
+As ebms-core, a push with SyncReply wants the Acknowledgment in the response and one without it
+refuses an Acknowledgment there ("No sync Acknowledgment expected").
 
 **Fault injection** (`faults`, `fault_seed`; see faults.py for the kinds). Whatever strikes, the
 invariants hold: a letter reaches a box at most once (`deliveries_of(id) <= 1`, a re-delivery is
@@ -54,9 +67,19 @@ from lxml import etree
 
 from bbconnect_local.mtls_server import HttpRequest, HttpResponse, MutualTlsServer, https_post
 from bbconnect_local.pki import OIN_PATTERN, Identity, TestPKI, client_ssl_context
-from bbconnect_local.simulator import bulk, ebms, globe, wus
+from bbconnect_local.simulator import bulk, ebms, globe, wss, wus, xmldsig
+from bbconnect_local.simulator import cpa as cpa_reader
 from bbconnect_local.simulator._http import DROP, enable_drop
-from bbconnect_local.simulator._xml import EB_NS, child, mask_bsn, redact_bsns, text_of, utcnow
+from bbconnect_local.simulator._xml import (
+    EB_NS,
+    child,
+    mask_bsn,
+    parse_datetime,
+    parse_xml,
+    redact_bsns,
+    text_of,
+    utcnow,
+)
 from bbconnect_local.simulator.faults import (
     RANDOM_CODES,
     FaultEvent,
@@ -111,6 +134,14 @@ class SimulatorConfig:
     gzip_results: bool = False
     # The CPA as the simulator sees it.
     cpa_id: str | None = None  # None: any CPAId; set: others get a SOAP Fault, as an unknown CPA does
+    # The CPAs it has with its senders (cpaid -> CPA XML; see cpa.py). A message under one of them is
+    # checked against it (PartyIds and types, roles, service, actions, acknowledgement mode, signature),
+    # and results go out as it says. With CPAs registered, an unknown CPAId gets a SOAP Fault. Messages
+    # under other CPAIds, when none are registered, meet the defaults below (osb-rm, unsigned).
+    cpas: dict[str, bytes] = field(default_factory=dict)
+    # CPAIds of connections without a CPA file: known, and met with the defaults (osb-rm, unsigned).
+    default_cpa_ids: set[str] = field(default_factory=set)
+    use_ebms_xsd: bool = True  # validate envelopes against msg-header-2_0.xsd when ../shared/ebms has it
     sender_role: str | None = "SR"  # None: From/Role not checked
     logius_role: str | None = "SP"  # None: To/Role not checked
     service: str = BERICHTENBOX_SERVICE
@@ -203,6 +234,8 @@ class ReceivedBatch:
     letters: int
     payload: bytes = field(repr=False)  # the raw Berichten payload: holds BSNs, never log it
     received_at: _dt.datetime = field(default_factory=utcnow)
+    signed: bool = False  # its signature was verified (xmlsec1) against the CPA's certificate
+    sync_reply: bool = True  # it asked for the Acknowledgment in the HTTP response
 
 
 @dataclass
@@ -260,6 +293,16 @@ class SignalRecord:
     error: str | None = None
 
 
+@dataclass(frozen=True)
+class SignalIn:
+    """An Acknowledgment or MessageError the sender POSTed to the simulator."""
+
+    ref_to_message_id: str
+    action: str
+    message_id: str
+    envelope: bytes = field(repr=False)
+
+
 @dataclass
 class _Answer:
     http: HttpResponse
@@ -280,6 +323,17 @@ class _Seen:
 class _AckWaiter:
     event: threading.Event = field(default_factory=threading.Event)
     outcome: str | None = None  # "ack" or "error: <codes>"
+    signed: list[tuple[str, str]] = field(default_factory=list)  # our signature's references, for a signed ack
+    cert_pem: bytes | None = None  # the certificate a signed ack must verify with
+
+
+@dataclass
+class _Push:
+    """How one of our messages went out, and what its acknowledgement must be."""
+
+    sync_reply: bool = True
+    signed: list[tuple[str, str]] = field(default_factory=list)  # references, when a signed ack was asked
+    cert_pem: bytes | None = None
 
 
 class LogiusSimulator:
@@ -310,15 +364,19 @@ class LogiusSimulator:
         self._results: list[ResultRecord] = []
         self._bulk_results: list[BulkResultRecord] = []
         self._signals: list[SignalRecord] = []
+        self._signals_in: list[SignalIn] = []
         self._awaiting: dict[str, _AckWaiter] = {}
         self._held: list[tuple[int, threading.Event]] = []
         self._result_seq = 0
         self._wus_calls = 0
+        self._signed_wus_calls = 0
         self._duplicates = 0
         self._injector = FaultInjector(seed=config.fault_seed)
         self._limiter = RateLimiter()
         logius_dir = globe.find_logius_dir(config.logius_dir) if config.use_xsd else None
         self._request_schema = globe.load_request_schema(logius_dir)
+        self._ebms_schema = globe.load_ebms_schema(globe.find_ebms_dir()) if config.use_ebms_xsd else None
+        self._cpa_views: dict[bytes, cpa_reader.CpaView] = {}
         self._wus_schema = wus.load_wus_schema(wus.find_wus_dir(logius_dir))
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -327,7 +385,8 @@ class LogiusSimulator:
         if self._server is not None:
             raise RuntimeError("simulator already started")
         self._stopping.clear()
-        self._identity = self.pki.issue("logius-simulator", oin=self.config.logius_oin)
+        # RSA: the signed profile signs with it (RSA-SHA256)
+        self._identity = self.pki.issue("logius-simulator", oin=self.config.logius_oin, key_type="rsa")
         self._client_context = client_ssl_context(self._identity, self.pki.ca_cert_path)
         self._server = MutualTlsServer(self._handle, self._identity, self.pki.ca_cert_path)
         base_url = self._server.start()
@@ -441,6 +500,12 @@ class LogiusSimulator:
             return self._wus_calls
 
     @property
+    def signed_wus_calls(self) -> int:
+        """WUS calls whose WS-Security signature (2W-be-S) the simulator verified."""
+        with self._lock:
+            return self._signed_wus_calls
+
+    @property
     def duplicate_messages(self) -> int:
         """How many ebMS messages were answered from the duplicate store."""
         with self._lock:
@@ -465,6 +530,22 @@ class LogiusSimulator:
     def bulk_results(self) -> list[BulkResultRecord]:
         with self._lock:
             return list(self._bulk_results)
+
+    @property
+    def received_signals(self) -> list[SignalIn]:
+        """Acknowledgments/MessageErrors the sender POSTed, oldest first (solicited or not)."""
+        with self._lock:
+            return list(self._signals_in)
+
+    def logius_message(self, *, cpa_id: str, action: str, to_oin: str, payload: bytes,
+                       content_type: str = "application/xml") -> tuple[bytes, dict[str, str]]:
+        """A business message from Logius as the CPA with `cpa_id` says (signed, SyncReply...), for
+        tests that post one themselves: (body, headers)."""
+        message_id = ebms.new_message_id(self._host)
+        body, headers, _ = self._business_message(
+            action=action, to_oin=to_oin, cpa_id=cpa_id, message_id=message_id, payload=payload,
+            payload_cid=f"payload.{message_id}", filename="payload.xml", content_type=content_type)
+        return body, headers
 
     @property
     def sent_signals(self) -> list[SignalRecord]:
@@ -568,6 +649,19 @@ class LogiusSimulator:
         if plan.latency:
             self._fault("latency", f"wus#{number}")
             self._stopping.wait(plan.latency)
+        signed = False
+        try:
+            signed = wss.is_signed(parse_xml(request.body))
+        except (etree.XMLSyntaxError, ValueError):
+            pass  # handle_wus answers unreadable XML with its fault
+        if signed:  # Digikoppeling 2W-be-S: the signature must hold, and the answer is signed too
+            try:
+                wss.verify_request(request.body, request.client_cert_pem.encode())
+            except xmldsig.SignatureProblem as problem:
+                log.info("WUS call #%d refused: %s", number, problem)
+                return self._signed_wus(wus.security_fault(str(problem)))
+            with self._lock:
+                self._signed_wus_calls += 1
         response = wus.handle_wus(
             request,
             schema=self._wus_schema,
@@ -577,7 +671,12 @@ class LogiusSimulator:
             inject_fault=plan.fault,
             on_injected=lambda kind: self._fault(kind, f"wus#{number}"),
         )
-        return response
+        return self._signed_wus(response) if signed else response
+
+    def _signed_wus(self, response: HttpResponse) -> HttpResponse:
+        assert self._identity is not None
+        body = wss.sign_response(response.body, self._identity.key_path, self._identity.cert_path)
+        return HttpResponse(response.status, dict(response.headers), body)
 
     @staticmethod
     def _log_wus_call(call: wus.WusCall) -> None:
@@ -587,8 +686,40 @@ class LogiusSimulator:
             ", ".join(mask_bsn(b) for b in call.bsns[:3]) + (", ..." if len(call.bsns) > 3 else ""),
         )
 
-    def _own_party(self) -> ebms.Party:
+    def _own_party(self, view: cpa_reader.CpaView | None = None) -> ebms.Party:
+        if view is not None:
+            return ebms.Party(list(view.logius.ids), view.logius.role)
         return ebms.Party([(ebms.OIN_PARTY_TYPE, self.config.logius_oin)], self.config.logius_role)
+
+    def _cpa(self, cpa_id: str | None) -> cpa_reader.CpaView | None:
+        """The registered CPA with this id, read by the simulator's own reader (cached)."""
+        xml = self.config.cpas.get(cpa_id or "")
+        if xml is None:
+            return None
+        with self._lock:
+            view = self._cpa_views.get(xml)
+        if view is None:
+            view = cpa_reader.read_cpa(xml, self.config.logius_oin)
+            with self._lock:
+                self._cpa_views[xml] = view
+        return view
+
+    def register_cpa(self, xml: bytes) -> str:
+        """Take a CPA with a sender; returns its cpaid."""
+        view = cpa_reader.read_cpa(xml, self.config.logius_oin)
+        if any(channel.signed for channel in (*view.sender.sends.values(), *view.logius.sends.values())) \
+                and xmldsig.xmlsec1() is None:
+            raise RuntimeError("a signing CPA needs xmlsec1 (apt-get install xmlsec1) for the simulator to sign and verify")
+        self.config.cpas[view.cpa_id] = xml
+        return view.cpa_id
+
+    def _schema_problem(self, message: ebms.EbmsMessage) -> str | None:
+        if self._ebms_schema is None:
+            return None
+        if self._ebms_schema.validate(message.envelope):
+            return None
+        error = self._ebms_schema.error_log.last_error
+        return redact_bsns(f"line {error.line}: {error.message}" if error is not None else "schema-invalid")
 
     @staticmethod
     def _signal(body: bytes) -> HttpResponse:
@@ -616,16 +747,41 @@ class LogiusSimulator:
             return self._soap_fault("no eb:MessageHeader with a MessageId")
         if self.config.cpa_id is not None and header.cpa_id != self.config.cpa_id:
             return self._soap_fault(f"CPA {header.cpa_id} not found")
-        if header.service == ebms.MSH_SERVICE and header.action in ("Acknowledgment", "MessageError"):
+        try:
+            view = self._cpa(header.cpa_id)
+        except cpa_reader.CpaProblem as problem:
+            return self._soap_fault(f"CPA {header.cpa_id} cannot be used: {problem}", client=False)
+        if self.config.cpas and view is None and header.cpa_id not in self.config.default_cpa_ids:
+            return self._soap_fault(f"CPA {header.cpa_id} not found")
+        schema_problem = self._schema_problem(message)
+        signal_in = header.service == ebms.MSH_SERVICE and header.action in ("Acknowledgment", "MessageError")
+        if signal_in:
+            if schema_problem:  # as ebms-core: an envelope that is not schema-valid is not processed
+                return self._soap_fault(f"not valid against msg-header-2_0.xsd: {schema_problem}")
             self._on_signal(message)
             return HttpResponse(204, {}, b"")
         if not self._admit(request.client_oin):
             return HttpResponse(429, {"Content-Type": "text/plain", "Retry-After": "1"}, b"too many requests\n")
 
-        own = self._own_party()
+        own = self._own_party(view)
         from_oin = header.from_party.oin if header.from_party else None
-        wants_async = message.sync_reply is None and self.config.effective_ack_mode != "sync"
+        if view is not None:  # ebms-core answers as the message asks (its SyncReply is checked against the CPA)
+            wants_async = message.sync_reply is None
+        else:
+            wants_async = message.sync_reply is None and self.config.effective_ack_mode != "sync"
         msh_request = header.service == ebms.MSH_SERVICE and header.action in ("Ping", "StatusRequest")
+        if schema_problem:
+            error = ebms.EbmsError("OtherXml", f"not valid against msg-header-2_0.xsd: {schema_problem}",
+                                   "//eb:MessageHeader")
+            signal = ebms.build_message_error(header, own, [error], host=self._host, now=utcnow())
+            return self._deliver(self._answer(signal, asynchronous=wants_async and not msh_request, action="MessageError"),
+                                 header.message_id)
+        if view is not None and not view.valid_at(parse_datetime(header.timestamp) or utcnow()):
+            error = ebms.EbmsError("Inconsistent", f"CPA {view.cpa_id} is not agreed or not valid at the message's Timestamp",
+                                   "//eb:MessageHeader/eb:CPAId")
+            signal = ebms.build_message_error(header, own, [error], host=self._host, now=utcnow())
+            return self._deliver(self._answer(signal, asynchronous=wants_async and not msh_request, action="MessageError"),
+                                 header.message_id)
         if request.client_oin is None or from_oin != request.client_oin:
             error = ebms.EbmsError(
                 "SecurityFailure",
@@ -637,7 +793,7 @@ class LogiusSimulator:
             answer = self._answer(signal, asynchronous=wants_async and not msh_request, action="MessageError")
             return self._deliver(answer, header.message_id)
         if msh_request:
-            return self._answer_msh_request(message, from_oin or "")
+            return self._answer_msh_request(message, from_oin or "", view)
 
         key = (header.cpa_id or "", header.message_id)
         plan = self._injector.plan_request(
@@ -668,7 +824,7 @@ class LogiusSimulator:
                 signal = ebms.build_message_error(header, own, [error], host=self._host, now=utcnow(), severity="Warning")
                 answer = self._answer(signal, asynchronous=wants_async, action="MessageError")  # not stored
             else:
-                answer, jobs = self._accept(message, received_at, request.client_oin, wants_async)
+                answer, jobs = self._accept(message, received_at, request.client_oin, wants_async, view)
                 self._responses[key] = answer
         for name, job in jobs:
             self._background(name, job)
@@ -689,24 +845,35 @@ class LogiusSimulator:
             self._background(f"ack-{ref[:8]}", lambda: self._post_signal(signal, ref, answer.action))
         return answer.http
 
+    def _expectations(self, view: cpa_reader.CpaView | None, action: str | None) -> ebms.Expectations:
+        """What the CPA (or, without one, the simulator's defaults) says a sender's message must be."""
+        if view is None:
+            mode = self.config.effective_ack_mode
+            return ebms.Expectations(
+                to_oin=self.config.logius_oin, service=self.config.service, service_type=self.config.service_type,
+                actions=(ACTION_REQUEST, self.config.bulk_request_action), from_role=self.config.sender_role,
+                to_role=self.config.logius_role, require_sync_reply=mode == "sync", forbid_sync_reply=mode == "async",
+            )
+        channel = view.sender.sends.get(action or "") or cpa_reader.ChannelView()
+        return ebms.Expectations(
+            to_oin=self.config.logius_oin, service=view.service, service_type=view.service_type,
+            actions=tuple(a for a in view.sender.sends if a in view.logius_receives), from_role=view.sender.role,
+            to_role=view.logius.role, require_sync_reply=channel.sync_reply_mode != "none",
+            forbid_sync_reply=channel.sync_reply_mode == "none", from_ids=view.sender.ids, to_ids=view.logius.ids,
+            ack_requested=channel.ack_requested, ack_signature_requested=channel.ack_signature_requested,
+            duplicate_elimination=channel.duplicate_elimination,
+            signing_certificate=view.sender.signing_certificate if channel.signed else None,
+        )
+
     def _accept(
-        self, message: ebms.EbmsMessage, received_at: _dt.datetime, client_oin: str | None, wants_async: bool
+        self, message: ebms.EbmsMessage, received_at: _dt.datetime, client_oin: str | None, wants_async: bool,
+        view: cpa_reader.CpaView | None = None,
     ) -> tuple[_Answer, list[tuple[str, Callable[[], None]]]]:
         header = message.header
         assert header is not None and header.message_id is not None
-        own = self._own_party()
+        own = self._own_party(view)
         now = utcnow()
-        mode = self.config.effective_ack_mode
-        expect = ebms.Expectations(
-            to_oin=self.config.logius_oin,
-            service=self.config.service,
-            service_type=self.config.service_type,
-            actions=(ACTION_REQUEST, self.config.bulk_request_action),
-            from_role=self.config.sender_role,
-            to_role=self.config.logius_role,
-            require_sync_reply=mode == "sync",
-            forbid_sync_reply=mode == "async",
-        )
+        expect = self._expectations(view, header.action)
         try:
             part = ebms.validate_business_message(message, expect, now)
         except ebms.EbmsError as error:
@@ -714,7 +881,13 @@ class LogiusSimulator:
             signal = ebms.build_message_error(header, own, [error], host=self._host, now=now)
             return self._answer(signal, asynchronous=wants_async, action="MessageError"), []
 
-        ack = ebms.build_acknowledgment(header, own, host=self._host, received_at=received_at, now=now)
+        signed_ack = message.ack_requested is not None and ebms.eb_attr(message.ack_requested, "signed") in ("true", "1")
+        references = [element for _, _, element in xmldsig.references(message.soap)] if signed_ack else []
+        ack = ebms.build_acknowledgment(header, own, host=self._host, received_at=received_at, now=now,
+                                        references=references)
+        if signed_ack:
+            assert self._identity is not None
+            ack = xmldsig.sign(ack, {}, self._identity.key_path, self._identity.cert_path)
         from_oin = (header.from_party.oin if header.from_party else None) or ""
         self._seen[header.message_id] = _Seen(header.cpa_id or "", from_oin, received_at)
         if header.action == self.config.bulk_request_action:
@@ -747,6 +920,8 @@ class LogiusSimulator:
             letters=len(parsed.letters),
             payload=part.content,
             received_at=received_at,
+            signed=expect.signing_certificate is not None,
+            sync_reply=message.sync_reply is not None,
         )
         self._received.append(batch)
         log.info("accepted ebMS %s: batch %s with %d letter(s)", header.message_id, batch.batch_id, batch.letters)
@@ -755,10 +930,11 @@ class LogiusSimulator:
 
     # -- MSH services: Ping, StatusRequest, inbound signals -----------------------------------
 
-    def _answer_msh_request(self, message: ebms.EbmsMessage, requester_oin: str) -> HttpResponse:
+    def _answer_msh_request(self, message: ebms.EbmsMessage, requester_oin: str,
+                            view: cpa_reader.CpaView | None = None) -> HttpResponse:
         header = message.header
         assert header is not None and header.message_id is not None
-        own = self._own_party()
+        own = self._own_party(view)
         now = utcnow()
         if header.to_party is None or header.to_party.oin != self.config.logius_oin:
             error = ebms.EbmsError("ValueNotRecognized", "To/PartyId is not this party", "//eb:MessageHeader/eb:To/eb:PartyId")
@@ -797,15 +973,28 @@ class LogiusSimulator:
             outcome = "error: " + (", ".join(codes) or "MessageError")
         with self._lock:
             waiter = self._awaiting.get(ref or "")
+            self._signals_in.append(SignalIn(ref or "", header.action or "", header.message_id or "", message.soap))
         if waiter is None:
             log.info("ignoring an unsolicited %s for %s", header.action, ref)
             return
+        if outcome == "ack" and waiter.signed:
+            checked = ebms.acknowledgment_outcome(message, ref or "", signed=waiter.signed, cert_pem=waiter.cert_pem)
+            if checked is None or checked.kind != "ack":
+                log.warning("asynchronous Acknowledgment for %s refused: %s", ref, checked.detail if checked else "?")
+                return  # not an acknowledgement that counts: the push is tried again
         waiter.outcome = outcome
         waiter.event.set()
 
     def _post_signal(self, signal: bytes, ref: str, action: str) -> None:
-        """POST an Acknowledgment/MessageError to the sender's endpoint (two-way TLS)."""
+        """POST an Acknowledgment/MessageError to the sender's endpoint (two-way TLS): its default
+        MSH channel's endpoint from the CPA, else `ack_endpoint` or `result_endpoint`."""
         endpoint = self.config.ack_endpoint or self.config.result_endpoint
+        try:
+            view = self._cpa(ebms.cpa_id_of(signal))
+        except cpa_reader.CpaProblem:
+            view = None
+        if view is not None and view.sender.msh_endpoint:
+            endpoint = view.sender.msh_endpoint
         record = SignalRecord(ref, action, endpoint)
         with self._lock:
             self._signals.append(record)
@@ -854,10 +1043,10 @@ class LogiusSimulator:
             if plan.gzip and not self.config.gzip_results:
                 self._result_fault(record, "gzip_result")
             record.gzipped = use_gzip
-            body, headers = self._result_message(record, batch, use_gzip)
+            pushed = self._result_message(record, batch, use_gzip)
             if plan.duplicate:
                 self._result_fault(record, "duplicate_result")
-            self._push(record, body, headers, copies=2 if plan.duplicate else 1)
+            self._push(record, pushed, copies=2 if plan.duplicate else 1)
         finally:
             self._release_held_before(seq)
 
@@ -1015,7 +1204,7 @@ class LogiusSimulator:
                  record.subscriptions, f", refused {record.error_code}" if record.error_code else "")
         if not self.config.result_endpoint or self._stopping.is_set():
             return
-        body, headers = self._business_message(
+        pushed = self._business_message(
             action=self.config.bulk_result_action,
             to_oin=request.from_oin,
             cpa_id=request.cpa_id,
@@ -1025,7 +1214,7 @@ class LogiusSimulator:
             filename=f"AbonnementAntwoord-{record.verzoek_id or 'verzoek'}.xml.gz",
             content_type=self.config.bulk_result_content_type,
         )
-        self._push(record, body, headers)
+        self._push(record, pushed)
 
     # -- pushing our own messages -----------------------------------------------------------------
 
@@ -1035,16 +1224,24 @@ class LogiusSimulator:
             retries = max(retries, self.config.fault_result_retries)
         return retries
 
-    def _push(self, record: ResultRecord | BulkResultRecord, body: bytes, headers: dict[str, str], copies: int = 1) -> None:
+    def _push(self, record: ResultRecord | BulkResultRecord, message: tuple[bytes, dict[str, str], _Push],
+              copies: int = 1) -> None:
         """Push one message (identical bytes every time) until acknowledged; `copies` > 1 pushes it
         again after it was acknowledged (duplicate_result)."""
+        body, headers, push = message
         for copy in range(copies):
-            if not self._push_once(record, body, headers):
+            if not self._push_once(record, body, headers, push):
                 return
             if copy:
                 log.info("pushed %s again (same MessageId) as a duplicate", record.message_id)
 
-    def _push_once(self, record: ResultRecord | BulkResultRecord, body: bytes, headers: dict[str, str]) -> bool:
+    def _push_once(self, record: ResultRecord | BulkResultRecord, body: bytes, headers: dict[str, str],
+                   push: _Push | None = None) -> bool:
+        """One push, with ebms-core's expectations: with eb:SyncReply the Acknowledgment must be in the
+        HTTP response; without it the response must be empty and the Acknowledgment come by POST ("No
+        sync Acknowledgment expected" otherwise); a signed Acknowledgment, when asked, must verify and
+        name our references."""
+        push = push or _Push()
         endpoint = self.config.result_endpoint
         assert endpoint is not None and self._identity is not None
         attempts = 1 + self._retry_budget()
@@ -1054,7 +1251,7 @@ class LogiusSimulator:
                 record.error = "simulator stopped"
                 return False
             record.attempts += 1
-            waiter = _AckWaiter()
+            waiter = _AckWaiter(signed=list(push.signed), cert_pem=push.cert_pem)
             with self._lock:
                 self._awaiting[record.message_id] = waiter
             try:
@@ -1065,7 +1262,9 @@ class LogiusSimulator:
             except (OSError, http.client.HTTPException) as exc:
                 record.error = f"transport: {exc.__class__.__name__}: {exc}"
             else:
-                if 200 <= response.status < 300 and not response.body.strip():
+                if 200 <= response.status < 300 and not response.body.strip() and push.sync_reply:
+                    record.error = "no Acknowledgment in the response, though the message carried eb:SyncReply"
+                elif 200 <= response.status < 300 and not response.body.strip():
                     # An async answer: the Acknowledgment comes as its own POST to /ebms.
                     if waiter.event.wait(self.config.result_timeout_seconds) and waiter.outcome:
                         if waiter.outcome == "ack":
@@ -1078,7 +1277,11 @@ class LogiusSimulator:
                         return False
                     record.error = "no asynchronous Acknowledgment in time"
                 elif response.status == 200:
-                    outcome = ebms.read_signal(response.header("Content-Type"), response.body, record.message_id)
+                    outcome = ebms.read_signal(response.header("Content-Type"), response.body, record.message_id,
+                                               signed=push.signed, cert_pem=push.cert_pem)
+                    if outcome.kind == "ack" and not push.sync_reply:
+                        outcome = ebms.SignalOutcome("other", "No sync Acknowledgment expected (the CPA says "
+                                                              "syncReplyMode none)")
                     if outcome.kind == "ack":
                         record.acknowledged, record.error = True, None
                         record.deliveries += 1
@@ -1104,7 +1307,8 @@ class LogiusSimulator:
         log.warning("%s not acknowledged after %d attempt(s)", record.message_id, attempts)
         return False
 
-    def _result_message(self, record: ResultRecord, batch: ReceivedBatch, use_gzip: bool) -> tuple[bytes, dict[str, str]]:
+    def _result_message(self, record: ResultRecord, batch: ReceivedBatch,
+                        use_gzip: bool) -> tuple[bytes, dict[str, str], _Push]:
         """The GLOBE-R-BV-Result ebMS message (built once: retries resend the same bytes)."""
         payload = gzip.compress(record.payload, mtime=0) if use_gzip else record.payload
         filename = f"BerichtVerwerkResponse-{record.batch_id}.xml" + (".gz" if use_gzip else "")
@@ -1130,29 +1334,53 @@ class LogiusSimulator:
         payload_cid: str,
         filename: str,
         content_type: str,
-    ) -> tuple[bytes, dict[str, str]]:
-        """A reliable ebMS message from Logius to the sender, multipart/related with one payload."""
+    ) -> tuple[bytes, dict[str, str], _Push]:
+        """A reliable ebMS message from Logius to the sender, multipart/related with one payload, as the
+        CPA says when the simulator has it (PartyIds and types, roles, SyncReply, signed, signed
+        acknowledgement asked), else osb-rm unsigned with `result_sync_reply`."""
         now = utcnow()
         retries = self._retry_budget()
         ttl = now + _dt.timedelta(
             seconds=(retries + 1) * (self.config.result_retry_max_interval_seconds + self.config.result_timeout_seconds) + 60
         )
+        view = self._cpa(cpa_id)
+        channel = view.logius.sends.get(action) if view is not None else None
+        if view is not None and channel is not None:
+            from_party = ebms.Party(list(view.logius.ids), view.logius.role)
+            to_party = ebms.Party(list(view.sender.ids), view.sender.role)
+            service, service_type = view.service, view.service_type
+            sync_reply = channel.sync_reply_mode != "none"
+            ack_signed = channel.ack_signature_requested == "always"
+            signed = channel.signed
+        else:
+            from_party = ebms.Party([(ebms.OIN_PARTY_TYPE, self.config.logius_oin)], self.config.logius_role)
+            to_party = ebms.Party([(ebms.OIN_PARTY_TYPE, to_oin)], self.config.sender_role)
+            service, service_type = self.config.service, self.config.service_type
+            sync_reply, ack_signed, signed = self.config.result_sync_reply, False, False
         envelope, _ = ebms.build_envelope(
-            from_party=ebms.Party([(ebms.OIN_PARTY_TYPE, self.config.logius_oin)], self.config.logius_role),
-            to_party=ebms.Party([(ebms.OIN_PARTY_TYPE, to_oin)], self.config.sender_role),
+            from_party=from_party,
+            to_party=to_party,
             cpa_id=cpa_id,
             conversation_id=ebms.new_message_id(self._host).split("@", 1)[0],
-            service=self.config.service,
-            service_type=self.config.service_type,
+            service=service,
+            service_type=service_type,
             action=action,
             message_id=message_id,
             timestamp=now,
             time_to_live=ttl,
             reliable=True,
-            sync_reply=self.config.result_sync_reply,
+            sync_reply=sync_reply,
             manifest_cids=[payload_cid],
+            ack_signed=ack_signed,
         )
         soap = etree.tostring(envelope, xml_declaration=True, encoding="UTF-8")
+        push = _Push(sync_reply=sync_reply)
+        if signed:
+            assert self._identity is not None
+            soap = xmldsig.sign(soap, {payload_cid: payload}, self._identity.key_path, self._identity.cert_path)
+            if ack_signed:
+                push.signed = [(uri, digest) for uri, digest, _ in xmldsig.references(soap)]
+                push.cert_pem = view.sender.signing_certificate if view is not None else None
         body, boundary = build_multipart(
             [
                 ({"Content-Type": "text/xml; charset=UTF-8", "Content-ID": f"<{message_id}>"}, soap),
@@ -1174,4 +1402,4 @@ class LogiusSimulator:
                 f'start="<{message_id}>"; start-info="text/xml"'
             ),
         }
-        return body, headers
+        return body, headers, push

@@ -5,6 +5,7 @@ msg-header-2_0.xsd, so that the two implementations check each other.
 """
 from __future__ import annotations
 
+import copy
 import datetime as _dt
 import uuid
 from collections.abc import Sequence
@@ -51,6 +52,7 @@ ERROR_CODES = frozenset(
 )
 
 _NSMAP = {"SOAP": SOAP_NS, "eb": EB_NS, "xlink": XLINK_NS}
+DS_NS = "http://www.w3.org/2000/09/xmldsig#"
 
 
 class EbmsFault(Exception):
@@ -116,6 +118,9 @@ class EbmsMessage:
     manifest: etree._Element | None
     parts: dict[str, MimePart]  # attachments by Content-ID (without angle brackets)
     status_request: etree._Element | None = None  # SOAP:Body/eb:StatusRequest
+    soap: bytes = b""  # the envelope as received (what a signature covers)
+    multipart: bool = False
+    mime_problem: str | None = None  # the MIME structure is readable but not as Digikoppeling wants it
 
     @property
     def manifest_hrefs(self) -> list[str]:
@@ -128,6 +133,15 @@ class EbmsMessage:
 
 
 # -- reading ------------------------------------------------------------------------------------
+
+
+def cpa_id_of(envelope: bytes) -> str | None:
+    """The CPAId of a plain text/xml ebMS envelope (one of our own signals)."""
+    try:
+        header = read_message("text/xml; charset=UTF-8", envelope).header
+    except EbmsFault:
+        return None
+    return header.cpa_id if header is not None else None
 
 
 def soap_action_ok(value: str | None) -> bool:
@@ -153,6 +167,7 @@ def read_message(content_type: str | None, body: bytes) -> EbmsMessage:
         raise EbmsFault("Content-Type missing")
     main, params = parse_content_type(content_type)
     parts: dict[str, MimePart] = {}
+    problem = None
     if main == "multipart/related":
         if params.get("type", "").lower() != "text/xml":
             raise EbmsFault('multipart/related must carry type="text/xml"')
@@ -168,14 +183,27 @@ def read_message(content_type: str | None, body: bytes) -> EbmsMessage:
             if not matching:
                 raise EbmsFault("no MIME part matches the start parameter")
             soap_part = matching[0]
+        else:
+            problem = "multipart/related without a start parameter naming the SOAP part"
         if soap_part.content_type != "text/xml":
             raise EbmsFault("the SOAP part must be text/xml")
+        charset = parse_content_type(soap_part.headers.get("content-type", ""))[1].get("charset", "")
+        if charset.lower() != "utf-8":
+            problem = problem or f"the SOAP part must be text/xml; charset=UTF-8 (Digikoppeling), has charset {charset!r}"
+        if not soap_part.content_id:
+            problem = problem or "the SOAP part has no Content-ID"
         for part in mime_parts:
-            if part is not soap_part and part.content_id:
-                parts[part.content_id] = part
+            if part is soap_part:
+                continue
+            if not part.content_id:
+                problem = problem or "a payload part has no Content-ID (a Manifest cannot reference it)"
+                continue
+            parts[part.content_id] = part
         soap_bytes = soap_part.content
     elif main == "text/xml":
         soap_bytes = body
+        if params.get("charset", "").lower() != "utf-8":
+            problem = "a text/xml ebMS message must say charset=UTF-8 (Digikoppeling)"
     else:
         raise EbmsFault(f"unsupported Content-Type {main}")
     try:
@@ -199,6 +227,9 @@ def read_message(content_type: str | None, body: bytes) -> EbmsMessage:
         manifest=child(body_el, EB_NS, "Manifest"),
         parts=parts,
         status_request=child(body_el, EB_NS, "StatusRequest"),
+        soap=soap_bytes,
+        multipart=main == "multipart/related",
+        mime_problem=problem,
     )
 
 
@@ -250,24 +281,49 @@ class Expectations:
     to_role: str | None = None
     require_sync_reply: bool = True  # syncReplyMode mshSignalsOnly: SyncReply must be present
     forbid_sync_reply: bool = False  # syncReplyMode none: SyncReply must be absent
+    # From the CPA, when the simulator has it (None / defaults: Digikoppeling osb-rm, unsigned)
+    from_ids: Sequence[tuple[str | None, str]] | None = None  # the sender's PartyIds (eb:type, value)
+    to_ids: Sequence[tuple[str | None, str]] | None = None  # Logius' PartyIds
+    ack_requested: str = "always"  # always | never | perMessage
+    ack_signature_requested: str = "never"
+    duplicate_elimination: str = "always"
+    signing_certificate: bytes | None = None  # PEM: the message must be signed, and verify with it (xmlsec1)
+
+
+def _mode(mode: str, present: bool, what: str, rule: str, where: str) -> None:
+    if mode == "always" and not present:
+        raise EbmsError("Inconsistent", f"the CPA has {rule}=always: {what} is required", where)
+    if mode == "never" and present:
+        raise EbmsError("Inconsistent", f"the CPA has {rule}=never: {what} is not allowed", where)
 
 
 def validate_business_message(message: EbmsMessage, expect: Expectations, now: _dt.datetime) -> MimePart:
-    """Check a reliable (osb-rm) business message; return its single payload part or raise EbmsError."""
+    """Check a business message as Logius' MSH would (against the CPA, or the osb-rm defaults);
+    return its single payload part or raise EbmsError."""
     header = message.header
     assert header is not None
     mh = "//eb:MessageHeader"
+    if message.mime_problem:
+        raise EbmsError("MimeProblem", message.mime_problem, "//eb:Manifest")
+    if not message.multipart:
+        raise EbmsError("MimeProblem", "a business message must be multipart/related (SOAP with Attachments)",
+                        "//eb:Manifest")
     if header.version != "2.0":
         raise EbmsError("Inconsistent", "MessageHeader eb:version must be 2.0", f"{mh}/@eb:version")
     if header.must_understand not in ("1", "true"):
         raise EbmsError("Inconsistent", "MessageHeader needs SOAP:mustUnderstand=1", f"{mh}/@SOAP:mustUnderstand")
-    for name, party, role in (
-        ("From", header.from_party, expect.from_role),
-        ("To", header.to_party, expect.to_role),
+    for name, party, role, ids in (
+        ("From", header.from_party, expect.from_role, expect.from_ids),
+        ("To", header.to_party, expect.to_role, expect.to_ids),
     ):
         if party is None or not party.ids:
             raise EbmsError("Inconsistent", f"{name} has no PartyId", f"{mh}/eb:{name}")
-        if any(ptype != OIN_PARTY_TYPE or not value for ptype, value in party.ids):
+        if ids is not None:
+            for party_id in party.ids:
+                if party_id not in ids:
+                    raise EbmsError("Inconsistent", f"{name}/PartyId {party_id[1]} (eb:type {party_id[0]}) is not the "
+                                    f"CPA's {list(ids)}", f"{mh}/eb:{name}/eb:PartyId")
+        elif any(ptype != OIN_PARTY_TYPE or not value for ptype, value in party.ids):
             raise EbmsError(
                 "Inconsistent", f"{name}/PartyId must have eb:type {OIN_PARTY_TYPE} and an OIN",
                 f"{mh}/eb:{name}/eb:PartyId",
@@ -285,28 +341,41 @@ def validate_business_message(message: EbmsMessage, expect: Expectations, now: _
         raise EbmsError("Inconsistent", "Service (or its eb:type) is not in the CPA", f"{mh}/eb:Service")
     if header.action not in expect.actions:
         raise EbmsError("ValueNotRecognized", "Action is not in the CPA for this service", f"{mh}/eb:Action")
-    if parse_datetime(header.timestamp) is None:
+    timestamp = parse_datetime(header.timestamp)
+    if timestamp is None:
         raise EbmsError("OtherXml", "MessageData/Timestamp is not an xs:dateTime", f"{mh}/eb:MessageData/eb:Timestamp")
+    if not (header.timestamp or "").rstrip().endswith("Z") and "+" not in (header.timestamp or "")[10:] \
+            and "-" not in (header.timestamp or "")[10:]:
+        raise EbmsError("OtherXml", "MessageData/Timestamp must carry its time zone (UTC)", f"{mh}/eb:MessageData/eb:Timestamp")
+    if not header.message_id or "@" not in header.message_id or any(c in header.message_id for c in " <>"):
+        raise EbmsError("OtherXml", "MessageId must be a msg-id (uuid@host), without angle brackets",
+                        f"{mh}/eb:MessageData/eb:MessageId")
     if header.time_to_live is not None:
         ttl = parse_datetime(header.time_to_live)
         if ttl is None:
             raise EbmsError("OtherXml", "TimeToLive is not an xs:dateTime", f"{mh}/eb:MessageData/eb:TimeToLive")
         if ttl < now:
             raise EbmsError("TimeToLiveExpired", "message arrived after its TimeToLive", f"{mh}/eb:MessageData/eb:TimeToLive")
-    if not header.duplicate_elimination:
-        raise EbmsError("Inconsistent", "the CPA requires DuplicateElimination", f"{mh}/eb:DuplicateElimination")
+        if ttl < timestamp:
+            raise EbmsError("Inconsistent", "TimeToLive lies before the Timestamp", f"{mh}/eb:MessageData/eb:TimeToLive")
+    _mode(expect.duplicate_elimination, header.duplicate_elimination, "DuplicateElimination", "duplicateElimination",
+          f"{mh}/eb:DuplicateElimination")
 
     ack = message.ack_requested
-    if ack is None:
-        raise EbmsError("Inconsistent", "the CPA requires AckRequested", "//eb:AckRequested")
-    if ack.get(q(SOAP_NS, "actor")) == ACTOR_NEXT_MSH:
-        raise EbmsError("NotSupported", "AckRequested for nextMSH is not used", "//eb:AckRequested/@SOAP:actor")
-    if ack.get(q(SOAP_NS, "actor")) != ACTOR_TO_PARTY_MSH:
-        raise EbmsError("Inconsistent", "AckRequested SOAP:actor must be toPartyMSH", "//eb:AckRequested/@SOAP:actor")
-    if eb_attr(ack, "version") != "2.0" or ack.get(q(SOAP_NS, "mustUnderstand")) not in ("1", "true"):
-        raise EbmsError("Inconsistent", "AckRequested needs eb:version=2.0 and SOAP:mustUnderstand=1", "//eb:AckRequested")
-    if eb_attr(ack, "signed") not in ("false", "0"):
-        raise EbmsError("Inconsistent", "the CPA does not sign acknowledgments (eb:signed=false)", "//eb:AckRequested/@eb:signed")
+    _mode(expect.ack_requested, ack is not None, "AckRequested", "ackRequested", "//eb:AckRequested")
+    if ack is not None:
+        if ack.get(q(SOAP_NS, "actor")) == ACTOR_NEXT_MSH:
+            raise EbmsError("NotSupported", "AckRequested for nextMSH is not used", "//eb:AckRequested/@SOAP:actor")
+        if ack.get(q(SOAP_NS, "actor")) != ACTOR_TO_PARTY_MSH:
+            raise EbmsError("Inconsistent", "AckRequested SOAP:actor must be toPartyMSH", "//eb:AckRequested/@SOAP:actor")
+        if eb_attr(ack, "version") != "2.0" or ack.get(q(SOAP_NS, "mustUnderstand")) not in ("1", "true"):
+            raise EbmsError("Inconsistent", "AckRequested needs eb:version=2.0 and SOAP:mustUnderstand=1", "//eb:AckRequested")
+        signed = eb_attr(ack, "signed") in ("true", "1")
+        if expect.ack_signature_requested == "never" and signed:
+            raise EbmsError("Inconsistent", "the CPA does not sign acknowledgments (eb:signed=false)",
+                            "//eb:AckRequested/@eb:signed")
+        if expect.ack_signature_requested == "always" and not signed:
+            raise EbmsError("Inconsistent", "the CPA signs acknowledgments (eb:signed=true)", "//eb:AckRequested/@eb:signed")
 
     sync = message.sync_reply
     if expect.require_sync_reply and sync is None:
@@ -339,6 +408,13 @@ def validate_business_message(message: EbmsMessage, expect: Expectations, now: _
         raise EbmsError("MimeProblem", f"no MIME part with Content-ID <{cid}>", href)
     if not (part.content_type in ("application/xml", "text/xml") or part.content_type.endswith("+xml")):
         raise EbmsError("MimeProblem", "the payload part must be XML (application/xml or text/xml)", href)
+    if expect.signing_certificate is not None:
+        from bbconnect_local.simulator.xmldsig import SignatureProblem, verify
+
+        try:
+            verify(message.soap, {cid: part.content}, expect.signing_certificate)
+        except SignatureProblem as problem:
+            raise EbmsError("SecurityFailure", str(problem), "//ds:Signature") from None
     return part
 
 
@@ -390,6 +466,7 @@ def build_envelope(
     sync_reply: bool = False,
     with_roles: bool = True,
     manifest_cids: Sequence[str] = (),
+    ack_signed: bool = False,
 ) -> tuple[etree._Element, etree._Element]:
     """A SOAP envelope with an eb:MessageHeader (and, if reliable, AckRequested); returns (envelope, header)."""
     envelope = etree.Element(q(SOAP_NS, "Envelope"), nsmap=_NSMAP)
@@ -421,7 +498,7 @@ def build_envelope(
         ack = _eb(header, "AckRequested")
         _header_ext(ack)
         ack.set(q(SOAP_NS, "actor"), ACTOR_TO_PARTY_MSH)
-        ack.set(q(EB_NS, "signed"), "false")
+        ack.set(q(EB_NS, "signed"), "true" if ack_signed else "false")
     body = etree.SubElement(envelope, q(SOAP_NS, "Body"))
     if manifest_cids:
         manifest = _eb(body, "Manifest")
@@ -441,8 +518,11 @@ def _swap(header: MessageHeader, own: Party) -> tuple[Party, Party]:
 
 
 def build_acknowledgment(
-    request: MessageHeader, own: Party, *, host: str, received_at: _dt.datetime, now: _dt.datetime
+    request: MessageHeader, own: Party, *, host: str, received_at: _dt.datetime, now: _dt.datetime,
+    references: Sequence[etree._Element] = (),
 ) -> bytes:
+    """An Acknowledgment; `references` (the acknowledged message's ds:Reference elements) make it the
+    content of a signed one (sign the result)."""
     assert request.message_id is not None
     from_party, to_party = _swap(request, own)
     envelope, header = build_envelope(
@@ -464,6 +544,8 @@ def build_acknowledgment(
     _eb(ack, "Timestamp", format_utc(received_at))
     _eb(ack, "RefToMessageId", request.message_id)
     _add_party(ack, "From", from_party, with_role=False)
+    for reference in references:
+        ack.append(copy.deepcopy(reference))
     return _serialise(envelope)
 
 
@@ -600,22 +682,58 @@ class SignalOutcome:
     detail: str = ""
 
 
-def read_signal(content_type: str | None, body: bytes, message_id: str) -> SignalOutcome:
-    """Classify a synchronous response body: an Acknowledgment or MessageError for `message_id`?"""
+def check_signed_acknowledgment(message: EbmsMessage, signed: Sequence[tuple[str, str]], cert_pem: bytes | None) -> str | None:
+    """Why a signed Acknowledgment does not hold (None when it does): it must verify with the
+    acknowledging party's certificate and name exactly the references we signed (as ebms-core checks)."""
+    from bbconnect_local.simulator.xmldsig import SignatureProblem, verify
+
+    if cert_pem is None:
+        return "no certificate to check the signed Acknowledgment with"
+    try:
+        verify(message.soap, {}, cert_pem)
+    except SignatureProblem as problem:
+        return f"the Acknowledgment's signature does not hold: {problem}"
+    assert message.acknowledgment is not None
+    named = {(r.get("URI") or "", "".join((r.findtext(q(DS_NS, "DigestValue")) or "").split()))
+             for r in message.acknowledgment.iterfind(q(DS_NS, "Reference"))}
+    if named != set(signed):
+        return f"the Acknowledgment names references {sorted(named)}, the message was signed with {sorted(signed)}"
+    return None
+
+
+def acknowledgment_outcome(message: EbmsMessage, message_id: str, *, signed: Sequence[tuple[str, str]] = (),
+                           cert_pem: bytes | None = None) -> SignalOutcome | None:
+    """The outcome of an Acknowledgment message for `message_id` (None when it is no Acknowledgment)."""
+    header = message.header
+    if message.acknowledgment is None:
+        return None
+    ref = text_of(child(message.acknowledgment, EB_NS, "RefToMessageId"))
+    if ref != message_id:
+        return SignalOutcome("other", "Acknowledgment for another MessageId")
+    if header is None or header.action != "Acknowledgment" or header.service != MSH_SERVICE:
+        return SignalOutcome("other", "Acknowledgment without a proper MessageHeader")
+    if header.ref_to_message_id not in (None, message_id):
+        return SignalOutcome("other", "Acknowledgment MessageData/RefToMessageId mismatch")
+    if signed:
+        problem = check_signed_acknowledgment(message, signed, cert_pem)
+        if problem:
+            return SignalOutcome("other", problem)
+    return SignalOutcome("ack")
+
+
+def read_signal(content_type: str | None, body: bytes, message_id: str, *, signed: Sequence[tuple[str, str]] = (),
+                cert_pem: bytes | None = None) -> SignalOutcome:
+    """Classify a synchronous response body: an Acknowledgment or MessageError for `message_id`?
+    With `signed` (the references of our signature, when we asked for a signed Acknowledgment) the
+    Acknowledgment must be signed with `cert_pem` and name them."""
     try:
         message = read_message(content_type or "text/xml", body)
     except EbmsFault as exc:
         return SignalOutcome("other", str(exc))
     header = message.header
-    if message.acknowledgment is not None:
-        ref = text_of(child(message.acknowledgment, EB_NS, "RefToMessageId"))
-        if ref != message_id:
-            return SignalOutcome("other", "Acknowledgment for another MessageId")
-        if header is None or header.action != "Acknowledgment" or header.service != MSH_SERVICE:
-            return SignalOutcome("other", "Acknowledgment without a proper MessageHeader")
-        if header.ref_to_message_id not in (None, message_id):
-            return SignalOutcome("other", "Acknowledgment MessageData/RefToMessageId mismatch")
-        return SignalOutcome("ack")
+    outcome = acknowledgment_outcome(message, message_id, signed=signed, cert_pem=cert_pem)
+    if outcome is not None:
+        return outcome
     if message.error_list is not None:
         if header is not None and header.ref_to_message_id not in (None, message_id):
             return SignalOutcome("other", "MessageError for another MessageId")

@@ -119,6 +119,31 @@ def find_logius_dir(explicit: Path | None = None) -> Path | None:
     return None
 
 
+def find_ebms_dir() -> Path | None:
+    """The directory with the ebMS 2.0 schemas (msg-header-2_0.xsd and the SOAP envelope schema it
+    imports), if any: `BBCONNECT_EBMS_XSD_DIR`, or ../shared/ebms beside the repo."""
+    import os
+
+    candidates = [Path(os.environ["BBCONNECT_EBMS_XSD_DIR"])] if os.environ.get("BBCONNECT_EBMS_XSD_DIR") else []
+    candidates.append(Path(__file__).resolve().parents[3].parent / "shared" / "ebms")
+    return next((c for c in candidates if (c / "msg-header-2_0.xsd").is_file()), None)
+
+
+def load_ebms_schema(ebms_dir: Path | None) -> etree.XMLSchema | None:
+    """msg-header-2_0.xsd with its imports resolved to the files beside it (never the network)."""
+    if ebms_dir is None:
+        return None
+
+    class _Beside(etree.Resolver):
+        def resolve(self, system_url, public_id, context):  # type: ignore[override]
+            candidate = ebms_dir / (system_url or "").rsplit("/", 1)[-1]
+            return self.resolve_filename(str(candidate), context) if candidate.is_file() else None
+
+    parser = etree.XMLParser(resolve_entities=False, no_network=True)
+    parser.resolvers.add(_Beside())
+    return etree.XMLSchema(etree.parse(str(ebms_dir / "msg-header-2_0.xsd"), parser))
+
+
 def load_request_schema(logius_dir: Path | None) -> etree.XMLSchema | None:
     if logius_dir is None:
         return None

@@ -271,6 +271,12 @@ def _ok_response(keys: list[str], is_subscribed: Callable[[str], bool], relates_
     )
 
 
+def security_fault(message: str) -> HttpResponse:
+    """The answer to a 2W-be-S call whose signature does not hold (Digikoppeling fault 0002)."""
+    return _fault_response(faultcode="Client", faultstring=f"{WusFault('0002')}: {message}", action=WSA_FAULT_ACTION,
+                           relates_to=None)
+
+
 def _fault_response(
     *,
     faultcode: str,

@@ -154,7 +154,7 @@ def test_given_the_shared_example_when_overheid_receives_afleveren_then_digipoor
 # --------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["gemeente-lv.xml", "gemeente-lv-async.xml", "example-osb-rm-s.xml"])
+@pytest.mark.parametrize("name", ["gemeente-lv.xml", "gemeente-lv-async.xml", "gemeente-lv-signed.xml", "example-osb-rm-s.xml"])
 def test_given_our_example_cpas_when_validated_against_cpp_cpa_2_0_then_they_are_valid(cpa_schema, repo_root, name):
     document = etree.fromstring(cpa_bytes(repo_root, name))
 
@@ -163,7 +163,7 @@ def test_given_our_example_cpas_when_validated_against_cpp_cpa_2_0_then_they_are
     assert valid, str(cpa_schema.error_log)
 
 
-@pytest.mark.parametrize("name", ["gemeente-lv.xml", "gemeente-lv-async.xml", "example-osb-rm-s.xml"])
+@pytest.mark.parametrize("name", ["gemeente-lv.xml", "gemeente-lv-async.xml", "gemeente-lv-signed.xml", "example-osb-rm-s.xml"])
 def test_given_our_example_cpas_when_read_then_a_comment_says_the_retry_interval_is_only_for_the_local_demo(
     repo_root, name
 ):
@@ -433,14 +433,50 @@ def test_given_a_reliable_channel_without_retry_values_when_sending_then_it_is_r
         cpa.send_channel(OUR_OIN, BERICHTENBOX_SERVICE, SERVICE_TYPE, ACTION_BV_REQUEST, now=NOW)
 
 
-def test_given_a_channel_without_ack_attributes_when_sending_then_per_message_counts_as_never_with_a_warning(lv_xml):
+def test_given_a_per_message_channel_with_a_retry_schedule_when_sending_then_bbconnect_asks_for_an_acknowledgment(lv_xml):
+    # perMessage (here: the attribute left out) leaves the choice to the sending application
     cpa = parse_cpa(lv_xml.replace(b' tns:ackRequested="always"', b"", 1))
 
     channel = cpa.send_channel(OUR_OIN, BERICHTENBOX_SERVICE, SERVICE_TYPE, ACTION_BV_REQUEST, now=NOW)
 
-    assert not channel.ack_requested
+    assert channel.ack_requested and channel.duplicate_elimination and not channel.ack_signature_requested
+    assert (channel.retries, channel.retry_interval) == (5, timedelta(seconds=2))
+    assert any("perMessage" in w and "chooses yes" in w for w in channel.warnings)
+
+
+def test_given_a_per_message_channel_without_a_retry_schedule_when_sending_then_it_goes_best_effort(lv_xml):
+    stripped = lv_xml.replace(b' tns:ackRequested="always"', b"", 1).replace(b"<tns:Retries>5</tns:Retries>", b"")
+    cpa = parse_cpa(stripped)
+
+    channel = cpa.send_channel(OUR_OIN, BERICHTENBOX_SERVICE, SERVICE_TYPE, ACTION_BV_REQUEST, now=NOW)
+
+    assert not channel.ack_requested and not channel.reliable
     assert (channel.retries, channel.retry_interval, channel.ttl(NOW)) == (0, None, None)
-    assert any("perMessage" in w for w in channel.warnings)
+    assert any("perMessage" in w and "chooses no" in w for w in channel.warnings)
+
+
+def test_given_a_per_message_sender_when_receiving_then_the_modes_say_either_is_accepted(lv_xml):
+    cpa = parse_cpa(lv_xml.replace(b'tns:ackRequested="always"', b'tns:ackRequested="perMessage"'))
+
+    channel = cpa.receive_channel(OUR_OIN, BERICHTENBOX_SERVICE, SERVICE_TYPE, ACTION_BV_RESULT, now=NOW)
+
+    assert channel.ack_requested_mode == "perMessage" and channel.duplicate_elimination_mode == "always"
+    assert [p.value for p in channel.from_party_ids] == [LOGIUS_OIN]
+    assert [(p.value, p.type) for p in channel.to_party_ids] == [(OUR_OIN, "urn:osb:oin")]
+
+
+@pytest.mark.parametrize(("old", "new", "where"), [
+    (b"</tns:ebXMLReceiverBinding>", b"<tns:ReceiverDigitalEnvelope><tns:DigitalEnvelopeProtocol tns:version=\"2.0\">"
+     b"XMLENC</tns:DigitalEnvelopeProtocol><tns:EncryptionAlgorithm>http://www.w3.org/2009/xmlenc11#aes128-gcm"
+     b"</tns:EncryptionAlgorithm></tns:ReceiverDigitalEnvelope></tns:ebXMLReceiverBinding>", "ReceiverDigitalEnvelope"),
+    (b'tns:isConfidential="transient"', b'tns:isConfidential="persistent"', "isConfidential='persistent'"),
+])
+def test_given_a_cpa_that_asks_for_encryption_when_read_then_the_requirement_is_named(lv_xml, old, new, where):
+    from bbconnect.ebms.cpa import encryption_requirements
+
+    assert encryption_requirements(parse_cpa(lv_xml)) == []
+    found = encryption_requirements(parse_cpa(lv_xml.replace(old, new, 1)))
+    assert found and where in found[0]
 
 
 def test_given_a_certificate_that_is_not_base64_der_when_parsed_then_it_is_refused(repo_root):

@@ -315,8 +315,11 @@ def test_signals_are_not_acknowledged_and_acks_never_request_acks() -> None:
     # Given an acknowledgment
     ack = acknowledgment_for(business_message(), host="h", now=NOW)
     # When asked to acknowledge it, Then refused (it would loop)
-    with pytest.raises(ValueError, match="never answered with another signal"):
+    with pytest.raises(ValueError, match="never answered with an Acknowledgment"):
         acknowledgment_for(ack, host="h", now=NOW)
+    # And a MessageError about it is refused too (ebMS2 §4.2.4.2)
+    with pytest.raises(ValueError, match="never answered with a MessageError"):
+        message_error_for(ack, [EbmsError("Inconsistent")], host="h", now=NOW)
     # And an acknowledgment with AckRequested cannot be serialised
     with pytest.raises(ValueError, match="never carry AckRequested"):
         serialize(replace(ack, ack_requested=True))

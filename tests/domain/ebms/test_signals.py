@@ -23,6 +23,7 @@ from bbconnect.ebms.message import (
     Party,
     Payload,
     acknowledgment_for,
+    message_error_for,
     classify_errors,
     envelope_of,
     parse,
@@ -148,8 +149,18 @@ def test_given_a_business_message_when_answered_with_a_pong_then_it_is_refused()
 def test_given_a_ping_when_an_acknowledgment_is_asked_for_it_then_it_is_refused():
     received = ping(CPA_ID, LOGIUS, OURS, host="logius.example", now=NOW)
 
-    with pytest.raises(ValueError, match="never answered with another signal"):
+    with pytest.raises(ValueError, match="never answered with an Acknowledgment"):
         acknowledgment_for(received, host="x", now=NOW)
+
+
+def test_given_a_ping_with_a_problem_when_answered_then_a_message_error_refers_to_it():
+    # (the endpoint once crashed here: a Ping from the wrong certificate gave a ValueError and HTTP 500)
+    received = ping(CPA_ID, LOGIUS, OURS, host="logius.example", now=NOW)
+
+    error = message_error_for(received, [EbmsError("SecurityFailure", description="not this party")], host="x", now=NOW)
+
+    assert (error.action, error.ref_to_message_id, error.errors[0].code) == ("MessageError", received.message_id,
+                                                                              "SecurityFailure")
 
 
 # --------------------------------------------------------------------------------------------------

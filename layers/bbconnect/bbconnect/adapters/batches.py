@@ -3,8 +3,10 @@
 - `file#<batch id>`: a dropped batch file and its outcome;
 - `globe#<GLOBE BatchID>`: the ebMS delivery of one GLOBE batch (MessageId, state, when sent and
   acknowledged) and, once it arrives, where its processing report is;
-- `inbound#<CPAId>#<MessageId>`: an inbound ebMS message seen, with the answer given, so a
-  duplicate gets the same answer and is not processed twice.
+- `inbound#<CPAId>#<MessageId>`: an inbound ebMS message accepted, with the answer given, so a
+  duplicate gets the same answer and is not processed twice (and a StatusRequest its state);
+- `signal#<MessageId>`: an MSH signal of ours (an asynchronous Acknowledgment, MessageError, Pong or
+  StatusResponse) on its way to the other party's endpoint, with its attempts.
 """
 from __future__ import annotations
 
@@ -150,8 +152,21 @@ class BatchRepository:
     def inbound_seen(self, cpa_id: str, message_id: str) -> dict | None:
         return self.get(f"inbound#{cpa_id}#{message_id}")
 
-    def record_inbound(self, cpa_id: str, message_id: str, *, action: str, response_headers: dict, response_body: str) -> bool:
+    def record_inbound(self, cpa_id: str, message_id: str, *, action: str, response_headers: dict, response_body: str,
+                       **fields) -> bool:
         return self._put_new({
             "pk": f"inbound#{cpa_id}#{message_id}", "action": action, "received_at": _now(),
-            "response_headers": response_headers, "response_body": response_body,
+            "response_headers": response_headers, "response_body": response_body, **fields,
         })
+
+    # ---- our outbound MSH signals (asynchronous answers)
+    def signal(self, message_id: str) -> dict | None:
+        return self.get(f"signal#{message_id}")
+
+    def create_signal(self, message_id: str, **fields) -> bool:
+        """Record a signal to deliver once; False when it is recorded already (a duplicate's answer)."""
+        return self._put_new({"pk": f"signal#{message_id}", "state": "created", "created_at": _now(), "attempts": 0,
+                              **fields})
+
+    def update_signal(self, message_id: str, **fields) -> None:
+        self._update(f"signal#{message_id}", {**fields, "updated_at": _now()})

@@ -25,9 +25,17 @@ class LogiusConnection:
         self._timeout = timeout
 
     def validate_subscriptions(self, sender_oin: str, berichttype: str, bsns: list[str]) -> dict[str, bool]:
-        """`isBerichtSturen` per BSN for at most 250 BSNs (WUS ValidateAbonnementen)."""
+        """`isBerichtSturen` per BSN for at most 250 BSNs (WUS ValidateAbonnementen). Under the
+        2W-be-S profile the request is signed with the connection's key and the answer must carry
+        Logius' signature (checked against the configured certificate, never the one it brings)."""
         body = wus.build_request(bsns, sender_oin, berichttype, to=self.connection.wus_endpoint,
                                  message_id=f"urn:uuid:{uuid.uuid4()}")
+        signed = getattr(self.connection, "wus_profile", "2W-be") == "2W-be-S"
+        if signed:
+            from bbconnect.logius.wus_signing import sign_wus
+
+            key_pem, certificate_pem = transport.signing_identity(self.connection.certificate)
+            body = sign_wus(body, key_pem, certificate_pem)
         headers = {"Content-Type": "text/xml; charset=utf-8", "SOAPAction": f'"{wus.SOAP_ACTION}"'}
         try:
             with latency(LOGIUS_LATENCY_METRICS["validate_subscriptions"]):
@@ -37,6 +45,8 @@ class LogiusConnection:
             raise LogiusUnavailable(str(error)) from error
         if answer.status >= 500 and not answer.body.lstrip().startswith(b"<"):
             raise LogiusUnavailable(f"WUS answered HTTP {answer.status}")
+        if signed:
+            self._check_wus_signature(answer.body)
         try:
             return wus.parse_response(answer.body)
         except wus.WusFault as fault:
@@ -47,6 +57,17 @@ class LogiusConnection:
             if answer.status >= 500:
                 raise LogiusUnavailable(f"WUS answered HTTP {answer.status}") from error
             raise LogiusRefused(f"WUS answer not understood (HTTP {answer.status}): {error}") from error
+
+    def _check_wus_signature(self, body: bytes) -> None:
+        """A 2W-be-S answer must verify with Logius' signing certificate; one that does not is not
+        trusted (and not taken as a refusal either: it is asked again)."""
+        from bbconnect.adapters.references import read_reference
+        from bbconnect.logius.wus_signing import WusSignatureError, verify_wus
+
+        try:
+            verify_wus(body, read_reference(self.connection.logius_signing_certificate))
+        except WusSignatureError as error:
+            raise LogiusUnavailable(f"the WUS answer's signature does not hold (2W-be-S): {error}") from error
 
     def post_ebms(self, headers: dict[str, str], body: bytes, *, endpoint: str | None = None) -> transport.HttpAnswer:
         try:
@@ -70,10 +91,12 @@ class LogiusConnection:
                             ebms.Party(self.connection.logius_oin), host="bbconnect", now=datetime.now(UTC), sync_reply=True)
         return self._signal(message, endpoint).action == "Pong"
 
-    def message_status(self, message_id: str, *, cpa_id: str, from_oin: str, to_oin: str, endpoint: str | None = None) -> str:
-        """ebMS MessageStatus of one of our messages: NotRecognized, Received, Processed, Forwarded."""
-        message = ebms.status_request(cpa_id, ebms.Party(from_oin), ebms.Party(to_oin), message_id,
-                                      host="bbconnect", now=datetime.now(UTC), sync_reply=True)
+    def message_status(self, message_id: str, *, cpa_id: str, from_oin: str, to_oin: str, endpoint: str | None = None,
+                       from_type: str | None = ebms.PARTY_ID_TYPE, to_type: str | None = ebms.PARTY_ID_TYPE) -> str:
+        """ebMS MessageStatus of one of our messages: NotRecognized, Received, Processed, Forwarded.
+        The PartyIds carry the types the CPA gives them."""
+        message = ebms.status_request(cpa_id, ebms.Party(from_oin, None, from_type), ebms.Party(to_oin, None, to_type),
+                                      message_id, host="bbconnect", now=datetime.now(UTC), sync_reply=True)
         answer = self._signal(message, endpoint)
         if not answer.status_response:
             raise LogiusUnavailable(f"no StatusResponse to the StatusRequest for {message_id}")

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from bbconnect.runtime import file_references_allowed
-from bbconnect.tenants import TenantConfig, TenantConfigError, load_tenant_config
+from bbconnect.tenants import TenantConfig, TenantConfigError, cpa_problems, load_tenant_config
 
 _TENANT_ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,39}$")
 
@@ -26,6 +26,8 @@ class TenantConfigStore:
         self._max_age = max_age_seconds
         self._cache: dict[str, tuple[float, TenantConfig]] = {}
         self._cpas: dict[tuple[str, str], bytes] = {}
+        self._by_cpa: dict[str, tuple[str, str]] = {}
+        self._by_cpa_at = float("-inf")
         self._lock = threading.Lock()
 
     def get(self, tenant: str) -> TenantConfig:
@@ -39,9 +41,37 @@ class TenantConfigStore:
         config = load_tenant_config(raw, source=source)
         if config.tenant != tenant:
             raise TenantConfigError(f"{source}: declares tenant {config.tenant!r}, but is stored as {tenant!r}")
+        problems = cpa_problems(config, lambda connection: self.cpa(tenant, connection))
+        if problems:
+            raise TenantConfigError(source, problems)
         with self._lock:
             self._cache[tenant] = (time.monotonic(), config)
         return config
+
+    def connection_by_cpa(self, cpa_id: str) -> tuple[str, object] | None:
+        """(tenant, connection) of the connection whose CPA has this CPAId, or None: how an inbound
+        message finds its agreement. The index is rebuilt when a CPAId is not in it, at most once a
+        minute (an unknown CPAId does not make every request read every configuration)."""
+        with self._lock:
+            found = self._by_cpa.get(cpa_id)
+            stale = time.monotonic() - self._by_cpa_at > min(60.0, self._max_age)
+        if found is None and stale:
+            index: dict[str, tuple[str, str]] = {}
+            for tenant in self.tenants():
+                try:
+                    config = self.get(tenant)
+                except (TenantConfigError, UnknownTenant):
+                    continue  # a broken configuration answers nothing; its own runs report it
+                for connection in config.connections.values():
+                    index.setdefault(connection.cpa_id, (tenant, connection.id))
+            with self._lock:
+                self._by_cpa, self._by_cpa_at = index, time.monotonic()
+                found = index.get(cpa_id)
+        if found is None:
+            return None
+        tenant, connection_id = found
+        connection = self.get(tenant).connections.get(connection_id)
+        return (tenant, connection) if connection is not None and connection.cpa_id == cpa_id else None
 
     def tenants(self) -> list[str]:
         """Every tenant with a configuration."""

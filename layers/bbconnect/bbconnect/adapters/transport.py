@@ -115,3 +115,37 @@ def post(url: str, body: bytes, headers: dict[str, str], context: ssl.SSLContext
         raise TransportError(f"POST {parts.scheme}://{parts.netloc}{parts.path} failed: {type(error).__name__}: {error}") from error
     finally:
         connection.close()
+
+
+_identities: dict[str, tuple[bytes, bytes]] = {}
+
+
+def signing_identity(certificate_ref: str) -> tuple[bytes, bytes]:
+    """(private key PEM, certificate PEM) from a connection's certificate reference (one PEM with
+    both, as for TLS): what signs its ebMS messages and WUS calls where the profile asks (osb-rm-s,
+    2W-be-S). Read once per container; the key stays in memory only."""
+    with _lock:
+        cached = _identities.get(certificate_ref)
+    if cached is not None:
+        return cached
+    pem = read_reference(certificate_ref)
+    key = _pem_blocks(pem, (b"PRIVATE KEY",))
+    certificate = _pem_blocks(pem, (b"CERTIFICATE",))
+    if not key or not certificate:
+        raise TransportError(f"{certificate_ref} does not hold a private key and a certificate (PEM) to sign with")
+    identity = (key[0], certificate[0])
+    with _lock:
+        _identities[certificate_ref] = identity
+    return identity
+
+
+def _pem_blocks(pem: bytes, kinds: tuple[bytes, ...]) -> list[bytes]:
+    """The PEM blocks whose label ends with one of `kinds` (e.g. PRIVATE KEY, RSA PRIVATE KEY)."""
+    blocks = []
+    for block in pem.split(b"-----BEGIN ")[1:]:
+        label = block.split(b"-----", 1)[0]
+        if any(label == kind or label.endswith(b" " + kind) for kind in kinds):
+            end = block.find(b"-----END " + label + b"-----")
+            if end >= 0:
+                blocks.append(b"-----BEGIN " + block[: end + len(b"-----END " + label + b"-----")] + b"\n")
+    return blocks

@@ -12,9 +12,11 @@ Interpretation choices (see the docstrings of the dataclasses for details):
 
 - CPP/A attributes are qualified (``tns:cpaid``) per the schema; unqualified ones are accepted too.
 - ``Status`` ``agreed`` and ``signed`` are usable, ``proposed`` is not; ``Start`` <= now <= ``End``.
-- ``ackRequested`` / ``ackSignatureRequested`` / ``duplicateElimination`` are true only for
-  ``always`` (ebms-core writes the header block only then); ``perMessage`` (the schema default when
-  the attribute is missing) gives False plus a warning.
+- ``ackRequested`` / ``ackSignatureRequested`` / ``duplicateElimination``: ``always`` and ``never``
+  decide; ``perMessage`` (also the schema default when the attribute is missing) leaves it to the
+  sending application per message (CPP/A 2.0). As a sender bbconnect then asks for an
+  acknowledgment (and duplicate elimination) when the channel gives a retry schedule, and a signed
+  acknowledgment when it signs; as a receiver it accepts either (``ReceiveChannel.*_mode``).
 - Retries and RetryInterval come from the sender's ``ebXMLSenderBinding`` (falling back to the
   receiver's ``ebXMLReceiverBinding``); PersistDuration from the receiving party's
   ``ebXMLReceiverBinding`` (falling back to the sender binding). Differences give warnings.
@@ -60,6 +62,7 @@ __all__ = [
     "ServiceBinding",
     "Transport",
     "check_connection",
+    "encryption_requirements",
     "parse_cpa",
     "parse_xs_duration",
 ]
@@ -104,6 +107,7 @@ class ActionBinding:
     other_party_binding: str | None = None  # the IDREF of OtherPartyActionBinding
     non_repudiation_required: bool = False
     non_repudiation_receipt_required: bool = False
+    confidential: str | None = None  # isConfidential: none | transient | persistent | transient-and-persistent
 
 
 @dataclass(frozen=True)
@@ -161,6 +165,7 @@ class EbxmlBinding:
     persist_duration: timedelta | None = None
     non_repudiation: NonRepudiation | None = None
     encryption_certificate_id: str | None = None  # ReceiverDigitalEnvelope/EncryptionCertificateRef
+    digital_envelope: str | None = None  # "SenderDigitalEnvelope" or "ReceiverDigitalEnvelope" when present
 
 
 @dataclass(frozen=True)
@@ -237,6 +242,11 @@ class MshChannel:
     endpoint: str | None
     sync_reply_mode: str
     signed: bool  # a SenderNonRepudiation is present: signals on this channel are signed
+    signing_certificate: bytes | None = field(default=None, repr=False)  # its SigningCertificateRef (DER)
+    hash_function: str | None = None
+    signature_algorithms: tuple[str, ...] = ()
+    retries: int | None = None  # its sender binding's ReliableMessaging, if any
+    retry_interval: timedelta | None = None
 
 
 @dataclass(frozen=True)
@@ -332,6 +342,14 @@ class ReceiveChannel:
     send_channel_id: str = ""
     receive_channel_id: str = ""
     warnings: tuple[str, ...] = ()
+    # the sender's MessagingCharacteristics as written: always | never | perMessage (either is fine)
+    ack_requested_mode: str = "perMessage"
+    ack_signature_mode: str = "perMessage"
+    duplicate_elimination_mode: str = "perMessage"
+    actor: str | None = None
+    # every PartyId (value, type) the sender and we have in the CPA
+    from_party_ids: tuple[PartyId, ...] = ()
+    to_party_ids: tuple[PartyId, ...] = ()
 
     @property
     def retention(self) -> timedelta | None:
@@ -438,11 +456,18 @@ class Cpa:
         channel_id = party.msh_overrides.get(action or "", party.default_msh_channel_id)
         channel = self._channel(party, channel_id)
         sender = self._doc_exchange(party, channel).sender_binding
+        nr = sender.non_repudiation if sender else None
+        rm = sender.reliable_messaging if sender else None
         return MshChannel(
             channel_id=channel.channel_id,
             endpoint=self._endpoint(party, channel, required=False),
             sync_reply_mode=channel.messaging.sync_reply_mode,
-            signed=bool(sender and sender.non_repudiation),
+            signed=nr is not None,
+            signing_certificate=self.certificate(nr.certificate_id) if nr else None,
+            hash_function=nr.hash_function if nr else None,
+            signature_algorithms=nr.signature_algorithms if nr else (),
+            retries=rm.retries if rm else None,
+            retry_interval=rm.retry_interval if rm else None,
         )
 
     def _find_binding(
@@ -496,19 +521,9 @@ class Cpa:
             f"{binding.action!r} of service {_service_text(binding.service, binding.service_type)}"
         )
 
-    def _characteristics(self, channel: DeliveryChannel, warnings: list[str]) -> tuple[bool, bool, bool, SyncReplyMode]:
+    def _characteristics(self, channel: DeliveryChannel) -> MessagingCharacteristics:
+        """The channel's MessagingCharacteristics, refused when Digikoppeling does not allow them."""
         mc = channel.messaging
-        flags = []
-        for name, value in (
-            ("ackRequested", mc.ack_requested),
-            ("ackSignatureRequested", mc.ack_signature_requested),
-            ("duplicateElimination", mc.duplicate_elimination),
-        ):
-            if value == "perMessage":
-                warnings.append(
-                    f"channel {channel.channel_id!r} has {name}='perMessage' (or no {name}); treated as 'never'"
-                )
-            flags.append(value == "always")
         if mc.sync_reply_mode not in SYNC_REPLY_MODES:
             raise CpaError(
                 f"CPA {self.cpa_id!r}: channel {channel.channel_id!r} has syncReplyMode {mc.sync_reply_mode!r}; "
@@ -519,7 +534,7 @@ class Cpa:
                 f"CPA {self.cpa_id!r}: channel {channel.channel_id!r} has actor {mc.actor!r}; "
                 "Digikoppeling uses only toPartyMSH"
             )
-        return flags[0], flags[1], flags[2], mc.sync_reply_mode  # type: ignore[return-value]
+        return mc
 
     def _schedule(
         self,
@@ -604,9 +619,8 @@ class Cpa:
 
         send_channel = self._channel(me, _first_channel(binding, self.cpa_id))
         receive_channel = self._channel(other, _first_channel(counterpart, self.cpa_id))
-        ack, ack_signed, dedupe, sync_mode = self._characteristics(send_channel, warnings)
+        mine = self._characteristics(send_channel)
         their = receive_channel.messaging
-        mine = send_channel.messaging
         for name in ("sync_reply_mode", "ack_requested", "ack_signature_requested", "duplicate_elimination"):
             if getattr(mine, name) != getattr(their, name):
                 warnings.append(
@@ -615,10 +629,29 @@ class Cpa:
                 )
         sender_binding = self._doc_exchange(me, send_channel).sender_binding
         receiver_binding = self._doc_exchange(other, receive_channel).receiver_binding
+        nr = self._signing(binding, sender_binding, warnings)
+        # perMessage: the sending application decides. bbconnect asks for an acknowledgment when the
+        # channel gives a retry schedule (a GLOBE batch must arrive), dedupes what it retries, and
+        # asks for a signed acknowledgment when it signs (osb-rm-s).
+        schedule_given = any(
+            b is not None and b.reliable_messaging is not None and b.reliable_messaging.retries is not None
+            and b.reliable_messaging.retry_interval is not None for b in (sender_binding, receiver_binding)
+        )
+        ack = mine.ack_requested == "always" or (mine.ack_requested == "perMessage" and schedule_given)
+        dedupe = mine.duplicate_elimination == "always" or (mine.duplicate_elimination == "perMessage" and ack)
+        ack_signed = ack and (
+            mine.ack_signature_requested == "always" or (mine.ack_signature_requested == "perMessage" and nr is not None)
+        )
+        for name, value, chosen in (("ackRequested", mine.ack_requested, ack),
+                                    ("duplicateElimination", mine.duplicate_elimination, dedupe),
+                                    ("ackSignatureRequested", mine.ack_signature_requested, ack_signed)):
+            if value == "perMessage":
+                warnings.append(f"channel {send_channel.channel_id!r} has {name}='perMessage' (or no {name}); "
+                                f"bbconnect chooses {'yes' if chosen else 'no'}")
+        sync_mode: SyncReplyMode = mine.sync_reply_mode  # type: ignore[assignment]
         retries, interval, persist = self._schedule(
             sender_binding, receiver_binding, ack, send_channel.channel_id, warnings
         )
-        nr = self._signing(binding, sender_binding, warnings)
         if ack_signed and nr is None:
             warnings.append("ackSignatureRequested='always' on an unsigned channel")
 
@@ -679,7 +712,11 @@ class Cpa:
 
         receive_channel = self._channel(me, _first_channel(binding, self.cpa_id))
         send_channel = self._channel(other, _first_channel(counterpart, self.cpa_id))
-        ack, ack_signed, dedupe, sync_mode = self._characteristics(send_channel, warnings)
+        theirs = self._characteristics(send_channel)
+        ack = theirs.ack_requested == "always"
+        ack_signed = theirs.ack_signature_requested == "always"
+        dedupe = theirs.duplicate_elimination == "always"
+        sync_mode: SyncReplyMode = theirs.sync_reply_mode  # type: ignore[assignment]
         sender_binding = self._doc_exchange(other, send_channel).sender_binding
         receiver_binding = self._doc_exchange(me, receive_channel).receiver_binding
         retries, interval, persist = self._schedule(
@@ -719,7 +756,48 @@ class Cpa:
             send_channel_id=send_channel.channel_id,
             receive_channel_id=receive_channel.channel_id,
             warnings=tuple(warnings),
+            ack_requested_mode=theirs.ack_requested,
+            ack_signature_mode=theirs.ack_signature_requested,
+            duplicate_elimination_mode=theirs.duplicate_elimination,
+            actor=theirs.actor,
+            from_party_ids=other.party_ids,
+            to_party_ids=me.party_ids,
         )
+
+    def receive_channels(self, my_party_oin: str, *, now: datetime | None = None) -> tuple[ReceiveChannel, ...]:
+        """Every action ``my_party_oin`` may receive under this CPA, resolved (see :meth:`receive_channel`)."""
+        me = self.party(my_party_oin)
+        return tuple(
+            self.receive_channel(my_party_oin, b.service, b.service_type, b.action, role=b.role, now=now)
+            for b in me.action_bindings("receive")
+        )
+
+
+# --------------------------------------------------------------------------------------------------
+# Encryption (osb-be-e, osb-rm-e): not supported, so refused rather than sent in clear
+# --------------------------------------------------------------------------------------------------
+
+_CONFIDENTIAL_PAYLOAD: Final = ("persistent", "transient-and-persistent")
+
+
+def encryption_requirements(cpa: Cpa) -> list[str]:
+    """Where the CPA asks for message encryption (the Digikoppeling -e profiles): a
+    SenderDigitalEnvelope or ReceiverDigitalEnvelope in a DocExchange, or an action whose
+    ``isConfidential`` is ``persistent`` or ``transient-and-persistent`` (confidential beyond TLS).
+    Empty when it asks for none. bbconnect does not encrypt payloads, and never sends in clear what
+    a CPA says must be encrypted: a connection whose CPA lists anything here is refused."""
+    found: list[str] = []
+    for party in cpa.parties:
+        for doc_exchange in party.doc_exchanges.values():
+            for binding in (doc_exchange.sender_binding, doc_exchange.receiver_binding):
+                if binding is not None and binding.digital_envelope:
+                    found.append(f"party {party.party_name!r} DocExchange {doc_exchange.doc_exchange_id!r} has a "
+                                 f"{binding.digital_envelope} (payload encryption)")
+        for action in party.action_bindings("send") + party.action_bindings("receive"):
+            if action.confidential in _CONFIDENTIAL_PAYLOAD:
+                found.append(f"party {party.party_name!r} action {action.action!r} ({action.id}) has "
+                             f"isConfidential={action.confidential!r}")
+    return list(dict.fromkeys(found))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -905,6 +983,7 @@ def _action_binding(
         and _boolean(_attr(characteristics, "isNonRepudiationRequired")),
         non_repudiation_receipt_required=characteristics is not None
         and _boolean(_attr(characteristics, "isNonRepudiationReceiptRequired")),
+        confidential=_attr(characteristics, "isConfidential") if characteristics is not None else None,
     )
 
 
@@ -970,12 +1049,14 @@ def _ebxml_binding(element: etree._Element | None, kind: str, where: str) -> Ebx
     if element is None:
         return None
     nr_name = "SenderNonRepudiation" if kind == "sender" else "ReceiverNonRepudiation"
-    envelope = _child(element, "ReceiverDigitalEnvelope")
+    envelope_name = "SenderDigitalEnvelope" if kind == "sender" else "ReceiverDigitalEnvelope"
+    envelope = _child(element, envelope_name)
     return EbxmlBinding(
         reliable_messaging=_reliable_messaging(_child(element, "ReliableMessaging"), where),
         persist_duration=_duration(_child(element, "PersistDuration"), f"{where} PersistDuration"),
         non_repudiation=_non_repudiation(_child(element, nr_name), where),
-        encryption_certificate_id=_ref(envelope, "EncryptionCertificateRef", "certId"),
+        encryption_certificate_id=_ref(envelope, "EncryptionCertificateRef", "certId") if kind == "receiver" else None,
+        digital_envelope=envelope_name if envelope is not None else None,
     )
 
 

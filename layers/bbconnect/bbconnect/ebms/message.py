@@ -79,6 +79,7 @@ __all__ = [
     "ping",
     "pong_for",
     "serialize",
+    "split_message",
     "status_request",
     "status_response_for",
     "ttl_for",
@@ -211,6 +212,9 @@ class EbmsMessage:
     status_response: tuple[str, datetime | None] | None = None
     # AckRequested eb:signed="true" (signed profiles, CPA ackSignatureRequested="always")
     ack_signature_requested: bool = False
+    # a signed Acknowledgment: copies of every ds:Reference of the acknowledged message's signature
+    # (each a serialised ds:Reference element), in eb:Acknowledgment after eb:From (ebms2.md §6.2)
+    ack_references: tuple[bytes, ...] = field(default=(), repr=False)
     # the SOAP envelope bytes as received (set by parse; what verify_ebms checks)
     soap_envelope: bytes | None = field(default=None, repr=False, compare=False)
 
@@ -219,6 +223,8 @@ class EbmsMessage:
             object.__setattr__(self, "payloads", tuple(self.payloads))
         if not isinstance(self.errors, tuple):
             object.__setattr__(self, "errors", tuple(self.errors))
+        if not isinstance(self.ack_references, tuple):
+            object.__setattr__(self, "ack_references", tuple(self.ack_references))
 
     @property
     def is_signal(self) -> bool:
@@ -315,6 +321,20 @@ def _add_party(parent: etree._Element, name: str, party: Party, *, with_role: bo
         _add(element, "Role", _check_text(party.role, f"{name} role"))
 
 
+DS_NS: Final = "http://www.w3.org/2000/09/xmldsig#"
+
+
+def _ds_reference(xml: bytes) -> etree._Element:
+    """A ds:Reference copied into a signed Acknowledgment, parsed safely from its serialised form."""
+    try:
+        element = parse_xml(xml)
+    except (UnsafeXmlError, InvalidXmlError) as exc:
+        raise ValueError(f"an acknowledgment reference is not usable XML: {exc}") from None
+    if element.tag != _q(DS_NS, "Reference"):
+        raise ValueError(f"an acknowledgment reference must be a ds:Reference, got {element.tag!r}")
+    return element
+
+
 def _validate(msg: EbmsMessage) -> None:
     _check_token(msg.message_id, "message_id")
     _check_text(msg.cpa_id, "cpa_id")
@@ -343,6 +363,10 @@ def _validate(msg: EbmsMessage) -> None:
             raise ValueError(f"payload {payload.content_id!r} needs a one-line content_type")
         if not isinstance(payload.data, (bytes, bytearray)):
             raise ValueError(f"payload {payload.content_id!r} data must be bytes")
+    if msg.ack_references and msg.acknowledgment_ref is None:
+        raise ValueError("ack_references belong to an Acknowledgment")
+    for reference in msg.ack_references:
+        _ds_reference(reference)
     if msg.ack_signature_requested and not msg.ack_requested:
         raise ValueError("ack_signature_requested needs ack_requested (it is AckRequested's eb:signed)")
     if msg.status_request_ref is not None:
@@ -403,6 +427,8 @@ def _envelope(msg: EbmsMessage) -> bytes:
         _add(ack, "Timestamp", format_xs_datetime(msg.timestamp))
         _add(ack, "RefToMessageId", msg.acknowledgment_ref)
         _add_party(ack, "From", msg.from_party, with_role=False)
+        for reference in msg.ack_references:
+            ack.append(_ds_reference(reference))
     if msg.errors:
         highest = "Error" if any(e.severity == "Error" for e in msg.errors) else "Warning"
         error_list = _header_block(header, "ErrorList")
@@ -505,8 +531,9 @@ def serialize(msg: EbmsMessage, *, envelope: bytes | None = None) -> tuple[dict[
 
 
 def _signal_for(received: EbmsMessage, action: str, *, host: str, now: datetime) -> EbmsMessage:
-    if received.is_signal:
-        raise ValueError(f"an MSH signal ({received.action}) is never answered with another signal")
+    if received.is_signal and (action == ACTION_ACKNOWLEDGMENT or received.action in _UNANSWERED_SIGNALS):
+        article = "an" if action[0] in "AEIOU" else "a"
+        raise ValueError(f"an MSH {received.action} is never answered with {article} {action}")
     if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError("now must be timezone-aware")
     return _reply_envelope(received, action, host=host, now=now)
@@ -529,19 +556,29 @@ def _reply_envelope(received: EbmsMessage, action: str, *, host: str, now: datet
     )
 
 
-def acknowledgment_for(received: EbmsMessage, *, host: str, now: datetime) -> EbmsMessage:
-    """The Acknowledgment for ``received``: parties swapped without Role, same CPAId and
-    ConversationId, RefToMessageId and ``eb:Acknowledgment`` pointing at it, no AckRequested."""
+# Signals that get no answer at all, not even a MessageError (it would loop; ebMS2 §4.2.4.2).
+_UNANSWERED_SIGNALS: Final = (ACTION_ACKNOWLEDGMENT, ACTION_MESSAGE_ERROR, ACTION_PONG, ACTION_STATUS_RESPONSE)
+
+
+def acknowledgment_for(
+    received: EbmsMessage, *, host: str, now: datetime, references: Sequence[bytes] = ()
+) -> EbmsMessage:
+    """The Acknowledgment for a business message ``received``: parties swapped without Role, same
+    CPAId and ConversationId, RefToMessageId and ``eb:Acknowledgment`` pointing at it, no
+    AckRequested. ``references``: for a signed acknowledgment, the ds:Reference elements of the
+    received message's signature (they go in eb:Acknowledgment; sign the result)."""
     return replace(
         _signal_for(received, ACTION_ACKNOWLEDGMENT, host=host, now=now),
-        acknowledgment_ref=received.message_id,
+        acknowledgment_ref=received.message_id, ack_references=tuple(references),
     )
 
 
 def message_error_for(
     received: EbmsMessage, errors: Sequence[EbmsError], *, host: str, now: datetime
 ) -> EbmsMessage:
-    """A MessageError for ``received`` carrying ``errors`` (at least one) in an ``eb:ErrorList``."""
+    """A MessageError for ``received`` (a business message, a Ping or a StatusRequest) carrying
+    ``errors`` (at least one) in an ``eb:ErrorList``. Acknowledgments, MessageErrors, Pongs and
+    StatusResponses are never answered (ValueError)."""
     errors = tuple(errors)
     if not errors:
         raise ValueError("a MessageError needs at least one EbmsError")
@@ -886,8 +923,10 @@ def _read_envelope(envelope: bytes, parts: dict[str, _Part]) -> EbmsMessage:
         raise EbmsParseError("AckRequested for nextMSH is not supported (Digikoppeling)", "NotSupported")
     acknowledgment = header.find(_q(EB_NS, "Acknowledgment"))
     acknowledgment_ref = None
+    ack_references: tuple[bytes, ...] = ()
     if acknowledgment is not None:
         acknowledgment_ref = _required_text(acknowledgment, "RefToMessageId", "eb:Acknowledgment")
+        ack_references = tuple(etree.tostring(r, method="c14n") for r in acknowledgment.iterfind(_q(DS_NS, "Reference")))
 
     errors: list[EbmsError] = []
     error_list = header.find(_q(EB_NS, "ErrorList"))
@@ -935,6 +974,7 @@ def _read_envelope(envelope: bytes, parts: dict[str, _Part]) -> EbmsMessage:
         sync_reply=sync_reply is not None,
         ack_signature_requested=ack_requested is not None and _attr(ack_requested, "signed") in ("true", "1"),
         acknowledgment_ref=acknowledgment_ref,
+        ack_references=ack_references,
         errors=tuple(errors),
         status_request_ref=status_request_ref,
         status_response=status_response,
@@ -958,6 +998,37 @@ def _read_payloads(body: etree._Element, parts: dict[str, _Part]) -> tuple[Paylo
             raise EbmsParseError(f"no MIME part for {href[:80]!r}", "MimeProblem")
         payloads.append(Payload(content_id, part.content_type, part.body))
     return tuple(payloads)
+
+
+def split_message(content_type: str, body: bytes) -> tuple[bytes, dict[str, Payload]]:
+    """The SOAP envelope bytes and the other MIME parts (by Content-ID, decoded) of an HTTP body:
+    ``multipart/related`` (the SOAP part is the one ``start`` names, else the first) or a plain
+    ``text/xml`` envelope. Raises :class:`EbmsParseError` (code ``MimeProblem``)."""
+    if not isinstance(body, (bytes, bytearray, memoryview)):
+        raise TypeError(f"body must be bytes, got {type(body).__name__}")
+    body = bytes(body)
+    try:
+        media, header = _content_type(content_type)
+    except (TypeError, ValueError):
+        raise EbmsParseError("the Content-Type header cannot be read", "MimeProblem") from None
+    if media == "multipart/related":
+        boundary = _param(header, "boundary")
+        if not boundary:
+            raise EbmsParseError("multipart/related Content-Type has no boundary", "MimeProblem")
+        parts = _split_multipart(body, boundary)
+        start = _param(header, "start")
+        start_id = start.strip().removeprefix("<").removesuffix(">") if start else None
+        if start_id and not any(p.content_id == start_id for p in parts):
+            raise EbmsParseError(f"no MIME part has the start Content-ID <{start_id[:80]}>", "MimeProblem")
+        soap_part = next((p for p in parts if start_id and p.content_id == start_id), parts[0])
+        others = {
+            p.content_id: Payload(p.content_id, p.content_type, p.body)
+            for p in parts if p is not soap_part and p.content_id
+        }
+        return soap_part.body, others
+    if media in ("text/xml", "application/xml"):
+        return body, {}
+    raise EbmsParseError(f"unsupported Content-Type {media!r} for an ebMS message", "MimeProblem")
 
 
 def parse(content_type: str, body: bytes) -> EbmsMessage:

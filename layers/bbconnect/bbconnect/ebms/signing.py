@@ -49,7 +49,9 @@ __all__ = [
     "XPATH_FILTER",
     "EbmsSignatureError",
     "SignedReference",
+    "check_acknowledged_references",
     "ebms_xpath_expression",
+    "signature_references",
     "sign_ebms",
     "verify_ebms",
 ]
@@ -472,3 +474,52 @@ def verify_ebms(
     if unsigned:
         raise EbmsSignatureError(f"payload(s) not covered by the signature: {', '.join(sorted(unsigned))}")
     return tuple(results)
+
+
+# --------------------------------------------------------------------------------------------------
+# Signed acknowledgments (ebms2.md §6.2: AckRequested eb:signed="true", CPA ackSignatureRequested)
+# --------------------------------------------------------------------------------------------------
+
+
+def signature_references(envelope_xml: bytes) -> tuple[SignedReference, ...]:
+    """The ds:Reference elements of the signature in an envelope we signed ourselves (not verified:
+    for verifying a received one use :func:`verify_ebms`, which returns the same). They are what a
+    signed Acknowledgment of the message must carry."""
+    _tree, root, header = _parse(envelope_xml)
+    signature = header.find(_ds("Signature"))
+    if signature is None:
+        raise EbmsSignatureError("the envelope is not signed (no ds:Signature in the SOAP Header)")
+    results = []
+    for reference in signature.iterfind(f"{_ds('SignedInfo')}/{_ds('Reference')}"):
+        method = _algorithm(reference.find(_ds("DigestMethod")), "DigestMethod")
+        digest_text = "".join((reference.findtext(_ds("DigestValue")) or "").split())
+        results.append(SignedReference(reference.get("URI") or "", method, digest_text,
+                                       etree.tostring(reference, method="c14n")))
+    if not results:
+        raise EbmsSignatureError("the signature has no ds:Reference")
+    return tuple(results)
+
+
+def check_acknowledged_references(ack_references: Iterable[bytes], sent: Iterable[tuple[str, str]]) -> None:
+    """A signed Acknowledgment must name exactly the references of the message it acknowledges:
+    the same number, and every (URI, DigestValue) we signed among them (as ebms-core checks).
+    ``sent`` holds (URI, DigestValue) pairs. Raises :class:`EbmsSignatureError`."""
+    expected = {(uri, "".join(digest.split())) for uri, digest in sent}
+    found = set()
+    count = 0
+    for xml in ack_references:
+        count += 1
+        try:
+            element = parse_xml(xml)
+        except (UnsafeXmlError, InvalidXmlError) as exc:
+            raise EbmsSignatureError(f"an acknowledged ds:Reference is not usable XML: {exc}") from None
+        if element.tag != _ds("Reference"):
+            raise EbmsSignatureError("the Acknowledgment carries something other than ds:Reference")
+        found.add((element.get("URI") or "", "".join((element.findtext(_ds("DigestValue")) or "").split())))
+    if count != len(expected):
+        raise EbmsSignatureError(f"the Acknowledgment names {count} reference(s); the message was signed with "
+                                 f"{len(expected)}")
+    missing = expected - found
+    if missing:
+        raise EbmsSignatureError("the Acknowledgment does not name the digest(s) we signed for "
+                                 + ", ".join(sorted(uri or '""' for uri, _ in missing)))

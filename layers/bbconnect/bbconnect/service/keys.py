@@ -33,6 +33,12 @@ def result(globe_batch_id: str, message_id: str) -> str:
     return f"results/{globe_batch_id}/{safe}.xml"
 
 
+def signal(message_id: str) -> str:
+    """An MSH signal of ours (an asynchronous answer), as posted."""
+    safe = "".join(c if c.isalnum() or c in "-_.@" else "_" for c in message_id)
+    return f"signals/{safe}.xml"
+
+
 def report(tenant: str, batch_id: str, name: str) -> str:
     return f"{tenant}/reports/{batch_id}/{name}"
 

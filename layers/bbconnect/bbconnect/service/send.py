@@ -24,11 +24,11 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
-from urllib.parse import urlsplit
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from bbconnect import runtime
+from bbconnect.adapters import transport
 from bbconnect.adapters.logius import LogiusConnection, LogiusUnavailable
 from bbconnect.adapters.throttle import ConnectionThrottle
 from bbconnect.ebms import message as ebms
@@ -36,6 +36,7 @@ from bbconnect.ebms.reliability import Attempt, Expire, RetryPolicy, WaitUntil, 
 from bbconnect.service import keys
 from bbconnect.service.channels import channel_for
 from bbconnect.service.context import Services
+from bbconnect.service.outbound import acknowledgment_holds, build_message
 from bbconnect.shaping import Wait, connection_limits
 from bbconnect.status import Status
 
@@ -108,18 +109,12 @@ class Sender:
         globe_id = chunk["globe_batch_id"]
         payload_key = keys.chunk(chunk["batch_id"], chunk["index"], "berichten.xml")
         payload = services.work.get(payload_key)
-        now = _now()
-        host = "bbconnect." + (urlsplit(channel.endpoint).hostname or "local")
-        message = ebms.EbmsMessage(
-            cpa_id=channel.cpa_id, conversation_id=globe_id, service=channel.service, service_type=channel.service_type,
-            action=ebms.ACTION_BV_REQUEST, from_party=channel.from_party, to_party=channel.to_party,
-            message_id=ebms.new_message_id(host), timestamp=now,
-            time_to_live=channel.policy.time_to_live(now, attempt_seconds=services.settings.http_timeout_seconds),
-            ack_requested=channel.ack_requested, duplicate_elimination=channel.duplicate_elimination,
-            sync_reply=channel.sync_reply,
+        outbound = build_message(
+            channel, action=ebms.ACTION_BV_REQUEST, conversation_id=globe_id, now=_now(),
             payloads=(ebms.Payload(content_id=f"{globe_id}@bbconnect", content_type="application/xml", data=payload),),
-        )
-        headers, body = ebms.serialize(message)
+            attempt_seconds=services.settings.http_timeout_seconds,
+            signing_identity=lambda: transport.signing_identity(connection.certificate))
+        message, headers, body = outbound.message, outbound.headers, outbound.body
         frame, offset = frame_of(body, payload)
         # Under its own MessageId: a concurrent creator of the same GLOBE batch (whose record loses
         # the conditional create below) must not overwrite the bytes the winner's record points to.
@@ -130,7 +125,9 @@ class Sender:
             globe_id, message_id=message.message_id, headers=headers, body_key=body_key, **where, batch_id=chunk["batch_id"],
             chunk=chunk["index"], tenant=chunk["tenant"], connection=connection.id, endpoint=channel.endpoint,
             cpa_id=channel.cpa_id, from_oin=channel.from_party.oin, to_oin=channel.to_party.oin,
-            sync_reply=channel.sync_reply, retries=channel.policy.retries,
+            from_party_type=channel.from_party.id_type, to_party_type=channel.to_party.id_type,
+            sync_reply=channel.sync_reply, reliable=channel.reliable, retries=channel.policy.retries,
+            ack_references=[list(r) for r in outbound.ack_references], ack_certificate=outbound.ack_certificate,
             retry_interval_seconds=int(channel.policy.retry_interval.total_seconds()),
             persist_duration_seconds=int(channel.policy.persist_duration.total_seconds()) if channel.policy.persist_duration else None,
             channel_source=channel.source, transport="adapter" if connection.adapter else "direct",
@@ -396,6 +393,8 @@ def post_attempt_once(attempt: dict, services: Services) -> dict:
     if 300 <= answer.status < 500:
         return {"result": "refused", "detail": f"GLOBE refused the message: HTTP {answer.status}"}
     if not answer.body.strip():
+        if record.get("reliable") is False:  # best effort (osb-be): taken is sent, nothing more comes
+            return {"result": "ack", "at": _now().isoformat(), "detail": f"best effort: HTTP {answer.status}"}
         return {"result": "retry" if record.get("sync_reply") else "sent",
                 "detail": "no acknowledgement in the response" if record.get("sync_reply") else "waiting for the acknowledgement"}
     try:
@@ -403,6 +402,11 @@ def post_attempt_once(attempt: dict, services: Services) -> dict:
     except ValueError as error:
         return {"result": "retry", "detail": f"answer not understood (HTTP {answer.status}): {error}"}
     if signal.acknowledgment_ref == record["message_id"]:
+        problem = acknowledgment_holds(ebms.split_message(answer.header("Content-Type") or "", answer.body)[0], signal,
+                                       references=record.get("ack_references") or (),
+                                       certificate_pem=record.get("ack_certificate"))
+        if problem:
+            return {"result": "retry", "detail": problem}
         return {"result": "ack", "at": _now().isoformat()}
     if signal.errors:
         described = "; ".join(f"{e.code} ({e.severity}): {e.description or ''}".strip() for e in signal.errors)
@@ -417,6 +421,7 @@ def ask_status(services: Services, record: dict) -> str | None:
     try:
         return _connection(services, record).message_status(
             record["message_id"], cpa_id=record["cpa_id"], from_oin=record["from_oin"], to_oin=record["to_oin"],
-            endpoint=record["endpoint"])
+            endpoint=record["endpoint"], from_type=record.get("from_party_type", "urn:osb:oin"),
+            to_type=record.get("to_party_type", "urn:osb:oin"))
     except (LogiusUnavailable, ValueError):
         return None

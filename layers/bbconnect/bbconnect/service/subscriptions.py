@@ -13,6 +13,7 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
+from bbconnect.adapters import transport
 from bbconnect.adapters.logius import LogiusConnection, LogiusRefused, LogiusUnavailable
 from bbconnect.chunking import batches_of
 from bbconnect.ebms import message as ebms
@@ -21,6 +22,7 @@ from bbconnect.logius import abonnementen
 from bbconnect.service import keys
 from bbconnect.service.channels import channel_for
 from bbconnect.service.context import Services, TransientError
+from bbconnect.service.outbound import build_message
 from bbconnect.status import Route, Status
 
 WUS_MAX_BSNS = 250
@@ -114,18 +116,15 @@ def request_bulk_lists(services: Services, tenant: str, *, now: datetime | None 
         since = datetime.fromisoformat(cached["as_of"]) if cached and now - datetime.fromisoformat(cached["as_of"]) <= BULK_MAX_AGE else None
         request_id = str(uuid.uuid4())
         channel = channel_for(connection_config, ebms.ACTION_A_REQUEST, services.configs.cpa(tenant, connection_config))
-        message = ebms.EbmsMessage(
-            cpa_id=channel.cpa_id, conversation_id=request_id, service=channel.service, service_type=channel.service_type,
-            action=ebms.ACTION_A_REQUEST, from_party=channel.from_party, to_party=channel.to_party,
-            message_id=ebms.new_message_id("bbconnect.local"), timestamp=now,
-            time_to_live=channel.policy.time_to_live(now, attempt_seconds=services.settings.http_timeout_seconds),
-            ack_requested=channel.ack_requested, duplicate_elimination=channel.duplicate_elimination, sync_reply=channel.sync_reply,
+        outbound = build_message(
+            channel, action=ebms.ACTION_A_REQUEST, conversation_id=request_id, now=now,
             payloads=(ebms.Payload(content_id=f"{request_id}@bbconnect", content_type="application/xml",
                                    data=abonnementen.build_request(organisation.oin, request_id, since=since)),),
-        )
+            attempt_seconds=services.settings.http_timeout_seconds,
+            signing_identity=lambda connection=connection_config: transport.signing_identity(connection.certificate))
         services.batches.record_bulk_request(request_id, sender_oin=organisation.oin, tenant=tenant,
                                              mutations_since=since.isoformat() if since else None, requested_at=now.isoformat())
-        headers, body = ebms.serialize(message)
+        headers, body = outbound.headers, outbound.body
         connection = LogiusConnection(connection_config, ca_bundle=services.settings.logius_ca_bundle,
                                       timeout=services.settings.http_timeout_seconds)
         try:
