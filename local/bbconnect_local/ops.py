@@ -376,7 +376,9 @@ def batch(ctx: typer.Context, backend: OpsBackend, console: Console,
                          ("accepted", _num(item.get("accepted"))),
                          ("rejected", _num(counts.get("rejected", item.get("rejected")))),
                          ("delivered", _num(counts.get("delivered"))), ("paper", _num(counts.get("paper"))),
-                         ("failed", _num(counts.get("failed"))), ("GLOBE batches", _num(item.get("chunks"))),
+                         ("failed", _num(counts.get("failed"))), ("chunks", _num(item.get("chunks"))),
+                         ("GLOBE batches sent to Logius", _num(item.get("globe_batches"))),
+                         ("chunks with nothing for Logius", _num(item.get("chunks_without_globe_batch"))),
                          ("finished", item.get("finished_at")), ("updated", item.get("updated_at"))):
         if value not in (None, "", "-") or label in ("status", "received"):
             summary.add_row(label, _t(value))
@@ -397,8 +399,13 @@ def batch(ctx: typer.Context, backend: OpsBackend, console: Console,
                           _t(globe.get("state")), _num(globe.get("attempts")), _t(globe.get("message_id")),
                           _t(globe.get("acknowledged_at")), _t(result), _t(problem))
         console.print(table)
+    elif item.get("status") == "completed":
+        console.print(Text("no GLOBE batches: no letter of this batch file was for the Berichtenbox, nothing was sent to Logius"))
     else:
         console.print(Text("no GLOBE batches (yet) for this batch file"))
+    if globes and item.get("chunks_without_globe_batch"):
+        console.print(Text(f"{item['chunks_without_globe_batch']} chunk(s) had no letter for the Berichtenbox: "
+                           "nothing was sent to Logius for them"))
 
     letters = _letters_of_batch(backend, batch_id)
     if letters:

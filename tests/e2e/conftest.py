@@ -13,6 +13,9 @@ from bbconnect_local.pki import TestPKI
 
 
 ASYNC_TENANT = "gemeente-lv-async"
+# The demo tenant with a digital deadline of seconds, for what must happen when it comes.
+DEADLINE_TENANT = "gemeente-lv-deadline"
+SHORT_DEADLINE_SECONDS = 45
 ADAPTER_TENANT = "gemeente-lv-adapter"
 # The demo tenant once per stream policy (digital_first is the demo tenant itself).
 POLICY_TENANTS = {"digital_first": "gemeente-lv", "digital_and_paper": "gemeente-lv-both", "paper_only": "gemeente-lv-paper"}
@@ -46,6 +49,11 @@ def _configs(folder: Path, adapter) -> Path:
             variant["tenant"] = tenant
             variant["streams"]["AANSLAG"]["policy"] = policy
             (folder / "tenants" / f"{tenant}.json").write_text(json.dumps(variant), encoding="utf-8")
+    short = json.loads(json.dumps(config))
+    short["tenant"] = DEADLINE_TENANT
+    short["connections"]["lv-logius"]["cpa"] = "../cpa/gemeente-lv.xml"
+    short["streams"]["AANSLAG"]["digital_deadline"] = f"PT{SHORT_DEADLINE_SECONDS}S"
+    (folder / "tenants" / f"{DEADLINE_TENANT}.json").write_text(json.dumps(short), encoding="utf-8")
     config["tenant"] = ADAPTER_TENANT
     config["connections"]["lv-logius"]["cpa"] = "../cpa/gemeente-lv.xml"
     config["connections"]["lv-logius"]["adapter"] = {"base_url": adapter.base_url, "ca_bundle": f"file:{adapter.ca_bundle}"}

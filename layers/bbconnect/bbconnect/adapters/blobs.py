@@ -19,6 +19,14 @@ class BlobStore:
     def get(self, key: str) -> bytes:
         return self._s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
 
+    def stream(self, key: str, piece_bytes: int = 4 * 1024 * 1024):
+        """The object's bytes in pieces of at most `piece_bytes`, as S3 sends them (never whole)."""
+        body = self._s3.get_object(Bucket=self.bucket, Key=key)["Body"]
+        try:
+            yield from body.iter_chunks(piece_bytes)
+        finally:
+            body.close()
+
     def get_or_none(self, key: str) -> bytes | None:
         try:
             return self.get(key)

@@ -65,6 +65,7 @@ __all__ = [
     "WORKING_SET",
     "default_font_dirs",
     "find_font_dir",
+    "letter_characters",
 ]
 
 FONT_DIR_ENV = "BBCONNECT_FONT_DIR"
@@ -168,6 +169,22 @@ def find_font_dir(candidates: Sequence[Path | str] | None = None) -> Path:
         f"{FONT_DIR_ENV} at a folder that holds these files (in Lambda: ship them in the layer)."
     )
 
+
+def letter_characters(font_dir: Path | str | None = None) -> frozenset[int]:
+    """The code points a letter can show: those every letter font (:data:`FONT_FILES`, regular and
+    bold) has a glyph for, read from the font files themselves. What the renderer can draw, and so
+    what intake accepts in a letter's text (``bbconnect.validation``): the one source of both."""
+    folder = find_font_dir([font_dir] if font_dir is not None else None)
+    if folder not in _LETTER_CHARACTERS:
+        cmaps = []
+        for name in FONT_FILES.values():
+            with ttLib.TTFont(folder / name, lazy=True) as font:
+                cmaps.append(frozenset(font.getBestCmap()))
+        _LETTER_CHARACTERS[folder] = frozenset.intersection(*cmaps)
+    return _LETTER_CHARACTERS[folder]
+
+
+_LETTER_CHARACTERS: dict[Path, frozenset[int]] = {}
 
 def _reduce(data: bytes, code_points: frozenset[int]) -> bytes:
     """Subset a font to ``code_points``, keeping glyph names and dropping hinting."""
