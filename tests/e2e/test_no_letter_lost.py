@@ -15,6 +15,7 @@ import pikepdf
 import pytest
 from typer.testing import CliRunner
 
+from bbconnect.ebms import message as ebms
 from bbconnect.ebms.reliability import RetryPolicy
 from bbconnect.service import keys
 from bbconnect.service.context import services
@@ -46,6 +47,7 @@ def no_bulk_list():
     if saved is not None:
         work.delete(bulk_list_key(LV_OIN))
     yield
+    work.delete(bulk_list_key(LV_OIN))  # one fetched during the test must not decide the next tests' routes
     if saved is not None:
         work.put(bulk_list_key(LV_OIN), saved, "application/json")
 
@@ -261,3 +263,31 @@ def test_given_a_paper_letter_with_an_attachment_then_the_attachment_is_printed_
     header = manifest[0].split(",")
     row = dict(zip(header, next(line for line in manifest[1:] if line.startswith("paper-attachment-1,")).split(",")))
     assert int(row["pages"]) == len(pages) and int(row["sheets"]) == -(-len(pages) // 2)
+
+
+def test_given_a_batch_held_back_for_its_send_slot_when_its_turn_comes_then_its_message_is_timed_from_then(local_env):
+    # Given a GLOBE batch of gemeente-lv that its connection's throttle holds back for 200 s
+    from datetime import UTC, datetime, timedelta
+
+    from bbconnect.service.send import Sender, stored_message
+
+    from .test_peaks import _Execution, _rendered_chunk, _Turns
+
+    chunk = _rendered_chunk("gemeente-lv", digital=2, paper=0)
+    posted, scheduled = [], []
+    sender = Sender(services(), sfn=_Execution(True), schedule=lambda body, delay: scheduled.append(json.loads(body)),
+                    post_attempt=lambda attempt: posted.append(attempt) or {"result": "retry", "detail": "test"},
+                    throttle=_Turns())
+    queued = datetime.now(UTC).replace(microsecond=0)
+    request = {"tenant": chunk["tenant"], "batch_id": chunk["batch_id"], "chunk": chunk["chunk"], "task_token": "token-ttl"}
+    # When the send Lambda takes it from the queue, it waits; when its turn comes 200 s later, it goes
+    assert sender.handle(request, now=queued)["throttled"] == "rate"
+    record = services().batches.globe(chunk["globe_batch_id"])
+    assert "message_id" not in record, "no message is made before the batch may go"
+    turn = queued + timedelta(seconds=200)
+    sender.handle(scheduled[0], now=turn)
+    # Then the message posted was made at its turn: its Timestamp is then, its TimeToLive after it
+    record = services().batches.globe(chunk["globe_batch_id"])
+    message = ebms.parse(record["headers"]["Content-Type"], stored_message(record, services()))
+    assert message.timestamp == turn and message.time_to_live > turn
+    assert [attempt["message_id"] for attempt in posted] == [record["message_id"]]
