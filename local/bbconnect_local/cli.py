@@ -52,7 +52,7 @@ def demo(out: Path = typer.Option(REPO_ROOT / "out" / "demo", "--out", help="Whe
          bulk: bool = typer.Option(False, "--bulk", help="Fetch the bulk subscription list first (GLOBE-R-A-Request)."),
          chunk_size: int = typer.Option(50, help="Letters per GLOBE batch (at most 1000); small here to show several."),
          chunk_concurrency: int = typer.Option(LOCAL_CHUNK_CONCURRENCY, "--chunk-concurrency", min=1, max=10,
-                                               help="GLOBE batches in their steps at once (the template's ChunkConcurrency).")) -> None:
+                                               help="GLOBE batches in their steps at once (ChunkConcurrency).")) -> None:
     """Run the sample municipal tax run (205 rows, a few bad ones) end to end, or a generated one."""
     if letters is None:
         _run(DEMO_FILE, DEMO_TENANT, out, CONFIG_DIR, DEMO_SIMULATOR, chunk_size, faults=faults, bulk=bulk,
@@ -83,7 +83,7 @@ def run(file: Path = typer.Argument(..., exists=True, dir_okay=False, readable=T
         attachment: list[Path] = typer.Option([], "--attachment", exists=True, dir_okay=False,
                                               help="A PDF the batch file's rows name in `attachments`."),
         chunk_concurrency: int = typer.Option(LOCAL_CHUNK_CONCURRENCY, "--chunk-concurrency", min=1, max=10,
-                                              help="GLOBE batches in their steps at once (the template's ChunkConcurrency).")) -> None:
+                                              help="GLOBE batches in their steps at once (ChunkConcurrency).")) -> None:
     """Run one batch file for one tenant through the local pipeline."""
     if not (config_dir / f"{tenant}.json").is_file():
         console.print(f"[red]no configuration for tenant {tenant!r} in {config_dir}[/red]")

@@ -306,7 +306,8 @@ class LocalEnvironment:
         import boto3
 
         keys: list[str] = []
-        for page in boto3.client("s3").get_paginator("list_objects_v2").paginate(Bucket=self.outputs["WorkBucketName"], Prefix=prefix):
+        pages = boto3.client("s3").get_paginator("list_objects_v2").paginate(Bucket=self.outputs["WorkBucketName"], Prefix=prefix)
+        for page in pages:
             keys.extend(item["Key"] for item in page.get("Contents", []))
         return keys
 

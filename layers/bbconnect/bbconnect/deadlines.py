@@ -109,11 +109,3 @@ def at_deadline(deadline: datetime) -> str:
     """`2027-03-01 09:00 UTC`: the deadline as reasons name it."""
     return deadline.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
-
-def timedelta_text(delta: timedelta) -> str:
-    seconds = int(delta.total_seconds())
-    if seconds % 86400 == 0:
-        return f"{seconds // 86400} day(s)"
-    if seconds % 3600 == 0:
-        return f"{seconds // 3600} hour(s)"
-    return f"{seconds} s"

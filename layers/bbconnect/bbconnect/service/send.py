@@ -258,10 +258,11 @@ class Sender:
         adapter = adapter_for(services, record)
         try:
             if not record.get("handed_over_at"):
-                if not record.get("message_id"):
-                    if services.batches.set_message(globe_id, generation=_generation(record), message_id=ebms.new_message_id("bbconnect"),
+                if not record.get("message_id"):  # this generation's MessageId, given to the adapter with the batch
+                    message_id = ebms.new_message_id("bbconnect")
+                    if services.batches.set_message(globe_id, generation=_generation(record), message_id=message_id,
                                                     message_built_at=now.isoformat()):
-                        services.batches.index_message(services.batches.globe(globe_id)["message_id"], globe_id)
+                        services.batches.index_message(message_id, globe_id)
                     record = services.batches.globe(globe_id)
                 body = services.work.get(keys.chunk(record["batch_id"], int(record["chunk"]), "berichten.xml"))
                 adapter.send_batch(record["cpa_id"], record["from_oin"], record["to_oin"], ebms.BERICHTENBOX_SERVICE,
