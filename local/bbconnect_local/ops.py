@@ -395,8 +395,13 @@ def batch(ctx: typer.Context, backend: OpsBackend, console: Console,
             name = pk[1] + (f" (earlier: {pk[2]})" if len(pk) > 2 else "")
             result = f"yes, {globe['result_at']}" if globe.get("result_key") else "no"
             problem = globe.get("reason") or globe.get("last_problem")
-            table.add_row(_t(name), _num(globe.get("chunk")), _t(globe.get("connection")), _num(globe.get("letters")),
-                          _t(globe.get("state")), _num(globe.get("attempts")), _t(globe.get("message_id")),
+            # the letters in the GLOBE batch (its chunk's paper letters are not); the attempts of its
+            # current message, and which message it is when an earlier one expired
+            attempts = _num(globe.get("attempts")) + (f" (message {int(globe['generation'])})"
+                                                      if int(globe.get("generation") or 1) > 1 else "")
+            table.add_row(_t(name), _num(globe.get("chunk")), _t(globe.get("connection")),
+                          _num(globe.get("globe_letters", globe.get("letters"))),
+                          _t(globe.get("state")), _t(attempts), _t(globe.get("message_id")),
                           _t(globe.get("acknowledged_at")), _t(result), _t(problem))
         console.print(table)
     elif item.get("status") == "completed":
