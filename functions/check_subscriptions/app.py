@@ -1,4 +1,6 @@
 """Batch state machine task: check subscriptions."""
+from aws_lambda_powertools.metrics import MetricUnit
+
 from bbconnect.observability import correlate, logger_for, logius_latency, metrics_for
 from bbconnect.service.subscriptions import check_subscriptions
 from bbconnect.service.context import services
@@ -12,4 +14,11 @@ metrics = metrics_for("check-subscriptions")
 def handler(event, context):
     correlate(logger, event)
     with logius_latency(metrics):  # each WUS call: LogiusWusLatency
-        return check_subscriptions(event, services())
+        result = check_subscriptions(event, services())
+    # 1 each time a chunk must wait because the subscription check could not be made (WUS down, no
+    # bulk list): SubscriptionCheckWaitingAlarm watches it.
+    metrics.add_metric(name="SubscriptionChecksWaiting", unit=MetricUnit.Count, value=1 if result.get("waiting") else 0)
+    if result.get("waiting"):
+        logger.warning("subscription check unavailable; the chunk waits and asks again",
+                       extra={"reason": result["reason"], "waits": result["waits"], "retry_seconds": result["retry_seconds"]})
+    return result

@@ -26,6 +26,7 @@ LOGIUS_CA_SECRET = "bbconnect/logius-ca-bundle"
 PROOF_SECRET = "bbconnect/proof-signing"
 # Locally: long enough to upload and validate a 1000-letter batch, short enough for fault tests.
 HTTP_TIMEOUT_SECONDS = 15
+SUBSCRIPTION_RETRY_SECONDS = 2
 
 
 def simulator_config_from_file(path: Path | None) -> SimulatorConfig:
@@ -72,6 +73,9 @@ class LocalEnvironment:
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> "LocalEnvironment":
+        from bbconnect_local import spill
+
+        spill.install()  # moto's S3 objects on disk, freed memory handed back: a long run stays bounded
         try:
             self.pki = TestPKI(self.workdir / "pki")
             inbound_identity = self.pki.issue("bbconnect-inbound", client=False, server=True)
@@ -89,7 +93,9 @@ class LocalEnvironment:
                 # As on AWS: the proofs' signing key and Logius' CA bundle are secrets (created below).
                 parameter_overrides={"ProofSigningKey": f"secretsmanager:{PROOF_SECRET}", **self.parameter_overrides},
                 environment={"CHUNK_SIZE": str(self.chunk_size), "LOGIUS_OINS": LOGIUS_OIN,
-                             "HTTP_TIMEOUT_SECONDS": str(HTTP_TIMEOUT_SECONDS)},
+                             "HTTP_TIMEOUT_SECONDS": str(HTTP_TIMEOUT_SECONDS),
+                             # A chunk whose subscription check could not be made asks again soon.
+                             "SUBSCRIPTION_RETRY_SECONDS": str(SUBSCRIPTION_RETRY_SECONDS)},
             ).start()
             self._publish(tenants)
         except Exception:
@@ -324,14 +330,14 @@ class LocalEnvironment:
         sfn = boto3.client("stepfunctions")
         return sfn.list_executions(stateMachineArn=self.outputs["BatchStateMachineArn"])["executions"]
 
-    def wait_for_execution(self, key: str, *, timeout: float = 300, on_progress=None) -> BatchRun:
-        """Wait until the execution started for `key` has finished."""
+    def wait_for_execution(self, key: str, *, timeout: float | None = 300, on_progress=None) -> BatchRun:
+        """Wait until the execution started for `key` has finished (`timeout` None: however long it takes)."""
         import boto3
 
         sfn = boto3.client("stepfunctions")
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + timeout if timeout is not None else None
         execution = None
-        while time.monotonic() < deadline:
+        while deadline is None or time.monotonic() < deadline:
             if execution is None:
                 execution = self._execution_for(key)
             if execution is not None:
@@ -389,6 +395,15 @@ class LocalEnvironment:
         s3 = boto3.client("s3")
         keys: list[str] = []
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=self.outputs["OutboxBucketName"], Prefix=prefix):
+            keys.extend(item["Key"] for item in page.get("Contents", []))
+        return keys
+
+    def work_keys(self, prefix: str) -> list[str]:
+        import boto3
+
+        keys: list[str] = []
+        pages = boto3.client("s3").get_paginator("list_objects_v2").paginate(Bucket=self.outputs["WorkBucketName"], Prefix=prefix)
+        for page in pages:
             keys.extend(item["Key"] for item in page.get("Contents", []))
         return keys
 

@@ -376,7 +376,9 @@ def batch(ctx: typer.Context, backend: OpsBackend, console: Console,
                          ("accepted", _num(item.get("accepted"))),
                          ("rejected", _num(counts.get("rejected", item.get("rejected")))),
                          ("delivered", _num(counts.get("delivered"))), ("paper", _num(counts.get("paper"))),
-                         ("failed", _num(counts.get("failed"))), ("GLOBE batches", _num(item.get("chunks"))),
+                         ("failed", _num(counts.get("failed"))), ("chunks", _num(item.get("chunks"))),
+                         ("GLOBE batches sent to Logius", _num(item.get("globe_batches"))),
+                         ("chunks with nothing for Logius", _num(item.get("chunks_without_globe_batch"))),
                          ("finished", item.get("finished_at")), ("updated", item.get("updated_at"))):
         if value not in (None, "", "-") or label in ("status", "received"):
             summary.add_row(label, _t(value))
@@ -393,12 +395,22 @@ def batch(ctx: typer.Context, backend: OpsBackend, console: Console,
             name = pk[1] + (f" (earlier: {pk[2]})" if len(pk) > 2 else "")
             result = f"yes, {globe['result_at']}" if globe.get("result_key") else "no"
             problem = globe.get("reason") or globe.get("last_problem")
-            table.add_row(_t(name), _num(globe.get("chunk")), _t(globe.get("connection")), _num(globe.get("letters")),
-                          _t(globe.get("state")), _num(globe.get("attempts")), _t(globe.get("message_id")),
+            # the letters in the GLOBE batch (its chunk's paper letters are not); the attempts of its
+            # current message, and which message it is when an earlier one expired
+            attempts = _num(globe.get("attempts")) + (f" (message {int(globe['generation'])})"
+                                                      if int(globe.get("generation") or 1) > 1 else "")
+            table.add_row(_t(name), _num(globe.get("chunk")), _t(globe.get("connection")),
+                          _num(globe.get("globe_letters", globe.get("letters"))),
+                          _t(globe.get("state")), _t(attempts), _t(globe.get("message_id")),
                           _t(globe.get("acknowledged_at")), _t(result), _t(problem))
         console.print(table)
+    elif item.get("status") == "completed":
+        console.print(Text("no GLOBE batches: no letter of this batch file was for the Berichtenbox, nothing was sent to Logius"))
     else:
         console.print(Text("no GLOBE batches (yet) for this batch file"))
+    if globes and item.get("chunks_without_globe_batch"):
+        console.print(Text(f"{item['chunks_without_globe_batch']} chunk(s) had no letter for the Berichtenbox: "
+                           "nothing was sent to Logius for them"))
 
     letters = _letters_of_batch(backend, batch_id)
     if letters:

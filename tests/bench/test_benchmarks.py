@@ -48,3 +48,13 @@ def test_given_a_small_run_when_the_load_benchmark_runs_then_it_accounts_for_eve
     assert any(re.match(r"report: received 120, rejected 0, .* failed 0; delivered per Logius: \d+, twice: 0", line) for line in lines)
     assert any("garbage collection" in line for line in lines)
     assert (tmp_path / "load-counts.json").exists()
+
+
+def test_given_a_small_file_when_the_ingest_memory_benchmark_runs_then_it_reports_both_peaks_and_the_ratio():
+    result = subprocess.run([sys.executable, str(ROOT / "bench" / "ingest_memory.py"), "--letters", "300"],
+                            capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert re.fullmatch(r"ratio streamed/whole peak RSS: \d+\.\d\d", lines[-1])
+    assert any(line.startswith('streamed: {"accepted": 300,') for line in lines)
+    assert re.search(r"streamed peak RSS: [\d.]+ MB", result.stdout)

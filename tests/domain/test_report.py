@@ -151,3 +151,29 @@ def test_given_a_stored_history_with_more_fields_when_written_then_only_time_sta
                                 "history": [{"at": "2027-02-26T09:00:00.000+00:00", "status": "ACCEPTED", "detail": "batch b line 3"},
                                             {"at": "2027-02-26T09:05:00.000+00:00", "status": "PAPER"}]}
     assert line.endswith("\n") and line.count("\n") == 1
+
+
+# ------------------------------------------------------------------ routes, paper reasons, honest GLOBE batch counts
+from bbconnect.report import logius_summary, paper_reasons, route_sources, source_kind  # noqa: E402
+
+
+def test_given_letters_then_the_report_shows_per_route_what_decided_it():
+    letters = [
+        {"status": "DELIVERED", "route": "digital", "route_source": "wus"},
+        {"status": "PAPER", "route": "digital", "route_source": "wus", "paper_because": "deadline"},
+        {"status": "PAPER", "route": "paper", "route_source": "bulk list of 2027-02-25", "paper_because": "not_reachable"},
+        {"status": "PAPER", "route": "paper", "route_source": "deadline (2027-02-28 09:00 UTC): the subscription check was "
+                                                              "unavailable until then (WUS fault)", "paper_because": "deadline"},
+        {"status": "PAPER", "route": "paper", "route_source": "policy paper_only", "paper_because": "policy"},
+        {"status": "REJECTED", "reason": "INVALID_BSN: ..."},
+    ]
+    assert route_sources(letters) == {"digital": {"wus": 2},
+                                      "paper": {"bulk list of 2027-02-25": 1, "deadline": 1, "policy paper_only": 1}}
+    assert paper_reasons(letters) == {"deadline": 2, "not_reachable": 1, "policy": 1}
+    assert source_kind(None) == "unknown"
+
+
+def test_given_a_file_whose_chunks_partly_sent_nothing_then_no_result_is_counted_missing_for_them():
+    counts = {"received": 3, "rejected": 0, "delivered": 1, "paper": 2, "failed": 0}
+    summary = logius_summary([], globe_batches=0, counts=counts, chunks_without_globe_batch=2)
+    assert (summary["globe_batches"], summary["chunks_without_globe_batch"], summary["results_missing"]) == (0, 2, 0)

@@ -204,6 +204,23 @@ REJECTIONS = [
      L.ADDRESS_INVALID, "address.name contains a control character U+0009"),
     (dict(address={"name": "A", "street": "S", "house_number": "1", "postcode": "1234AB", "city": "C",
                    "floor": "2"}), L.UNKNOWN_FIELD, "unknown address field(s) 'floor'"),
+    # identifying fields are taken exactly as given: never trimmed, never repaired
+    (dict(bsn=" 999990019"), L.INVALID_BSN, "bsn must be exactly 9 digits, as given"),
+    (dict(bsn="999990019 "), L.INVALID_BSN, "bsn must be exactly 9 digits, as given"),
+    (dict(bsn="99999001\u0669"), L.INVALID_BSN, "bsn must be exactly 9 digits"),  # an Arabic-Indic nine is no digit here
+    (dict(bsn="99999019"), L.INVALID_BSN, "bsn must be exactly 9 digits"),  # not padded with a 0
+    (dict(reference=" ref-1"), L.FIELD_INVALID, "reference has spaces at its start or end; it is taken exactly as given"),
+    (dict(reference="ref-1\u00a0"), L.FIELD_INVALID, "reference has spaces at its start or end"),
+    # text the letter cannot show: the character and the field are named
+    (dict(subject="Uw aanslag \U0001F389"), L.UNSUPPORTED_CHARACTER,
+     "subject contains U+1F389 PARTY POPPER, which the letter's font cannot show"),
+    (dict(text="Geachte heer,\n\n\u4e2d"), L.UNSUPPORTED_CHARACTER, "text contains U+4E2D CJK UNIFIED IDEOGRAPH-4E2D"),
+    (dict(reference="ref-\U0001F4B0"), L.UNSUPPORTED_CHARACTER, "reference contains U+1F4B0 MONEY BAG"),
+    (dict(address={"name": "A. \U0001F389", "street": "S", "house_number": "1", "postcode": "1234AB", "city": "C"}),
+     L.UNSUPPORTED_CHARACTER, "address.name contains U+1F389"),
+    (dict(stream="AANSLAG", data={**AANSLAG_DATA, "lines": [{**AANSLAG_DATA["lines"][0], "amount": "551.95",
+                                                            "description": "Onroerende \u4e2d"}]}),
+     L.UNSUPPORTED_CHARACTER, "data.lines.0.description contains U+4E2D"),
 ]
 
 
@@ -254,10 +271,12 @@ def test_subject_prefix_is_part_of_the_letter_subject():
     assert isinstance(_validate(stream="PREFIX", subject="x" * 30), Letter)  # 19 + 1 + 30 = 50
 
 
-def test_identifiers_are_trimmed():
-    letter = _validate(reference=" ref-1 ", sender=" org-a", stream="GOED ", bsn=" 999990019 ", subject=" Onderwerp ")
+def test_given_spaces_around_names_and_subject_when_validated_then_they_are_trimmed_but_bsn_and_reference_are_taken_as_given():
+    letter = _validate(sender=" org-a", stream="GOED ", subject=" Onderwerp ")
     assert (letter.reference, letter.sender, letter.stream, letter.bsn, letter.subject) == (
         "ref-1", "org-a", "GOED", BSN, "Onderwerp")
+    assert _validate(bsn=" 999990019 ").code == L.INVALID_BSN
+    assert _validate(reference=" ref-1 ").code == L.FIELD_INVALID
 
 
 @pytest.mark.parametrize(
@@ -343,9 +362,10 @@ def test_duplicate_reference_names_the_first_line():
     ]
     letters, rejections = validate_rows(rows, TENANT, now=NOW)
     assert [l.line for l in letters] == [1, 2]
+    # " ref-1" is not ref-1 (a reference is taken as given): it is refused for its spaces instead
     assert [(r.line, r.code, r.reference) for r in rejections] == [
-        (3, L.DUPLICATE_REFERENCE, "ref-1"), (5, L.DUPLICATE_REFERENCE, "ref-1")]
-    assert all("already used on line 1" in r.reason for r in rejections)
+        (3, L.DUPLICATE_REFERENCE, "ref-1"), (5, L.FIELD_INVALID, None)]
+    assert "already used on line 1" in rejections[0].reason
 
 
 def test_duplicate_of_a_rejected_row_is_still_a_duplicate():

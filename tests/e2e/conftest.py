@@ -17,6 +17,9 @@ from bbconnect_local.pki import TestPKI
 
 
 ASYNC_TENANT = "gemeente-lv-async"
+# The demo tenant with a digital deadline of seconds, for what must happen when it comes.
+DEADLINE_TENANT = "gemeente-lv-deadline"
+SHORT_DEADLINE_SECONDS = 45
 ASYNC_CPA = ("../cpa/gemeente-lv-async.xml", "CPA-GLOBE-00000001899410741000-02")
 # The demo tenant's connection per profile: (CPA file, its cpaid).
 PROFILES = {
@@ -34,6 +37,8 @@ def pytest_collection_modifyitems(config, items):
         profile = callspec.params.get("local_env") if callspec is not None else None
         if profile not in (None, "sync") and item.get_closest_marker("every_profile") is None:
             item.add_marker(pytest.mark.slow)
+
+
 ADAPTER_TENANT = "gemeente-lv-adapter"
 # The demo tenant once per stream policy (digital_first is the demo tenant itself).
 POLICY_TENANTS = {"digital_first": "gemeente-lv", "digital_and_paper": "gemeente-lv-both", "paper_only": "gemeente-lv-paper"}
@@ -73,6 +78,11 @@ def _configs(folder: Path, adapter, profile: str) -> Path:
             variant["tenant"] = tenant
             variant["streams"]["AANSLAG"]["policy"] = policy
             (folder / "tenants" / f"{tenant}.json").write_text(json.dumps(variant), encoding="utf-8")
+    short = json.loads(json.dumps(config))
+    short["tenant"] = DEADLINE_TENANT
+    short["connections"]["lv-logius"]["cpa"], short["connections"]["lv-logius"]["cpa_id"] = PROFILES["sync"]
+    short["streams"]["AANSLAG"]["digital_deadline"] = f"PT{SHORT_DEADLINE_SECONDS}S"
+    (folder / "tenants" / f"{DEADLINE_TENANT}.json").write_text(json.dumps(short), encoding="utf-8")
     config["tenant"] = ADAPTER_TENANT
     config["connections"]["lv-logius"]["cpa"], config["connections"]["lv-logius"]["cpa_id"] = PROFILES["sync"]
     config["connections"]["lv-logius"]["adapter"] = {"base_url": adapter.base_url, "ca_bundle": f"file:{adapter.ca_bundle}"}

@@ -62,3 +62,47 @@ def test_given_a_batch_that_gave_up_waiting_when_its_report_arrives_late_then_it
     manifests = [local_env.outbox_object(f"gemeente-lv/print/{job['name']}-manifest.csv").decode("utf-8-sig")
                  for job in next_report["print_jobs"]]
     assert any("late-paper" in manifest for manifest in manifests)
+
+
+def test_given_letters_put_on_paper_at_the_deadline_when_their_report_arrives_late_then_the_delivered_one_says_so(
+        local_env, make_batch, bsn):
+    # Given a batch whose letters (as if) went on paper at the deadline for want of the processing report
+    boxed, gone = bsn(1410), bsn(1411)
+    local_env.simulator_config.subscribed.update({boxed, gone})
+    local_env.simulator_config.result_codes[gone] = "NietActiefOfGeabonneerd"
+    path = make_batch("late-deadline.jsonl", [("late-deadline-delivered", boxed), ("late-deadline-gone", gone)])
+    run = local_env.wait_for_execution(local_env.drop(path, "gemeente-lv"), timeout=120)
+    report = json.loads(local_env.outbox_object(run.output["report"]))
+    globe_id = report["letters"][0]["globe_batch_id"]
+    s3, tables = boto3.client("s3"), boto3.resource("dynamodb")
+    work = local_env.outputs["WorkBucketName"]
+    outcome_key = f"batches/{report['batch_id']}/chunks/00000/outcome.json"
+    outcome = json.loads(s3.get_object(Bucket=work, Key=outcome_key)["Body"].read())
+    at_deadline = "deadline: no processing report (GLOBE-R-BV-Result) arrived before the stream's deadline"
+    for entry in outcome["letters"]:
+        entry.update(status="PAPER", reason=at_deadline, paper=True, paper_because="deadline")
+    s3.put_object(Bucket=work, Key=outcome_key, Body=json.dumps(outcome).encode())
+    tables.Table(local_env.outputs["BatchesTableName"]).update_item(
+        Key={"pk": f"globe#{globe_id}"}, UpdateExpression="REMOVE result_key")
+    result = next(r for r in local_env.simulator.results if r.batch_id == globe_id)
+
+    # When Logius' report arrives now
+    message = ebms.EbmsMessage(
+        cpa_id="CPA-GLOBE-00000001899410741000-01", conversation_id=str(uuid.uuid4()), service=ebms.BERICHTENBOX_SERVICE,
+        service_type=ebms.SERVICE_TYPE, action=ebms.ACTION_BV_RESULT,
+        from_party=ebms.Party("00000004003214345001", ebms.ROLE_LOGIUS), to_party=ebms.Party("00000001899410741000", ebms.ROLE_SENDER),
+        message_id=ebms.new_message_id("late"), timestamp=datetime.now(UTC), ack_requested=True, duplicate_elimination=True,
+        sync_reply=True, payloads=(ebms.Payload(content_id="late@test", content_type="application/xml", data=result.payload),))
+    headers, body = ebms.serialize(message)
+    answer = https_post(f"{local_env.inbound.base_url}/ebms", body, headers, identity=local_env.simulator.identity,
+                        ca_path=local_env.pki.ca_cert_path)
+    assert answer.status == 200
+
+    # Then the letter Logius delivered is DELIVERED, its history saying it went on paper as well;
+    # the one whose citizen has no box stays on paper, as it is
+    letters = local_env.letters()
+    delivered = next(letter for letter in letters if letter.get("reference") == "late-deadline-delivered")
+    gone_letter = next(letter for letter in letters if letter.get("reference") == "late-deadline-gone")
+    assert delivered["status"] == "DELIVERED"
+    assert "went on paper at the deadline as well" in delivered["history"][-1]["detail"]
+    assert gone_letter["status"] == "PAPER"

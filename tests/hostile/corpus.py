@@ -528,8 +528,9 @@ DATE_CASES = [
 DUPLICATE_CASES = [
     _row("duplicate-reference-in-the-file", "duplicates", lambda r, f: good_row(f), L.DUPLICATE_REFERENCE,
          "reference was already used on line 1"),
+    # a reference is taken exactly as given: spaces around one are no way to send a letter twice
     _row("duplicate-reference-with-spaces-around", "duplicates", lambda r, f: good_row(f"  {f} "),
-         L.DUPLICATE_REFERENCE, "reference was already used on line 1"),
+         L.FIELD_INVALID, "reference has spaces at its start or end; it is taken exactly as given"),
     _row("duplicate-reference-in-a-csv", "duplicates", lambda r, f: good_row(f), L.DUPLICATE_REFERENCE,
          "reference was already used on line 2", fmt="csv"),
 ]

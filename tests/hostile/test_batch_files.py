@@ -11,7 +11,7 @@ import pytest
 from lxml import etree
 
 from bbconnect import letters as L
-from bbconnect.batchfile import BadBatchFile, RawRow, parse_batch_file
+from bbconnect.batchfile import BadBatchFile, RawRow, parse_batch_file, read_batch_stream
 from bbconnect.letters import Letter, Rejection
 from bbconnect.logius.globe import GlobeLetter, build_batch, check_letter
 from bbconnect.tenants import load_tenant_config
@@ -67,6 +67,44 @@ def test_given_a_bad_file_when_it_is_read_then_it_is_refused_with_an_error_that_
     # And the message quotes no BSN (nor any other content of the file)
     assert not any(bsn in message for bsn in BSNS)
     assert len(message) < 600
+
+
+def _rows_or_error(read) -> tuple:
+    try:
+        return ("rows", [(type(row).__name__, row.line, getattr(row, "reason", None), getattr(row, "fields", None))
+                         for row in read()])
+    except BadBatchFile as error:
+        return ("bad file", str(error))
+
+
+@pytest.mark.parametrize("case", FILE_CASES, ids=lambda case: case.id)
+def test_given_any_corpus_file_when_streamed_in_pieces_then_it_reads_exactly_as_the_whole_file(case):
+    # Given a file of the corpus (bad as a whole, a hostile row among good ones, or odd but good)
+    content = case.build("h", BSNS)
+    whole = _rows_or_error(lambda: parse_batch_file(case.name, content))
+    # When Ingest streams it in pieces (the smallest split every multi-byte character, CRLF and quote)
+    for size in ((7, 65_536) if len(content) < 200_000 else (65_536,)):
+        pieces = (content[start:start + size] for start in range(0, len(content), size))
+        # Then it yields the same rows and rejections, or fails with the same error
+        assert _rows_or_error(lambda: read_batch_stream(case.name, pieces)) == whole, size
+
+
+def test_given_a_huge_line_when_streamed_then_no_more_of_it_is_held_than_the_line_limit_allows():
+    # Given a JSON Lines file with a 30 MB line between good ones
+    good = json.dumps({"reference": "a"}).encode()
+    content = good + b"\n" + b"x" * 30_000_000 + b"\n" + good + b"\n"
+    pieces = (content[start:start + 1_000_000] for start in range(0, len(content), 1_000_000))
+    # When it is streamed
+    tracemalloc.start()
+    try:
+        rows = list(read_batch_stream("big.jsonl", pieces))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    # Then the long line is refused as too long, the others are read, and far less than the line was held
+    assert [(type(row).__name__, row.line) for row in rows] == [("RawRow", 1), ("Rejection", 2), ("RawRow", 3)]
+    assert "longer than the limit" in rows[1].reason
+    assert peak < 20_000_000, peak
 
 
 @pytest.mark.parametrize("case", [case for case in FILE_CASES if not case.is_bad_file], ids=lambda case: case.id)

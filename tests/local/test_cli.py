@@ -47,3 +47,52 @@ def test_given_a_missing_file_when_run_then_it_exits_non_zero(tmp_path):
                             capture_output=True, text=True, timeout=120)
     assert result.returncode != 0
     assert "does not exist" in result.stdout + result.stderr
+
+
+def test_given_a_run_stopped_with_ctrl_c_then_it_leaves_the_snapshot_and_a_report_that_says_it_is_partial(tmp_path):
+    # Given a generated tax run going through the local pipeline, its output piped (no terminal)
+    import signal
+    import time
+
+    process = subprocess.Popen([*BBCONNECT, "demo", "--letters", "1500", "--chunk-size", "50", "--out", str(tmp_path)],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines = []
+    try:
+        for line in process.stdout:
+            lines.append(line)
+            if line.startswith("dropped "):
+                break
+        # When the run is interrupted while its chunks are going through
+        time.sleep(25)
+        process.send_signal(signal.SIGINT)
+        rest, _ = process.communicate(timeout=300)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    output = "".join(lines) + rest
+    # Then it exits 130, saying where the partial report is
+    assert process.returncode == 130, output
+    assert "partial report" in output
+    # And the report says it is partial, with every row it knows and its status so far
+    report = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))
+    assert report["partial"] is True and report["status"] == "partial" and "Ctrl-C" in report["why"]
+    assert report["final"] + report["not_final"] == len(report["letters"]) > 0
+    assert sum(report["counts"].values()) == len(report["letters"])
+    assert (tmp_path / "report.csv").exists()
+    # And the state snapshot is there for `bbconnect ops --local`
+    assert (tmp_path / "state" / "snapshot.json").is_file()
+    # And, piped, no progress bar was drawn
+    assert "━" not in output and "\r" not in output
+
+
+def test_given_the_partial_report_then_it_counts_final_and_unfinished_rows():
+    from bbconnect_local.cli import partial_report
+
+    report = partial_report([{"line": 3, "reference": "c", "status": "ROUTED"},
+                             {"line": 1, "reference": "a", "status": "DELIVERED"},
+                             {"line": 2, "reference": None, "status": "REJECTED", "reason": "INVALID_BSN: x"}],
+                            batch_id="b", file="t/f.jsonl", why="stopped (Ctrl-C)")
+    assert [row["line"] for row in report["letters"]] == [1, 2, 3]
+    assert (report["final"], report["not_final"]) == (2, 1)
+    assert report["counts"] == {"DELIVERED": 1, "REJECTED": 1, "ROUTED": 1}
+    assert report["why"] == "this report is partial: the run stopped (Ctrl-C)"

@@ -24,10 +24,11 @@ a BSN): they give line numbers, byte offsets and column counts.
 from __future__ import annotations
 
 import codecs
+import collections
 import csv
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +43,7 @@ __all__ = [
     "RawRow",
     "batch_format",
     "parse_batch_file",
+    "read_batch_stream",
 ]
 
 FORMATS: dict[str, str] = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
@@ -132,6 +134,144 @@ def parse_batch_file(
     if kind == "jsonl":
         return _jsonl_rows(lines, max_line_bytes)
     return _csv_rows(lines, max_line_bytes)
+
+
+def read_batch_stream(
+    name: str, pieces: Iterable[bytes], *, max_line_bytes: int = 1_000_000
+) -> Iterator[RawRow | Rejection]:
+    """Read a batch file that arrives in pieces (an S3 object's body), holding one record at a time,
+    never the whole file. It yields what `parse_batch_file` yields for the same bytes. The checks of
+    the file as a whole raise `BadBatchFile` as the iteration reaches them: at once for the name
+    and what the first bytes show (a compressed file, UTF-16), otherwise where the problem is (a
+    byte that is not UTF-8), or at the end (a file without letters). A caller that commits nothing
+    before the iteration ends therefore takes nothing of a bad file."""
+    kind = batch_format(name)
+    lines = _stream_lines(pieces, max_line_bytes)
+    if kind == "jsonl":
+        seen = _Seen(lines, _is_blank)
+        yield from _jsonl_rows(seen, max_line_bytes)
+        if not seen.any:
+            raise BadBatchFile("empty file: no letters")
+        return
+    number = 0
+    header = None
+    for header in lines:
+        number += 1
+        if header.strip():
+            break
+    else:
+        raise BadBatchFile("empty file: no letters")
+    _, columns = _read_header([header], max_line_bytes, first_number=number)
+    seen = _Seen(lines, lambda line: bool(_EMPTY_CSV_LINE_RE.fullmatch(line)))
+    yield from _csv_records(iter(seen), number, columns, max_line_bytes)
+    if not seen.any:
+        raise BadBatchFile("the CSV file has a header but no letters")
+
+
+def _is_blank(line: str) -> bool:
+    return not line.strip()
+
+
+class _Seen:
+    """Lines passed through, noting whether any of them is not `empty`."""
+
+    def __init__(self, lines: Iterator[str], empty) -> None:
+        self._lines = lines
+        self._empty = empty
+        self.any = False
+
+    def __iter__(self) -> Iterator[str]:
+        for line in self._lines:
+            if not self.any and not self._empty(line):
+                self.any = True
+            yield line
+
+
+_TERMINATED_LINE_RE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)")
+
+
+def _stream_lines(pieces: Iterable[bytes], max_line_bytes: int) -> Iterator[str]:
+    """The file's lines (with their line ends, as `_LINE_RE` cuts them) from its bytes in pieces,
+    after the checks `_decode` makes on a whole file. A line longer than 4 x `max_line_bytes`
+    characters is cut there (it is refused as too long either way), so no line can take the memory."""
+    decoded = _stream_text(pieces)
+    cap = 4 * max_line_bytes + 2
+    held: list[str] = []  # the line being read, in pieces (joined once its end is in sight)
+    held_length = 0
+    for text in decoded:
+        if held and "\n" not in text and "\r" not in text and not held[-1].endswith("\r"):
+            if held_length < cap:  # more of a long line: a line over the cap is refused whatever follows
+                part = text[: cap - held_length]
+                held.append(part)
+                held_length += len(part)
+            continue
+        if held:
+            text = "".join(held) + text
+            held, held_length = [], 0
+        cut = max(text.rfind("\n"), text.rfind("\r")) + 1  # the end of the last line with its end in sight
+        if cut == len(text) and text.endswith("\r"):  # a CR at the end may be the first half of a CRLF
+            cut = max(text.rfind("\n", 0, cut - 1), text.rfind("\r", 0, cut - 1)) + 1
+        if cut:
+            yield from _TERMINATED_LINE_RE.findall(text, 0, cut)
+        rest = text[cut:]
+        if rest:
+            if len(rest) > cap and not rest.endswith("\r"):
+                rest = rest[:cap]
+            held, held_length = [rest], len(rest)
+    if held:
+        yield from _LINE_RE.findall("".join(held))
+
+
+def _stream_text(pieces: Iterable[bytes]) -> Iterator[str]:
+    """The file's text, piece by piece, checked as `_decode` checks a whole file."""
+    source = iter(pieces)
+    head = b""
+    for piece in source:  # enough of the start for the checks of the first bytes
+        head += piece
+        if len(head) >= _NUL_SAMPLE:
+            break
+    if not head:
+        raise BadBatchFile("empty file: no letters")
+    for magic, what in _NOT_TEXT:
+        if head.startswith(magic):
+            raise BadBatchFile(
+                f"not a text file: the file is {what}; compressed files, archives and documents are not "
+                "taken (never unpacked): drop the plain UTF-8 .jsonl or .csv file"
+            )
+    wide = _wide_encoding(head)
+    if wide:
+        raise BadBatchFile(f"not UTF-8: the file looks like {wide}; save it as UTF-8")
+    skip = len(codecs.BOM_UTF8) if head.startswith(codecs.BOM_UTF8) else 0
+    decoder = codecs.getincrementaldecoder("utf-8")("strict")
+    fed = 0  # bytes of the file given to the decoder before this piece
+    newlines = 0  # line feeds in them
+
+    def decode(data: bytes, final: bool = False) -> str:
+        nonlocal fed, newlines
+        pending = len(decoder.getstate()[0])
+        try:
+            text = decoder.decode(data, final)
+        except UnicodeDecodeError as exc:
+            offset = fed - pending + exc.start
+            line = newlines + exc.object.count(b"\n", 0, exc.start) + 1
+            raise BadBatchFile(
+                f"not UTF-8: byte 0x{exc.object[exc.start]:02X} at byte offset {offset} (line {line}) cannot be decoded"
+            ) from None
+        fed += len(data)
+        newlines += data.count(b"\n")
+        return text
+
+    fed = skip
+    first = decode(head[skip:])
+    if first:
+        yield first
+    for piece in source:
+        text = decode(piece)
+        if text:
+            yield text
+    rest = decode(b"", final=True)
+    if rest:
+        yield rest
 
 
 # --- whole file ---------------------------------------------------------------------------------------
@@ -254,9 +394,9 @@ class _Column:
     path: tuple[str, ...]
 
 
-def _read_header(lines: list[str], max_line_bytes: int) -> tuple[int, list[_Column]]:
+def _read_header(lines: list[str], max_line_bytes: int, *, first_number: int = 1) -> tuple[int, list[_Column]]:
     index = next(i for i, line in enumerate(lines) if line.strip())
-    number = index + 1
+    number = index + first_number
     if _too_long(lines[index], max_line_bytes):
         raise BadBatchFile(f"the CSV header on line {number} is longer than the limit of {max_line_bytes} bytes")
     try:
@@ -329,7 +469,7 @@ def _csv_rows(lines: list[str], max_line_bytes: int) -> Iterator[RawRow | Reject
     header_index, columns = _read_header(lines, max_line_bytes)
     if all(_EMPTY_CSV_LINE_RE.fullmatch(line) for line in lines[header_index + 1 :]):
         raise BadBatchFile("the CSV file has a header but no letters")
-    return _csv_records(lines, header_index + 1, columns, max_line_bytes)
+    return _csv_records(iter(lines[header_index + 1 :]), header_index + 1, columns, max_line_bytes)
 
 
 def _ends_inside_quotes(line: str, inside: bool) -> bool:
@@ -343,14 +483,43 @@ def _ends_inside_quotes(line: str, inside: bool) -> bool:
     return _CSV_CLOSED_LINE_RE.fullmatch(line) is None
 
 
+class _Lookahead:
+    """The lines of a file from some line on, read as they are needed: `at(i)` is the i-th line
+    (0-based, counted from the start), None past the end; `forget(i)` drops the lines before the
+    i-th. Only the lines of the record being read are held (at most `max_line_bytes` of them)."""
+
+    def __init__(self, lines: Iterator[str], first: int) -> None:
+        self._lines = lines
+        self._held: collections.deque[str] = collections.deque()
+        self._base = first
+        self._done = False
+
+    def at(self, index: int) -> str | None:
+        while not self._done and index >= self._base + len(self._held):
+            line = next(self._lines, None)
+            if line is None:
+                self._done = True
+            else:
+                self._held.append(line)
+        offset = index - self._base
+        return self._held[offset] if 0 <= offset < len(self._held) else None
+
+    def forget(self, index: int) -> None:
+        while self._held and self._base < index:
+            self._held.popleft()
+            self._base += 1
+        self._base = max(self._base, index)
+
+
 def _csv_records(
-    lines: list[str], start: int, columns: list[_Column], max_line_bytes: int
+    lines: Iterator[str], start: int, columns: list[_Column], max_line_bytes: int
 ) -> Iterator[RawRow | Rejection]:
+    """The rows of a CSV file from line `start` (0-based) on, `lines` being those lines in order."""
+    source = _Lookahead(lines, start)
     index = start
-    total = len(lines)
-    while index < total:
+    while (first := source.at(index)) is not None:
+        source.forget(index)
         number = index + 1
-        first = lines[index]
         if not first.strip():
             index += 1
             continue
@@ -358,14 +527,14 @@ def _csv_records(
         end = index
         inside = _ends_inside_quotes(first, False)
         size = len(first)
-        while inside and end + 1 < total and size <= max_line_bytes:
+        while inside and size <= max_line_bytes and (following := source.at(end + 1)) is not None:
             end += 1
-            inside = _ends_inside_quotes(lines[end], True)
-            size += len(lines[end])
-        record = lines[index : end + 1]
+            inside = _ends_inside_quotes(following, True)
+            size += len(following)
+        record = [source.at(position) for position in range(index, end + 1)]
         if inside:
             # Unclosed quote: reject this line only and read on from the next one.
-            where = "before the end of the file" if end + 1 >= total else f"within {max_line_bytes} bytes"
+            where = "before the end of the file" if source.at(end + 1) is None else f"within {max_line_bytes} bytes"
             yield _malformed(number, f"line {number} opens a quote that is not closed {where}")
             index += 1
             continue

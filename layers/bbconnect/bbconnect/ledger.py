@@ -105,8 +105,9 @@ def compose(letter: dict, chunk: dict | None, positions: dict[str, int] | None =
         routes = chunk.get("routes") or ""
         route = ROUTE_OF_CODE.get(routes[position]) if position < len(routes) else None
         set_aside = set(chunk.get("set_aside") or [])
+        # A chunk that sent nothing to Logius (all its letters on paper) has no GLOBE batch to name.
         view.update(route=route, route_source=chunk.get("route_source") if route else None,
-                    globe_batch_id=chunk.get("globe_batch_id"))
+                    globe_batch_id=chunk.get("globe_batch_id") if chunk.get("globe_batch_sent", True) else None)
         for step in chunk.get("history") or []:
             step_status = step["status"]
             if step_status == Status.ROUTED.value:

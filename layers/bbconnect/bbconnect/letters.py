@@ -52,6 +52,7 @@ __all__ = [
     "MALFORMED_ROW",
     "PaymentData",
     "MAX_ATTACHMENTS",
+    "MAX_ATTACHMENT_BYTES",
     "MAX_ATTACHMENT_NAME_LENGTH",
     "MAX_DATA_DEPTH",
     "MAX_YEAR",
@@ -72,6 +73,7 @@ __all__ = [
     "UNKNOWN_SENDER",
     "UNKNOWN_STREAM",
     "UNKNOWN_TEMPLATE",
+    "UNSUPPORTED_CHARACTER",
     "is_valid_bsn",
     "logius_text",
     "logius_text_length",
@@ -90,6 +92,11 @@ LOGIUS_LINE_BREAK = "\\r\\n"  # the literal four characters backslash r backslas
 # letter can bring one attachment of its own.
 MAX_ATTACHMENTS = 1
 MAX_ATTACHMENT_NAME_LENGTH = 128  # Omschrijving 1-128 is derived from it
+# Logius takes a letter's PDFs up to 500 kB together; the rendered letter keeps 100 kB of that (a
+# two-page assessment with a logo is about 60 kB), so a tenant's attachment may be 400 kB.
+MAX_ATTACHMENTS_TOTAL_BYTES = 500_000
+LETTER_PDF_ALLOWANCE_BYTES = 100_000
+MAX_ATTACHMENT_BYTES = MAX_ATTACHMENTS_TOTAL_BYTES - LETTER_PDF_ALLOWANCE_BYTES
 MAX_ASSESSMENT_NUMBER_LENGTH = 25  # shown to the citizen as Referentie (0-25)
 # `data` is at most this many objects/lists deep (a template needs 3: data.lines.0.amount); deeper
 # nesting is refused before it can reach a serialiser's recursion limit.
@@ -116,6 +123,7 @@ MISSING_FIELD = "MISSING_FIELD"  # a required field is absent or empty
 FIELD_INVALID = "FIELD_INVALID"  # wrong type or shape (e.g. a number where a string belongs)
 FIELD_TOO_LONG = "FIELD_TOO_LONG"  # reference > 64, subject > 50, text > 4000 (Logius form), ...
 INVALID_CHARACTERS = "INVALID_CHARACTERS"  # control characters where they are not allowed
+UNSUPPORTED_CHARACTER = "UNSUPPORTED_CHARACTER"  # a character the letter's font cannot show
 INVALID_BSN = "INVALID_BSN"  # not 9 digits, all zeros, or fails the 11-test
 UNKNOWN_SENDER = "UNKNOWN_SENDER"  # sender is not an organisation of the tenant
 UNKNOWN_STREAM = "UNKNOWN_STREAM"  # stream is not configured for the tenant
@@ -144,6 +152,7 @@ REJECTION_CODES: frozenset[str] = frozenset(
         FIELD_INVALID,
         FIELD_TOO_LONG,
         INVALID_CHARACTERS,
+        UNSUPPORTED_CHARACTER,
         INVALID_BSN,
         UNKNOWN_SENDER,
         UNKNOWN_STREAM,

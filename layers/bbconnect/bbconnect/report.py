@@ -73,10 +73,13 @@ def paper_csv(rows: list[dict]) -> bytes:
 # ---------------------------------------------------------------------------------------------- Logius
 
 
-def logius_summary(results: Iterable[Mapping[str, int | None]], *, globe_batches: int, counts: Mapping[str, int]) -> dict:
+def logius_summary(results: Iterable[Mapping[str, int | None]], *, globe_batches: int, counts: Mapping[str, int],
+                   chunks_without_globe_batch: int = 0) -> dict:
     """The Leveranciersportaal's view of a batch file: Logius' counts summed over the processing
     reports of its GLOBE batches (`results`, each `BatchResult.counts()`), plus the file's paper and
-    rejected letters.
+    rejected letters. `globe_batches` counts only the chunks that had letters for the Berichtenbox:
+    a chunk without any (all on paper) sends nothing to Logius, and is counted apart
+    (`chunks_without_globe_batch`), never as a batch whose report is missing.
 
     `other_codes` is what Logius received but counted in none of its columns (e.g. `BerichtBestaatAl`,
     `BijlageTeGroot`), so that the total is the sum of the columns and `other_codes`. A report with a
@@ -92,7 +95,8 @@ def logius_summary(results: Iterable[Mapping[str, int | None]], *, globe_batches
             totals[name] += result.get(name) or 0
     other = totals[_TOTAL] - sum(value for name, value in totals.items() if name != _TOTAL)
     return {
-        "globe_batches": globe_batches, "results_received": received, "results_missing": globe_batches - received,
+        "globe_batches": globe_batches, "chunks_without_globe_batch": chunks_without_globe_batch,
+        "results_received": received, "results_missing": globe_batches - received,
         "results_with_missing_counts": incomplete, **totals, "other_codes": other,
         "paper": counts.get("paper", 0), "rejected": counts.get("rejected", 0),
     }
@@ -164,3 +168,37 @@ def history_record(*, line: int, reference: str | None, status: str, history: It
 
 def history_jsonl(records: Iterable[Mapping]) -> bytes:
     return "".join(json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n" for record in records).encode("utf-8")
+
+
+# ------------------------------------------------------------------------------------------- routes
+
+
+def source_kind(source: str | None) -> str:
+    """A route's source as the report groups it: `wus`, `bulk list of <date>`, `policy paper_only`,
+    or `deadline` (whatever the deadline's moment and the outage's detail)."""
+    if not source:
+        return "unknown"
+    return "deadline" if source.startswith("deadline") else source
+
+
+def route_sources(letters: Iterable[Mapping]) -> dict[str, dict[str, int]]:
+    """Per route (digital, paper, both), how many letters each source decided: what the report shows
+    of why a letter went the way it went. Rejected rows have no route."""
+    routes: dict[str, dict[str, int]] = {}
+    for letter in letters:
+        route = letter.get("route")
+        if not route or letter.get("status") == "REJECTED":
+            continue
+        kind = source_kind(letter.get("route_source"))
+        routes.setdefault(route, {})[kind] = routes.setdefault(route, {}).get(kind, 0) + 1
+    return {route: dict(sorted(sources.items())) for route, sources in sorted(routes.items())}
+
+
+def paper_reasons(letters: Iterable[Mapping]) -> dict[str, int]:
+    """How many paper letters went on paper for each of the three reasons (`deadlines.PaperBecause`)."""
+    found: dict[str, int] = {}
+    for letter in letters:
+        because = letter.get("paper_because")
+        if because:
+            found[because] = found.get(because, 0) + 1
+    return dict(sorted(found.items()))

@@ -28,6 +28,8 @@ class Settings(BaseModel):
     result_poll_seconds: int = Field(default=300, alias="RESULT_POLL_SECONDS")
     result_timeout_seconds: int = Field(default=172800, alias="RESULT_TIMEOUT_SECONDS")
     send_timeout_seconds: int = Field(default=21600, alias="SEND_TIMEOUT_SECONDS")
+    # A chunk whose subscription check could not be made asks again after this long, doubling.
+    subscription_retry_seconds: int = Field(default=300, ge=1, alias="SUBSCRIPTION_RETRY_SECONDS")
     chunk_concurrency: int = Field(default=10, ge=1, le=1000, alias="CHUNK_CONCURRENCY")
     retention_days: int = Field(default=90, alias="RETENTION_DAYS")  # letter content: files, PDFs
     # The audit trail (letter statuses and histories, batch records: no content) is kept longer,

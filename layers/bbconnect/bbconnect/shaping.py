@@ -49,6 +49,7 @@ __all__ = [
     "decide",
     "refill",
     "release",
+    "spread_assignments",
     "spread_day_indexes",
     "spread_publication",
     "spread_slots",
@@ -219,8 +220,17 @@ def spread_publication(letters: Iterable[Letter], config: TenantConfig, *, now: 
     order over that many days (see the module docstring). Every other letter is returned as it is.
     """
     letters = list(letters)
+    spread_by_line = spread_assignments(letters, config, now=now)
+    return [letter.model_copy(update={"publish_at": spread_by_line[letter.line]}) if letter.line in spread_by_line
+            else letter for letter in letters]
+
+
+def spread_assignments(letters: Iterable, config: TenantConfig, *, now: datetime) -> dict[int, datetime | None]:
+    """The spread PublicatieDatum per line, for the letters that get one (`spread_publication`'s
+    rule). `letters` need only `line`, `stream`, `publish_at` and `act_before`, so a file's letters
+    can be spread without holding them whole."""
     spread_by_line: dict[int, datetime | None] = {}
-    by_stream: dict[str, list[Letter]] = {}
+    by_stream: dict[str, list] = {}
     for letter in letters:
         stream = config.streams.get(letter.stream)
         if letter.publish_at is None and stream is not None and stream.spread_publication_days:
@@ -230,8 +240,7 @@ def spread_publication(letters: Iterable[Letter], config: TenantConfig, *, now: 
         group.sort(key=lambda letter: letter.line)
         for letter, day in zip(group, spread_day_indexes(len(group), len(slots))):
             spread_by_line[letter.line] = _not_after_deadline(slots[: day + 1], letter.act_before)
-    return [letter.model_copy(update={"publish_at": spread_by_line[letter.line]}) if letter.line in spread_by_line
-            else letter for letter in letters]
+    return spread_by_line
 
 
 def _not_after_deadline(candidates: list[datetime], act_before: datetime | None) -> datetime | None:

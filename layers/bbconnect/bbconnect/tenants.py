@@ -20,6 +20,10 @@ back to the tenant's `postage_cents`, default 0), used to report the postage a d
 saved; `print_job_max_letters`, the most letters in one print job for the print-and-post provider
 (default 2000; larger batches are split).
 
+Deadline (per stream, optional): `digital_deadline`, how long after intake a letter may take to
+reach the Berichtenbox (default two days). A fault that passes is retried until then; what is not
+delivered digitally by then goes on paper, with the reason.
+
 Rules checked here (beyond each field's own format): the keys of `organisations`, `streams` and
 `connections` equal the ids inside; every organisation a stream or connection names exists; an
 organisation is on at most one connection; no two organisations share an OIN; every
@@ -30,7 +34,7 @@ Loading is pure: `load_tenant_config(raw_bytes, source=...)` takes the bytes the
 """
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 import json
 import re
@@ -76,6 +80,8 @@ _STREAM_CODE_PATTERN = r"^[A-Z0-9]{1,8}$"
 _CERTIFICATE_RE = re.compile(r"(secretsmanager:[A-Za-z0-9/_+=.@-]{1,512}|file:\S.*)")
 
 _CONFIG = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+# A stream's `digital_deadline` when its configuration sets none.
+DEFAULT_DIGITAL_DEADLINE = timedelta(days=2)
 
 
 class PostalAddress(BaseModel):
@@ -238,6 +244,10 @@ class Stream(BaseModel):
     # Spread the PublicatieDatum of letters without their own `publish_at` over this many days
     # (08:00 Europe/Amsterdam, in line order; see `bbconnect.shaping`); None: publish at once.
     spread_publication_days: int | None = Field(default=None, ge=1, le=13)
+    # How long after intake a letter of this stream may take to reach the Berichtenbox (an ISO 8601
+    # duration such as "P2D", or seconds). Until then a passing fault is waited out and retried; a
+    # letter not delivered digitally by then goes on paper, with the reason (`bbconnect.deadlines`).
+    digital_deadline: timedelta = Field(default=DEFAULT_DIGITAL_DEADLINE, ge=timedelta(seconds=1), le=timedelta(days=13))
 
     @property
     def payment_settings(self) -> PaymentSettings:

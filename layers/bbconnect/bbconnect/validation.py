@@ -6,8 +6,10 @@ order:
 
 1. shape: no unknown fields; `reference`, `sender`, `stream`, `bsn`, `subject`, `text` present and
    strings (an empty string or JSON null counts as absent);
-2. `reference`: at most 64 characters, no control characters;
-3. `bsn`: exactly 9 digits, not all zeros, 11-test (python-stdnum);
+2. `reference`: taken exactly as given (never trimmed): at most 64 characters, no spaces at its
+   start or end, no control characters, only characters the letter can show;
+3. `bsn`: taken exactly as given (never trimmed or repaired): exactly 9 digits, not all zeros,
+   11-test (python-stdnum);
 4. tenant: the sender exists, the stream exists, is active and may use the BSN, the berichttype is
    activated for the sender, and the sender has a connection unless the stream is `paper_only`;
 5. `subject`: no control characters, and 1-50 characters once the stream's `subject_prefix` is put
@@ -33,11 +35,17 @@ order:
    (Logius takes two PDFs per letter; the rendered letter is the first);
 9. `address`: required when the letter can end up on paper (`address_required`), and complete.
 
+Every text the letter shows (reference, subject, text, the address, and what the template prints of
+`data`) holds only characters the letter font can show (`UNSUPPORTED_CHARACTER`, naming the character
+and the field). The set is `rendering.fonts.letter_characters()`, read from the font files the
+renderer embeds: nothing rejected could have been rendered, nothing accepted fails to render.
+
 Reasons name the field and the limit; they never contain the BSN, the subject or the text.
 """
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
@@ -54,6 +62,8 @@ from bbconnect.tenants import TEMPLATES, Organisation, Stream, TenantConfig
 
 __all__ = [
     "AMSTERDAM",
+    "RowValidator",
+    "unsupported_character",
     "PUBLISH_MAX_AHEAD",
     "PUBLISH_MAX_BEHIND",
     "address_required",
@@ -122,9 +132,8 @@ def _shown(value: str) -> str:
 def _reference_of(fields: dict[str, Any]) -> str | None:
     """The row's reference if it is usable as one (for rejections and duplicate detection)."""
     value = fields.get("reference")
-    if not isinstance(value, str):
+    if not isinstance(value, str) or value != value.strip():
         return None
-    value = value.strip()
     if not value or len(value) > L.MAX_REFERENCE_LENGTH:
         return None
     if L.xml_illegal_character(value, allow_line_breaks=False):
@@ -162,6 +171,59 @@ def _no_controls(name: str, value: str, *, allow_line_breaks: bool, code: str = 
         raise _Reject(code, f"{name} contains a {found}{allowed}")
 
 
+_UNSHOWABLE: dict[bool, re.Pattern[str]] = {}
+
+
+def _unshowable(allow_line_breaks: bool) -> re.Pattern[str]:
+    """A pattern for a character the letter font cannot show (line breaks and tabs, which a letter
+    lays out rather than draws, are allowed where `allow_line_breaks`)."""
+    if allow_line_breaks not in _UNSHOWABLE:
+        from bbconnect.rendering.fonts import letter_characters
+
+        points = sorted(set(letter_characters()) | ({0x09, 0x0A, 0x0D} if allow_line_breaks else set()))
+        spans: list[tuple[int, int]] = []
+        for point in points:
+            if spans and point == spans[-1][1] + 1:
+                spans[-1] = (spans[-1][0], point)
+            else:
+                spans.append((point, point))
+        ranges = "".join(re.escape(chr(lo)) if lo == hi else f"{re.escape(chr(lo))}-{re.escape(chr(hi))}" for lo, hi in spans)
+        _UNSHOWABLE[allow_line_breaks] = re.compile(f"[^{ranges}]")
+    return _UNSHOWABLE[allow_line_breaks]
+
+
+def unsupported_character(value: str, *, allow_line_breaks: bool = False) -> str | None:
+    """Describe the first character of `value` the letter font cannot show (`U+1F389 PARTY POPPER`),
+    else None."""
+    found = _unshowable(allow_line_breaks).search(value)
+    if found is None:
+        return None
+    ch = found.group()
+    return f"U+{ord(ch):04X} {unicodedata.name(ch, 'unnamed character')}"
+
+
+def _showable(name: str, value: str | None, *, allow_line_breaks: bool = False) -> None:
+    if not value:
+        return
+    found = unsupported_character(value, allow_line_breaks=allow_line_breaks)
+    if found:
+        raise _Reject(L.UNSUPPORTED_CHARACTER, f"{name} contains {found}, which the letter's font cannot show")
+
+
+def _check_shown_data(template: str, data: dict[str, Any]) -> None:
+    """What the template prints of `data` (see `service.documents.letter_document`): the assessment
+    number and the tax lines, or a payment's description."""
+    if template in ("aanslag", "waterschap"):
+        _showable("data.assessment_number", data.get("assessment_number"))
+        for position, line in enumerate(data.get("lines") or []):
+            for part in ("code", "description", "period", "basis", "heffing"):
+                value = line.get(part)
+                _showable(f"data.lines.{position}.{part}", value if isinstance(value, str) else None)
+    payment = data.get("payment")
+    if isinstance(payment, dict) and isinstance(payment.get("description"), str):
+        _showable("data.payment.description", payment["description"])
+
+
 def _check_data_strings(value: Any, path: str, depth: int = 1) -> None:
     """No control characters in `data`'s strings nor in its keys, and at most `MAX_DATA_DEPTH`
     objects/lists deep (checked before going deeper, so hostile nesting cannot exhaust the stack)."""
@@ -190,19 +252,22 @@ def _validate(row: RawRow, tenant: TenantConfig, now: datetime) -> Letter:
     values = {name: _string(fields, name, required=True) for name in _REQUIRED}
     optional = {name: _string(fields, name, required=False) for name in _OPTIONAL_STRINGS}
 
-    # reference
-    reference = values["reference"].strip()
+    # reference: taken as given
+    reference = values["reference"]
+    if reference != reference.strip():
+        raise _Reject(L.FIELD_INVALID, "reference has spaces at its start or end; it is taken exactly as given")
     if len(reference) > L.MAX_REFERENCE_LENGTH:
         raise _Reject(
             L.FIELD_TOO_LONG,
             f"reference is {len(reference)} characters; the limit is {L.MAX_REFERENCE_LENGTH}",
         )
     _no_controls("reference", reference, allow_line_breaks=False)
+    _showable("reference", reference)
 
-    # bsn
-    bsn = values["bsn"].strip()
+    # bsn: taken as given, never trimmed or repaired
+    bsn = values["bsn"]
     if not re.fullmatch(r"[0-9]{9}", bsn):
-        raise _Reject(L.INVALID_BSN, "bsn must be exactly 9 digits")
+        raise _Reject(L.INVALID_BSN, "bsn must be exactly 9 digits, as given (no spaces or other characters)")
     if bsn == "000000000":
         raise _Reject(L.INVALID_BSN, "bsn may not be all zeros")
     if not L.is_valid_bsn(bsn):
@@ -236,6 +301,7 @@ def _validate(row: RawRow, tenant: TenantConfig, now: datetime) -> Letter:
     subject = values["subject"].strip()
     _no_controls("subject", subject, allow_line_breaks=False)
     full_subject = stream.subject_for(subject)
+    _showable("subject", full_subject)
     if len(full_subject) > L.MAX_SUBJECT_LENGTH:
         with_prefix = " including the stream's subject_prefix" if stream.subject_prefix else ""
         raise _Reject(
@@ -244,6 +310,7 @@ def _validate(row: RawRow, tenant: TenantConfig, now: datetime) -> Letter:
         )
     text = values["text"]
     _no_controls("text", text, allow_line_breaks=True)
+    _showable("text", text, allow_line_breaks=True)
     text = L.normalise_line_breaks(text)
     text_length = L.logius_text_length(text)
     if text_length > L.MAX_TEXT_LENGTH:
@@ -290,6 +357,7 @@ def _validate(row: RawRow, tenant: TenantConfig, now: datetime) -> Letter:
         data = _aanslag_data(data, template)
     elif "payment" in data:
         data = _generic_payment_data(data)
+    _check_shown_data(template, data)
     act_before = _payment_checks(template, data, stream, tenant.organisations[sender], reference, text,
                                  publish_at if publish_at is not None else now, act_before)
 
@@ -465,6 +533,7 @@ def _address(value: Any, stream: Stream) -> Address | None:
             raise _Reject(L.ADDRESS_INVALID, f"address.{name} must be a string, not {_json_type(item)}")
         item = item.strip()
         _no_controls(f"address.{name}", item, allow_line_breaks=False, code=L.ADDRESS_INVALID)
+        _showable(f"address.{name}", item)
         if name != "country" and len(item) > L.ADDRESS_LIMITS[name]:
             raise _Reject(
                 L.FIELD_TOO_LONG,
@@ -510,36 +579,42 @@ def validate_row(row: RawRow, tenant: TenantConfig, *, now: datetime) -> Letter 
         )
 
 
+class RowValidator:
+    """Validates a file's rows one at a time (as `parse_batch_file` or `read_batch_stream` yields
+    them, rejections passed through), remembering only each reference's first line: a `reference`
+    seen on an earlier line (whether that row was accepted or not) makes the later row a
+    `DUPLICATE_REFERENCE`."""
+
+    def __init__(self, tenant: TenantConfig, *, now: datetime) -> None:
+        _check_now(now)
+        self._tenant = tenant
+        self._now = now
+        self._first_line: dict[str, int] = {}
+
+    def validate(self, row: RawRow | Rejection) -> Letter | Rejection:
+        if isinstance(row, Rejection):
+            return row
+        reference = _reference_of(row.fields)
+        if reference is not None:
+            if reference in self._first_line:
+                return Rejection(
+                    line=row.line, reference=reference, code=L.DUPLICATE_REFERENCE,
+                    reason=f"reference was already used on line {self._first_line[reference]}; "
+                    "a reference must be unique within the file",
+                )
+            self._first_line[reference] = row.line
+        return validate_row(row, self._tenant, now=self._now)
+
+
 def validate_rows(
     rows: Iterable[RawRow | Rejection], tenant: TenantConfig, *, now: datetime
 ) -> tuple[list[Letter], list[Rejection]]:
-    """Validate a file's rows (as `parse_batch_file` yields them, rejections passed through).
-
-    A `reference` seen on an earlier line (whether that row was accepted or not) makes the later
-    row a `DUPLICATE_REFERENCE`. `len(letters) + len(rejections)` is the number of rows received.
-    """
-    _check_now(now)
+    """Validate a file's rows (as `parse_batch_file` yields them, rejections passed through); see
+    `RowValidator`. `len(letters) + len(rejections)` is the number of rows received."""
+    validator = RowValidator(tenant, now=now)
     letters: list[Letter] = []
     rejections: list[Rejection] = []
-    first_line: dict[str, int] = {}
     for row in rows:
-        if isinstance(row, Rejection):
-            rejections.append(row)
-            continue
-        reference = _reference_of(row.fields)
-        if reference is not None:
-            if reference in first_line:
-                rejections.append(
-                    Rejection(
-                        line=row.line,
-                        reference=reference,
-                        code=L.DUPLICATE_REFERENCE,
-                        reason=f"reference was already used on line {first_line[reference]}; "
-                        "a reference must be unique within the file",
-                    )
-                )
-                continue
-            first_line[reference] = row.line
-        result = validate_row(row, tenant, now=now)
+        result = validator.validate(row)
         (letters if isinstance(result, Letter) else rejections).append(result)
     return letters, rejections

@@ -37,3 +37,49 @@ def test_given_a_policy_then_the_time_to_live_covers_every_attempt():
     assert POLICY.time_to_live(T0, attempt_seconds=60) == T0 + timedelta(minutes=18)
     with pytest.raises(ValueError):
         RetryPolicy(retries=1, retry_interval=timedelta(0))
+
+
+# ------------------------------------------------------------------ after a message expired
+from bbconnect.ebms.reliability import GiveUp, Renew, after_expiry, expired_in_transit  # noqa: E402
+
+
+@pytest.mark.parametrize(("codes", "expired"), [
+    (["TimeToLiveExpired"], True),
+    (["DeliveryFailure", "TimeToLiveExpired"], True),
+    (["DeliveryFailure"], False),
+    (["SecurityFailure"], False),
+    ([], False),
+])
+def test_given_the_receivers_error_codes_then_only_time_to_live_expired_means_the_message_expired(codes, expired):
+    assert expired_in_transit(codes) is expired
+
+
+@pytest.mark.parametrize(("deadline", "now", "renewed"), [
+    (None, T0, True),  # no deadline: always again
+    (T0 + timedelta(hours=2), T0, True),
+    (T0 + timedelta(hours=2), T0 + timedelta(hours=1, minutes=59), True),
+    (T0 + timedelta(hours=2), T0 + timedelta(hours=2), False),  # the deadline itself: no more
+    (T0 + timedelta(hours=2), T0 + timedelta(hours=3), False),
+])
+def test_given_an_expired_message_then_its_content_goes_again_as_a_new_message_until_the_deadline(deadline, now, renewed):
+    # Given a message that expired (TimeToLiveExpired, or unacknowledged for as long as the CPA allows)
+    # When it is decided what follows
+    decision = after_expiry("TimeToLiveExpired", deadline=deadline, now=now)
+    # Then before the deadline the content goes again, as a new message; at or after it, no more
+    if renewed:
+        assert isinstance(decision, Renew) and "sent again as a new message" in decision.reason
+    else:
+        assert isinstance(decision, GiveUp)
+        assert "deadline (2027-02-01 11:00 UTC)" in decision.reason and "TimeToLiveExpired" in decision.reason
+
+
+def test_given_a_message_made_at_its_turn_then_its_time_to_live_counts_from_then_not_from_the_wait():
+    # Given a batch that waited 2 minutes for its send slot (the time to live is 3 x (2 s + 15 s) = 51 s)
+    policy = RetryPolicy(retries=2, retry_interval=timedelta(seconds=2))
+    queued, turn = T0, T0 + timedelta(minutes=2)
+    # When its message is made at its turn
+    ttl = policy.time_to_live(turn, attempt_seconds=15)
+    # Then the last attempt arrives alive, which it would not with a message made when it was queued
+    last_attempt_arrives = turn + 2 * (policy.retry_interval + timedelta(seconds=15))
+    assert last_attempt_arrives < ttl
+    assert policy.time_to_live(queued, attempt_seconds=15) < turn

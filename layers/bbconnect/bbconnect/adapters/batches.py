@@ -37,8 +37,10 @@ class BatchRepository:
                 return False
             raise
 
-    def _update(self, pk: str, fields: dict, condition: str | None = None, condition_values: dict | None = None) -> bool:
+    def _update(self, pk: str, fields: dict, condition: str | None = None, condition_values: dict | None = None,
+                condition_names: dict | None = None) -> bool:
         names = {f"#f{i}": name for i, name in enumerate(fields)}
+        names.update(condition_names or {})
         values = {f":f{i}": value for i, value in enumerate(fields.values())}
         values.update(condition_values or {})
         kwargs = {
@@ -109,6 +111,40 @@ class BatchRepository:
 
     def update_globe(self, globe_batch_id: str, **fields) -> None:
         self._update(f"globe#{globe_batch_id}", {**fields, "updated_at": _now()})
+
+    def set_message(self, globe_batch_id: str, *, generation: int, **fields) -> bool:
+        """Record the message of the GLOBE batch's current generation (its MessageId, headers, where
+        its bytes are), once: False when a concurrent attempt recorded one first (use that)."""
+        return self._update(
+            f"globe#{globe_batch_id}", {**fields, "updated_at": _now()},
+            condition="attribute_not_exists(message_id) AND (attribute_not_exists(#g) OR #g = :g)",
+            condition_values={":g": generation}, condition_names={"#g": "generation"})
+
+    def renew_globe(self, globe_batch_id: str, *, generation: int, reason: str, message_id: str | None) -> bool:
+        """The current message expired: the GLOBE batch moves to the next generation, whose attempt
+        makes a new message. The expired MessageId is kept in `earlier_messages`. Conditional on the
+        generation, so concurrent Lambdas renew once; False when another did."""
+        names = {"#g": "generation", "#s": "state", "#r": "renewed_reason", "#e": "earlier_messages", "#u": "updated_at",
+                 "#a": "attempts", "#m": "message_id"}
+        values = {":g": generation, ":next": generation + 1, ":s": "created", ":r": reason, ":u": _now(), ":zero": 0,
+                  ":old": [message_id] if message_id else [], ":none": []}
+        removed = ("headers", "body_key", "payload_key", "payload_offset", "first_attempt_at", "last_attempt_at",
+                   "handed_over_at", "message_built_at", "ack_references", "ack_certificate")
+        names.update({f"#x{i}": name for i, name in enumerate(removed)})
+        try:
+            self._table.update_item(
+                Key={"pk": f"globe#{globe_batch_id}"},
+                UpdateExpression="SET #g = :next, #s = :s, #r = :r, #u = :u, #a = :zero, "
+                                 "#e = list_append(if_not_exists(#e, :none), :old) REMOVE #m, "
+                                 + ", ".join(f"#x{i}" for i in range(len(removed))),
+                ConditionExpression="(attribute_not_exists(#g) OR #g = :g) AND #s <> :done1 AND #s <> :done2 AND #s <> :done3",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues={**values, ":done1": "acknowledged", ":done2": "refused", ":done3": "expired"})
+            return True
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
 
     def index_message(self, message_id: str, globe_batch_id: str) -> None:
         """Our outbound MessageId -> its GLOBE batch, for an Acknowledgment that arrives on its own."""

@@ -25,6 +25,14 @@ class BlobStore:
         """The object's bytes; with `version_id`, that version's (a versioned bucket keeps each drop)."""
         return self._s3.get_object(Bucket=self.bucket, Key=key, **_version(version_id))["Body"].read()
 
+    def stream(self, key: str, piece_bytes: int = 4 * 1024 * 1024, *, version_id: str | None = None):
+        """The object's bytes in pieces of at most `piece_bytes`, as S3 sends them (never whole)."""
+        body = self._s3.get_object(Bucket=self.bucket, Key=key, **_version(version_id))["Body"]
+        try:
+            yield from body.iter_chunks(piece_bytes)
+        finally:
+            body.close()
+
     def get_or_none(self, key: str) -> bytes | None:
         try:
             return self.get(key)

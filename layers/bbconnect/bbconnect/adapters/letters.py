@@ -145,18 +145,24 @@ class LetterRepository:
             ConditionExpression="attribute_exists(letter_key) AND #r < :r",
             ExpressionAttributeNames=names, ExpressionAttributeValues=values))
 
-    def settle_chunk(self, tenant: str, batch_id: str, index: int, entries: list[dict], references: list[str]) -> bool:
+    def settle_chunk(self, tenant: str, batch_id: str, index: int, entries: list[dict], references: list[str], *,
+                     sent_to_logius: bool | None = None) -> bool:
         """Every letter of the chunk gets its final state (entries: reference, status, reason, code,
         paper; `references`: the chunk's letters in their order), once: False when the chunk was
-        settled before."""
+        settled before. `sent_to_logius`: whether any of its letters went into a GLOBE batch (False:
+        the chunk sent nothing to Logius, and its letters have no GLOBE BatchID)."""
         outcome, texts = encode_outcome(entries, references)
         at = _now()
+        names = {"#o": "outcome", "#t": "texts", "#a": "settled_at", "#u": "updated_at", "#r": "rank"}
+        values = {":o": outcome, ":t": texts, ":a": at, ":r": RANK[Status.DELIVERED]}
+        sets = "SET #o = :o, #t = :t, #a = :a, #u = :a, #r = :r"
+        if sent_to_logius is not None:
+            names["#g"], values[":g"] = "globe_batch_sent", sent_to_logius
+            sets += ", #g = :g"
         return _conditional(lambda: self._table.update_item(
-            Key={"letter_key": chunk_key(tenant, batch_id, index)},
-            UpdateExpression="SET #o = :o, #t = :t, #a = :a, #u = :a, #r = :r",
+            Key={"letter_key": chunk_key(tenant, batch_id, index)}, UpdateExpression=sets,
             ConditionExpression="attribute_exists(letter_key) AND attribute_not_exists(#o)",
-            ExpressionAttributeNames={"#o": "outcome", "#t": "texts", "#a": "settled_at", "#u": "updated_at", "#r": "rank"},
-            ExpressionAttributeValues={":o": outcome, ":t": texts, ":a": at, ":r": RANK[Status.DELIVERED]}))
+            ExpressionAttributeNames=names, ExpressionAttributeValues=values))
 
     # ------------------------------------------------------------------ one letter alone
     def settle_late(self, tenant: str, reference: str, status: Status, *, batch_id: str, reason: str | None, detail: str) -> bool:

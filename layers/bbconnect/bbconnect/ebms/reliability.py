@@ -5,11 +5,20 @@ The first attempt goes out at once; after each attempt without an acknowledgemen
 `retry_interval`; after `retries` resends the message expires one interval after the last attempt.
 Nothing is resent once `persist_duration` (the receiver's promise to remember the MessageId) has
 passed since the first attempt, because a later resend could be delivered twice.
+
+A message that expires (so, or because the receiver answers `TimeToLiveExpired`) is not the end of
+what it carried: `after_expiry` decides that the content goes again as a *new* message (a new
+MessageId, Timestamp and TimeToLive; for a GLOBE batch the same BatchID and BerichtIDs, which GLOBE
+deduplicates itself), until the content's deadline.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from collections.abc import Iterable
 from datetime import datetime, timedelta
+
+# ebMS error codes that say the message outlived its TimeToLive: the message is dead, its content not.
+EXPIRY_ERROR_CODES = frozenset({"TimeToLiveExpired"})
 
 
 @dataclass(frozen=True)
@@ -49,6 +58,20 @@ class Expire:
 Step = Attempt | WaitUntil | Expire
 
 
+@dataclass(frozen=True)
+class Renew:
+    """Send the content again as a new message."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class GiveUp:
+    """The deadline has come: no new message."""
+
+    reason: str
+
+
 def next_step(policy: RetryPolicy, *, attempts: int, first_attempt_at: datetime | None,
               last_attempt_at: datetime | None, now: datetime) -> Step:
     """What to do now with a message that has not been acknowledged."""
@@ -63,3 +86,17 @@ def next_step(policy: RetryPolicy, *, attempts: int, first_attempt_at: datetime 
         return Expire(f"no acknowledgement within the receiver's persist duration ({policy.persist_duration}) "
                       f"after {attempts} attempts")
     return Attempt(attempts + 1)
+
+
+def expired_in_transit(error_codes: Iterable[str]) -> bool:
+    """Do the receiver's errors say the message arrived after its TimeToLive?"""
+    return any(code in EXPIRY_ERROR_CODES for code in error_codes)
+
+
+def after_expiry(reason: str, *, deadline: datetime | None, now: datetime) -> Renew | GiveUp:
+    """A message expired unacknowledged (`reason` says how): its content goes again as a new
+    message, unless its deadline has passed."""
+    if deadline is not None and now >= deadline:
+        return GiveUp(f"not delivered before the stream's deadline ({deadline:%Y-%m-%d %H:%M} UTC): the message expired "
+                      f"({reason})")
+    return Renew(f"message expired ({reason}); sent again as a new message")

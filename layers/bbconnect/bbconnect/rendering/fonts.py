@@ -78,6 +78,7 @@ __all__ = [
     "find_font_dir",
     "subset_tag",
     "unsupported_characters",
+    "letter_characters",
 ]
 
 FONT_DIR_ENV = "BBCONNECT_FONT_DIR"
@@ -201,6 +202,12 @@ def unsupported_characters(text: str, font_dir: Path | str | None = None) -> lis
         if ord(ch) not in covered and ch not in seen:
             seen[ch] = None
     return list(seen)
+
+
+def letter_characters(font_dir: Path | str | None = None) -> frozenset[int]:
+    """The code points a letter draws a glyph for: :func:`covered_codepoints` without the layout
+    characters (line breaks, tabs), which intake allows only where a field may break lines."""
+    return covered_codepoints(font_dir) - LAYOUT_CHARACTERS
 
 
 # ------------------------------------------------------------------------------ per-document faces

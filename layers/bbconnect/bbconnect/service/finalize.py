@@ -25,7 +25,9 @@ from bbconnect.report import (
     history_record,
     logius_summary,
     paper_csv,
+    paper_reasons,
     report_csv,
+    route_sources,
     stream_figures,
 )
 from bbconnect.service import keys
@@ -51,6 +53,7 @@ def finalize(event: dict, services: Services) -> dict:
     results: list[dict] = []
     manifest = services.work.get_json(keys.manifest(batch_id))
     rejections = services.work.get_json(keys.rejections(batch_id))
+    globe_batches = without_globe_batch = 0
     for rejection in rejections:
         letters.append({"line": rejection["line"], "reference": rejection["reference"], "status": Status.REJECTED.value,
                         "reason": f"{rejection['code']}: {rejection['reason']}"})
@@ -68,12 +71,22 @@ def finalize(event: dict, services: Services) -> dict:
         if "stream" not in outcome:  # an outcome written before it named its sender and stream
             chunk = services.work.get_json(item["key"])
             outcome = {**outcome, "sender": chunk["sender"], "stream": chunk["stream"]}
+        # A chunk none of whose letters went into a GLOBE batch sent nothing to Logius (for an outcome
+        # that does not say, as an unfinished chunk's: whether its GLOBE batch has an ebMS record).
+        sent = outcome.get("sent_to_logius")
+        if sent is None:
+            sent = services.batches.globe(item["globe_batch_id"]) is not None
+        if sent:
+            globe_batches += 1
+        else:
+            without_globe_batch += 1
         for entry in outcome["letters"]:
             letters.append({"line": entry["line"], "reference": entry["reference"], "status": entry["status"],
                             "reason": entry.get("reason"), "route": entry.get("route"), "route_source": entry.get("route_source"),
                             "code": entry.get("code"), "bericht_id": entry.get("bericht_id"),
                             "sender": outcome["sender"], "stream": outcome["stream"],
-                            "globe_batch_id": item["globe_batch_id"], "paper_copy": bool(entry.get("paper"))})
+                            "globe_batch_id": item["globe_batch_id"] if sent else None, "paper_copy": bool(entry.get("paper")),
+                            "paper_because": entry.get("paper_because")})
             if entry.get("paper"):
                 paper_rows.append({"reference": entry["reference"], **(entry.get("address") or {}),
                                    "bundle": outcome.get("paper_bundle")})
@@ -81,7 +94,7 @@ def finalize(event: dict, services: Services) -> dict:
                                       "address": entry.get("address") or {}, "pages": entry.get("pages"),
                                       "bundle": outcome.get("paper_bundle"),
                                       "paper_file": entry.get("paper_file") or keys.paper_file(entry["reference"])})
-        result = _logius_counts(services, item["globe_batch_id"])
+        result = _logius_counts(services, item["globe_batch_id"]) if sent else None
         if result is not None:
             results.append(result)
     letters.sort(key=lambda entry: entry["line"])
@@ -99,7 +112,9 @@ def finalize(event: dict, services: Services) -> dict:
     report = {
         "batch_id": batch_id, "tenant": tenant, "file": source["file"], "status": "completed",
         "accounted": accounted(counts), "finished_at": datetime.now(UTC).isoformat(), "counts": counts,
-        "logius": logius_summary(results, globe_batches=len(manifest), counts=counts),
+        "logius": logius_summary(results, globe_batches=globe_batches, counts=counts,
+                                 chunks_without_globe_batch=without_globe_batch),
+        "routes": route_sources(letters), "paper_because": paper_reasons(letters),
         "streams": figures, "totals": figures_total(figures),
         "print_jobs": print_jobs,
         "letters": letters,
@@ -111,7 +126,8 @@ def finalize(event: dict, services: Services) -> dict:
     services.outbox.put(keys.report(tenant, batch_id, "history.jsonl"),
                         history_jsonl(_history(services, tenant, batch_id, letters, rejections, source, manifest)),
                         "application/x-ndjson")
-    services.batches.record_file(batch_id, status="completed", counts=counts, finished_at=report["finished_at"])
+    services.batches.record_file(batch_id, status="completed", counts=counts, finished_at=report["finished_at"],
+                                 globe_batches=globe_batches, chunks_without_globe_batch=without_globe_batch)
     return {"batch_id": batch_id, "tenant": tenant, "status": "completed", "counts": counts, "unfinished_chunks": unfinished,
             "print_jobs": [job["name"] for job in print_jobs], "report": keys.report(tenant, batch_id, "report.json")}
 

@@ -1,11 +1,13 @@
 """A processing report that arrives after its chunk stopped waiting for it.
 
-Fallback fails the letters of a GLOBE batch whose report did not come in time ("no processing
-report arrived in time"), so they are never left without a final state. When the report does come
-later, it is not thrown away: letters GLOBE delivered become DELIVERED, letters of citizens without
-a Berichtenbox (`NietActiefOfGeabonneerd`) are rendered for paper and join the next print job of
-their tenant and sender, and the others keep FAILED with Logius' code as the reason. Each change is
-in the letter's history and in `late-results.json` next to the batch report.
+Fallback puts the letters of a GLOBE batch whose report did not come before the deadline on paper
+(`paper_because` "deadline"), so they are never left without a final state; outcomes from before
+did that by failing them ("no processing report arrived in time"). When the report does come later,
+it is not thrown away: letters GLOBE delivered become DELIVERED (a paper letter too: its history
+says it went on paper as well); of the failed ones, letters of citizens without a Berichtenbox
+(`NietActiefOfGeabonneerd`) are rendered for paper and join the next print job of their tenant and
+sender, and the others keep FAILED with Logius' code as the reason. Each change is in the letter's
+history and in `late-results.json` next to the batch report.
 """
 from __future__ import annotations
 
@@ -37,14 +39,22 @@ def apply_late_result(services: Services, record: dict, result: BatchResult) -> 
     config = services.configs.get(chunk["tenant"])
     changes = []
     for entry in outcome["letters"]:
-        if entry["status"] != Status.FAILED.value or not str(entry.get("reason") or "").startswith(WAITING_REASONS):
+        on_paper_at_deadline = entry["status"] == Status.PAPER.value and entry.get("paper_because") == "deadline"
+        if not on_paper_at_deadline and (entry["status"] != Status.FAILED.value
+                                         or not str(entry.get("reason") or "").startswith(WAITING_REASONS)):
             continue
         line = lines.get(entry["bericht_id"].lower()) or unreadable
         if line is None:
             continue
         kind = outcome_of(line.code) if line is not unreadable else "failed"
         detail = f"late processing report: {line.code}"
-        if kind == "delivered":
+        if on_paper_at_deadline:
+            if kind != "delivered":
+                continue  # on paper already
+            changed = services.letters.settle_late(chunk["tenant"], entry["reference"], Status.DELIVERED, batch_id=batch_id,
+                                                   reason=None, detail=detail + "; it went on paper at the deadline as well")
+            status = Status.DELIVERED
+        elif kind == "delivered":
             changed = services.letters.settle_late(chunk["tenant"], entry["reference"], Status.DELIVERED, batch_id=batch_id,
                                                    reason=None, detail=detail)
             status = Status.DELIVERED

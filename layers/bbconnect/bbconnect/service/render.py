@@ -48,7 +48,7 @@ def _citizen_reference(letter: dict) -> str | None:
     return letter["reference"] if len(letter["reference"]) <= 25 else None
 
 
-class _Attachments:
+class ChunkAttachments:
     """The chunk's pass-through PDFs, each read from the inbox once (the same file is often sent
     with many letters); a missing or unreadable file is remembered as its reason."""
 
@@ -57,7 +57,8 @@ class _Attachments:
         self._folder = source_key.rsplit("/", 1)[0]
         self._files: dict[str, bytes | str] = {}
 
-    def get(self, name: str, *, max_bytes: int) -> bytes:
+    def read(self, name: str) -> bytes:
+        """The file as it is in the inbox; ValueError (with the reason) when it cannot be had."""
         found = self._files.get(name)
         if found is None:
             try:
@@ -68,6 +69,11 @@ class _Attachments:
             self._files[name] = found
         if isinstance(found, str):
             raise ValueError(found)
+        return found
+
+    def get(self, name: str, *, max_bytes: int) -> bytes:
+        """The file, checked (`check_passthrough`) to be a PDF Logius takes within `max_bytes`."""
+        found = self.read(name)
         check_passthrough(found, name=name, max_bytes=max_bytes)
         return found
 
@@ -84,7 +90,7 @@ def render(event: dict, services: Services) -> dict:
         routes = services.work.get_json(keys.chunk(chunk["batch_id"], index, "routes.json"))
         globe_letters, failed, digests = [], {}, {}
         created_at = datetime.now(UTC)
-        files = _Attachments(services, chunk["source_key"])
+        files = ChunkAttachments(services, chunk["source_key"])
         for letter in chunk["letters"]:
             if routes[letter["reference"]]["route"] == Route.PAPER:
                 continue

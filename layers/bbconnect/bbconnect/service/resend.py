@@ -14,6 +14,7 @@ import json
 import re
 from datetime import UTC, datetime
 
+from bbconnect.deadlines import deadline_for, send_timeout_seconds
 from bbconnect.service import keys
 from bbconnect.service.context import Services
 from bbconnect.status import Status
@@ -41,7 +42,9 @@ def ingest_resend(event: dict, services: Services, *, timing: dict) -> dict:
     manifest_in = services.work.get_json_or_none(keys.manifest(original))
     if manifest_in is None:
         raise ResendRefused(f"batch {original} is unknown (or its work files have expired)")
-    manifest, skipped = [], []
+    now = datetime.now(UTC)
+    config = services.configs.get(tenant)
+    manifest, skipped, deadlines = [], [], []
     for item in manifest_in:
         chunk = services.work.get_json(item["key"])
         if chunk["tenant"] != tenant:
@@ -66,7 +69,11 @@ def ingest_resend(event: dict, services: Services, *, timing: dict) -> dict:
             "index": chunk["index"], "globe_batch_id": chunk["globe_batch_id"], "sender": chunk["sender"],
             "stream": chunk["stream"], "letters": reopened}])
         key = keys.chunk(batch_id, chunk["index"], "letters.json")
-        services.work.put_json(key, {**chunk, "batch_id": batch_id, "letters": reopened, "resend_of": original})
+        # The resend has a deadline of its own, from now: the first one may well have passed.
+        deadline = deadline_for(now, config.streams[chunk["stream"]].digital_deadline)
+        deadlines.append(deadline)
+        services.work.put_json(key, {**chunk, "batch_id": batch_id, "letters": reopened, "resend_of": original,
+                                     "deadline": deadline.isoformat()})
         manifest.append({"index": chunk["index"], "key": key, "globe_batch_id": chunk["globe_batch_id"], "letters": len(reopened)})
     received = sum(item["letters"] for item in manifest)
     source = services.work.get_json(keys.source(original))
@@ -74,7 +81,8 @@ def ingest_resend(event: dict, services: Services, *, timing: dict) -> dict:
     services.work.put_json(keys.manifest(batch_id), manifest)
     services.work.put_json(keys.source(batch_id), {"tenant": tenant, "file": source["file"], "received": received,
                                                    "accepted": received, "rejected": 0, "resend_of": original,
-                                                   "skipped_in_flight": skipped, "ingested_at": datetime.now(UTC).isoformat()})
+                                                   "skipped_in_flight": skipped, "ingested_at": now.isoformat()})
+    timing = {**timing, "send_timeout_seconds": send_timeout_seconds(deadlines, now, floor=services.settings.send_timeout_seconds)}
     services.batches.record_file(batch_id, tenant=tenant, file=source["file"], status="processing", resend_of=original,
                                  received=received, accepted=received, rejected=0, chunks=len(manifest))
     return {"batch_id": batch_id, "tenant": tenant, "file": source["file"], "timing": timing, "status": "ok",

@@ -381,7 +381,10 @@ def _with_status(answer: dict, status: int) -> dict:
 
 def await_result(event: dict, services: Services, *, now: datetime | None = None) -> dict:
     """Has the processing report of this chunk's GLOBE batch arrived? arrived | waiting | timed_out,
-    and `waited_seconds`: how long the batch has waited since it was acknowledged (or created)."""
+    and `waited_seconds`: how long the batch has waited since it was acknowledged (or created).
+    A batch is waited for until its chunk's deadline (a record without one: `RESULT_TIMEOUT_SECONDS`
+    after its acknowledgement); then its letters go on paper, and a report that still comes
+    settles them later (`late_results`)."""
     now = now or datetime.now(UTC)
     record = services.batches.globe(event["chunk"]["globe_batch_id"]) or {}
     if record.get("transport") == "adapter" and not record.get("result_key"):
@@ -391,6 +394,8 @@ def await_result(event: dict, services: Services, *, now: datetime | None = None
     waited = (now - datetime.fromisoformat(sent_at)).total_seconds() if sent_at else 0
     if record.get("result_key"):
         status = "arrived"
+    elif record.get("deadline"):
+        status = "timed_out" if now >= datetime.fromisoformat(record["deadline"]) else "waiting"
     else:
         status = "timed_out" if waited >= services.settings.result_timeout_seconds else "waiting"
     return {"status": status, "checked_at": now.isoformat(), "waited_seconds": max(0, int(waited))}

@@ -1,18 +1,24 @@
 """Send: deliver one GLOBE batch to Logius as an ebMS2 message (osb-rm), reliably, and tell the
 waiting execution how it went.
 
-- The ebMS message is built and stored once per GLOBE batch. Every attempt posts the stored bytes,
-  so a retry carries the same MessageId and GLOBE's duplicate elimination sees a retry, never a new
-  message. A new MessageId is never made for the same batch.
+- A GLOBE batch's ebMS message is built when its first attempt may go (its send slot and tokens are
+  granted), not before: its Timestamp and TimeToLive start then, so waiting for the connection's
+  rate or slots never ages a message. It is stored once, and every attempt posts the stored bytes,
+  so a retry carries the same MessageId and GLOBE's duplicate elimination sees a retry.
 - Attempts follow the connection's CPA (`Retries`, `RetryInterval`, `PersistDuration`); their state
   lives in DynamoDB, and the next check is a delayed message on the send queue, so retries survive
   Lambda restarts and can be hours apart.
 - The acknowledgement comes in the HTTP response (`mshSignalsOnly`) or as a message of its own to
   the inbound endpoint (`receive-result` calls `acknowledged()`).
-- An `ErrorList` that retrying cannot fix ends the batch at once; one that can is retried.
-- Unacknowledged after the last attempt (and not known to GLOBE when asked with a StatusRequest):
-  the batch expires, its letters become FAILED with the reason, and `GlobeBatchesExpired` is
-  counted (an alarm watches it).
+- A message that expires unacknowledged (GLOBE answers `TimeToLiveExpired`, or every attempt went
+  unanswered, or the CPA's PersistDuration passed, and GLOBE does not know the MessageId when asked
+  with a StatusRequest) is not the end of the batch: the batch goes again as a *new* message (the
+  record's `generation`), with the same BatchID and BerichtIDs, so GLOBE answers `BerichtBestaatAl`
+  for any letter it had delivered. `GlobeMessagesRenewed` counts these.
+- Until the chunk's deadline (`bbconnect.deadlines`). A batch not acknowledged by then is given up
+  (`expired`, `GlobeBatchesExpired`, which an alarm watches), and its letters go on paper with the
+  reason. So does a batch whose message GLOBE refuses with an `ErrorList` that no retry can fix
+  (`refused`). Neither fails a letter: only Logius' word about a letter does that.
 - Peak shaping: before an attempt posts, the connection's throttle (`adapters.throttle`, the maths
   in `bbconnect.shaping`) must give it the batch's letters in tokens at `max_send_rate` and a slot
   of `max_concurrent_batches`. If it does not, nothing is posted: the check is scheduled again for
@@ -32,7 +38,8 @@ from bbconnect.adapters import transport
 from bbconnect.adapters.logius import LogiusConnection, LogiusUnavailable
 from bbconnect.adapters.throttle import ConnectionThrottle
 from bbconnect.ebms import message as ebms
-from bbconnect.ebms.reliability import Attempt, Expire, RetryPolicy, WaitUntil, next_step
+from bbconnect.deadlines import at_deadline, deadline_of, passed
+from bbconnect.ebms.reliability import Attempt, Expire, GiveUp, RetryPolicy, WaitUntil, after_expiry, expired_in_transit, next_step
 from bbconnect.service import keys
 from bbconnect.service.channels import channel_for
 from bbconnect.service.context import Services
@@ -88,56 +95,74 @@ class Sender:
             record = services.batches.globe(globe_id)
         if record["state"] in FINAL_STATES:
             return self._report(record)
+        deadline = deadline_of(chunk)
+        if passed(deadline, now):
+            return self._give_up(record, f"not delivered before the stream's deadline ({at_deadline(deadline)})", now)
         if record.get("transport") == "adapter":
             return self._via_adapter(request, record, now)
         policy = _policy_of(record)
         step = next_step(policy, attempts=int(record.get("attempts", 0)), first_attempt_at=_when(record.get("first_attempt_at")),
                          last_attempt_at=_when(record.get("last_attempt_at")), now=now)
         if isinstance(step, WaitUntil):
-            self._check_later(request, step.when, now)
+            self._check_later(request, _not_after(step.when, deadline), now)
             return {"waiting_until": step.when.isoformat()}
         if isinstance(step, Expire):
-            return self._expire(record, step.reason)
-        return self._attempt(request, record, step, now)
+            return self._expire(request, record, step.reason, deadline, now)
+        return self._attempt(request, record, step, now, deadline)
 
     # ------------------------------------------------------------------ the steps
     def _create(self, chunk: dict) -> dict:
+        """The GLOBE batch's record, with the connection's channel as its CPA sets it. Its message is
+        made later, when the first attempt may go (`_message_for`)."""
         services = self.services
         config = services.configs.get(chunk["tenant"])
         connection = config.connections[chunk["connection"]]
         channel = channel_for(connection, ebms.ACTION_BV_REQUEST, services.configs.cpa(chunk["tenant"], connection))
         globe_id = chunk["globe_batch_id"]
-        payload_key = keys.chunk(chunk["batch_id"], chunk["index"], "berichten.xml")
+        services.batches.create_globe(
+            globe_id, generation=1, batch_id=chunk["batch_id"],
+            chunk=chunk["index"], tenant=chunk["tenant"], connection=connection.id, endpoint=channel.endpoint,
+            cpa_id=channel.cpa_id, from_oin=channel.from_party.oin, to_oin=channel.to_party.oin,
+            from_party_type=channel.from_party.id_type, to_party_type=channel.to_party.id_type,
+            sync_reply=channel.sync_reply, reliable=channel.reliable, retries=channel.policy.retries,
+            retry_interval_seconds=int(channel.policy.retry_interval.total_seconds()),
+            persist_duration_seconds=int(channel.policy.persist_duration.total_seconds()) if channel.policy.persist_duration else None,
+            channel_source=channel.source, transport="adapter" if connection.adapter else "direct",
+            letters=len(chunk["letters"]), chunk_key=keys.chunk(chunk["batch_id"], chunk["index"], "letters.json"),
+            **({"deadline": chunk["deadline"]} if chunk.get("deadline") else {}),
+        )
+        return services.batches.globe(globe_id)  # the record that won, ours or a concurrent attempt's
+
+    def _message_for(self, record: dict, now: datetime) -> dict:
+        """Build and store this generation's ebMS message, timed from `now` (its send slot was just
+        granted), unless a concurrent attempt did so first: then that one is used. Returns the record."""
+        services = self.services
+        globe_id = record["pk"].split("#", 1)[1]
+        config = services.configs.get(record["tenant"])
+        connection = config.connections[record["connection"]]
+        channel = channel_for(connection, ebms.ACTION_BV_REQUEST, services.configs.cpa(record["tenant"], connection))
+        payload_key = keys.chunk(record["batch_id"], int(record["chunk"]), "berichten.xml")
         payload = services.work.get(payload_key)
         outbound = build_message(
-            channel, action=ebms.ACTION_BV_REQUEST, conversation_id=globe_id, now=_now(),
+            channel, action=ebms.ACTION_BV_REQUEST, conversation_id=globe_id, now=now,
             payloads=(ebms.Payload(content_id=f"{globe_id}@bbconnect", content_type="application/xml", data=payload),),
             attempt_seconds=services.settings.http_timeout_seconds,
             signing_identity=lambda: transport.signing_identity(connection.certificate))
         message, headers, body = outbound.message, outbound.headers, outbound.body
         frame, offset = frame_of(body, payload)
-        # Under its own MessageId: a concurrent creator of the same GLOBE batch (whose record loses
-        # the conditional create below) must not overwrite the bytes the winner's record points to.
-        body_key = keys.chunk(chunk["batch_id"], chunk["index"], f"ebms-request-{message.message_id}.mime")
+        # Under its own MessageId: a concurrent builder (whose write loses the conditional update
+        # below) must not overwrite the bytes the winner's record points to.
+        body_key = keys.chunk(record["batch_id"], int(record["chunk"]), f"ebms-request-{message.message_id}.mime")
         services.work.put(body_key, frame, headers.get("Content-Type", "application/octet-stream"))
         where = {"payload_key": payload_key, "payload_offset": offset} if offset is not None else {}
-        created = services.batches.create_globe(
-            globe_id, message_id=message.message_id, headers=headers, body_key=body_key, **where, batch_id=chunk["batch_id"],
-            chunk=chunk["index"], tenant=chunk["tenant"], connection=connection.id, endpoint=channel.endpoint,
-            cpa_id=channel.cpa_id, from_oin=channel.from_party.oin, to_oin=channel.to_party.oin,
-            from_party_type=channel.from_party.id_type, to_party_type=channel.to_party.id_type,
-            sync_reply=channel.sync_reply, reliable=channel.reliable, retries=channel.policy.retries,
-            ack_references=[list(r) for r in outbound.ack_references], ack_certificate=outbound.ack_certificate,
-            retry_interval_seconds=int(channel.policy.retry_interval.total_seconds()),
-            persist_duration_seconds=int(channel.policy.persist_duration.total_seconds()) if channel.policy.persist_duration else None,
-            channel_source=channel.source, transport="adapter" if connection.adapter else "direct",
-            letters=len(chunk["letters"]), chunk_key=keys.chunk(chunk["batch_id"], chunk["index"], "letters.json"),
-        )
-        if created:
+        if services.batches.set_message(globe_id, generation=_generation(record), message_id=message.message_id,
+                                        headers=headers, body_key=body_key, message_built_at=now.isoformat(),
+                                        ack_references=[list(r) for r in outbound.ack_references],
+                                        ack_certificate=outbound.ack_certificate, **where):
             services.batches.index_message(message.message_id, globe_id)
-        return services.batches.globe(globe_id)  # the record that won, ours or a concurrent attempt's
+        return services.batches.globe(globe_id)
 
-    def _attempt(self, request: dict, record: dict, step: Attempt, now: datetime) -> dict:
+    def _attempt(self, request: dict, record: dict, step: Attempt, now: datetime, deadline: datetime | None = None) -> dict:
         globe_id = record["pk"].split("#", 1)[1]
         services = self.services
         turn = self._take_turn(record, now)
@@ -146,16 +171,18 @@ class Sender:
             if not record.get("throttled_at"):
                 services.batches.update_globe(globe_id, throttled_at=now.isoformat())
             check_at = now + timedelta(seconds=turn.seconds)
-            self._check_later(request, check_at, now)
+            self._check_later(request, _not_after(check_at, deadline), now)
             return {"throttled": turn.reason, "attempt": step.number, "next_check": check_at.isoformat()}
         if record.get("throttled_at") and step.number == 1 and not self._still_awaited(record):
             # Held back so long that the execution stopped waiting (its Send timed out, and Fallback
-            # failed the letters): posting now would deliver letters the report calls FAILED.
+            # put the letters on paper): posting now would deliver letters the report calls PAPER.
             services.batches.update_globe(globe_id, state="expired", reason="not sent: the batch waited for its "
                                           "connection's send rate and slots longer than the send timeout")
             release_slot(services, record, self.throttle)
             self.metric("GlobeBatchesExpired")
             return self._report(services.batches.globe(globe_id))
+        if not record.get("message_id"):
+            record = self._message_for(record, now)  # timed from now: its slot was just granted
         fields = {"attempts": step.number, "last_attempt_at": now.isoformat(), "state": "sending"}
         if step.number == 1:
             fields["first_attempt_at"] = now.isoformat()
@@ -166,24 +193,55 @@ class Sender:
         kind = outcome["result"]
         if kind == "ack":
             return acknowledged(services, self.sfn, globe_id, outcome.get("at") or now.isoformat())
+        if kind == "expired":  # GLOBE: the message arrived after its TimeToLive; the batch goes again
+            return self._renew(request, services.batches.globe(globe_id), outcome.get("detail") or "TimeToLiveExpired",
+                               deadline, now)
         if kind == "refused":
-            services.batches.update_globe(globe_id, state="refused", reason=outcome["detail"])
+            services.batches.update_globe(globe_id, state="refused",
+                                          reason=f"not delivered: Logius would not take the GLOBE batch ({outcome['detail']})")
             release_slot(services, record, self.throttle)
             self.metric("GlobeBatchesRefused")
             return self._report(services.batches.globe(globe_id))
         services.batches.update_globe(globe_id, last_problem=outcome.get("detail"))
         retry_at = now + timedelta(seconds=int(record["retry_interval_seconds"]))
-        self._check_later(request, retry_at, now)
+        self._check_later(request, _not_after(retry_at, deadline), now)
         return {"attempt": step.number, "result": kind, "next_check": retry_at.isoformat()}
 
-    def _expire(self, record: dict, reason: str) -> dict:
+    def _expire(self, request: dict, record: dict, reason: str, deadline: datetime | None, now: datetime) -> dict:
+        """The message went unacknowledged for as long as the CPA allows: unless GLOBE has it after
+        all, the batch goes again as a new message."""
         globe_id = record["pk"].split("#", 1)[1]
-        services = self.services
-        status = ask_status(services, record)
+        status = ask_status(self.services, record)
         if status in ("Received", "Processed", "Forwarded"):
             # GLOBE has the message; only its acknowledgement was lost.
-            return acknowledged(services, self.sfn, globe_id, _now().isoformat(), detail=f"MessageStatus {status}")
-        services.batches.update_globe(globe_id, state="expired", reason=f"not delivered: {reason}")
+            return acknowledged(self.services, self.sfn, globe_id, _now().isoformat(), detail=f"MessageStatus {status}")
+        return self._renew(request, record, reason, deadline, now)
+
+    def _renew(self, request: dict, record: dict, reason: str, deadline: datetime | None, now: datetime) -> dict:
+        """This generation's message expired: a new one (new MessageId, Timestamp and TimeToLive,
+        the same BatchID and BerichtIDs) is made for the next attempt, until the deadline."""
+        globe_id = record["pk"].split("#", 1)[1]
+        decision = after_expiry(reason, deadline=deadline, now=now)
+        if isinstance(decision, GiveUp):
+            return self._give_up(record, decision.reason, now, asked=True)
+        generation = _generation(record)
+        if self.services.batches.renew_globe(globe_id, generation=generation, reason=decision.reason,
+                                             message_id=record.get("message_id")):
+            self.metric("GlobeMessagesRenewed")
+        self._check_later(request, now, now)
+        return {"renewed": decision.reason, "generation": generation + 1}
+
+    def _give_up(self, record: dict, reason: str, now: datetime, *, asked: bool = False) -> dict:
+        """The deadline came before an acknowledgement: unless GLOBE has the message after all (asked
+        with a StatusRequest, when one was posted), the batch is expired and its letters go on paper."""
+        globe_id = record["pk"].split("#", 1)[1]
+        services = self.services
+        if not asked and record.get("message_id") and int(record.get("attempts", 0)) > 0 and record.get("transport") != "adapter":
+            status = ask_status(services, record)
+            if status in ("Received", "Processed", "Forwarded"):
+                return acknowledged(services, self.sfn, globe_id, _now().isoformat(), detail=f"MessageStatus {status}")
+        problem = record.get("last_problem") or record.get("renewed_reason")
+        services.batches.update_globe(globe_id, state="expired", reason=reason + (f"; last: {problem}" if problem else ""))
         release_slot(services, record, self.throttle)
         self.metric("GlobeBatchesExpired")
         return self._report(services.batches.globe(globe_id))
@@ -199,6 +257,12 @@ class Sender:
         adapter = adapter_for(services, record)
         try:
             if not record.get("handed_over_at"):
+                if not record.get("message_id"):  # this generation's MessageId, given to the adapter with the batch
+                    message_id = ebms.new_message_id("bbconnect")
+                    if services.batches.set_message(globe_id, generation=_generation(record), message_id=message_id,
+                                                    message_built_at=now.isoformat()):
+                        services.batches.index_message(message_id, globe_id)
+                    record = services.batches.globe(globe_id)
                 body = services.work.get(keys.chunk(record["batch_id"], int(record["chunk"]), "berichten.xml"))
                 adapter.send_batch(record["cpa_id"], record["from_oin"], record["to_oin"], ebms.BERICHTENBOX_SERVICE,
                                    ebms.ACTION_BV_REQUEST, globe_id, body, "application/xml", message_id=record["message_id"])
@@ -220,10 +284,13 @@ class Sender:
             return self._report(services.batches.globe(globe_id))
         if status == "delivered":
             return acknowledged(services, self.sfn, globe_id, now.isoformat(), detail="via the ebMS adapter")
-        if status in ("failed", "expired"):
-            services.batches.update_globe(globe_id, state="refused" if status == "failed" else "expired",
-                                          reason=f"not delivered: the ebMS adapter reports the message {status}")
-            self.metric("GlobeBatchesExpired" if status == "expired" else "GlobeBatchesRefused")
+        if status == "expired":  # as a message of our own that expired: the batch goes again, as a new one
+            return self._renew(request, record, "the ebMS adapter reports the message expired", deadline_of(
+                services.work.get_json(record["chunk_key"])), now)
+        if status == "failed":
+            services.batches.update_globe(globe_id, state="refused",
+                                          reason="not delivered: the ebMS adapter reports the message failed")
+            self.metric("GlobeBatchesRefused")
             return self._report(services.batches.globe(globe_id))
         self._check_later(request, retry_at, now)
         return {"adapter": status, "next_check": retry_at.isoformat()}
@@ -270,9 +337,19 @@ class Sender:
 
 
 # ---------------------------------------------------------------------- shared with receive-result
+def _generation(record: dict) -> int:
+    """Which of the GLOBE batch's messages is current (1 for the first; a record from before
+    generations has none and is on its first)."""
+    return int(record.get("generation") or 1)
+
+
+def _not_after(when: datetime, deadline: datetime | None) -> datetime:
+    return min(when, deadline) if deadline is not None else when
+
+
 def outcome_of(record: dict) -> dict:
     state = record["state"]
-    outcome = {"sent": state == "acknowledged", "message_id": record["message_id"],
+    outcome = {"sent": state == "acknowledged", "message_id": record.get("message_id"),
                "globe_batch_id": record["pk"].split("#", 1)[1], "attempts": int(record.get("attempts", 0))}
     if state != "acknowledged":
         outcome["reason"] = record.get("reason") or f"GLOBE batch {state}"
@@ -315,7 +392,7 @@ def acknowledged(services: Services, sfn, globe_id: str, at: str, *, detail: str
         services.batches.update_globe(globe_id, state="acknowledged", acknowledged_at=at)
         # The letters in the message (not those on the paper route or set aside at rendering) are SENT.
         services.letters.chunk_step(record["tenant"], record["batch_id"], int(record["chunk"]), Status.SENT,
-                                    detail=f"GLOBE batch {globe_id} acknowledged (ebMS {record['message_id']})"
+                                    detail=f"GLOBE batch {globe_id} acknowledged (ebMS {record.get('message_id')})"
                                     + (f", {detail}" if detail else ""))
         record = services.batches.globe(globe_id)
     return report(services, sfn, record)
@@ -380,8 +457,11 @@ def stored_message(record: dict, services: Services) -> bytes:
 
 
 def post_attempt_once(attempt: dict, services: Services) -> dict:
-    """Post the stored message once. Returns {"result": ack | refused | retry, "detail", "at"}."""
+    """Post the stored message once. Returns {"result": ack | expired | refused | retry, "detail", "at"}
+    (`expired`: GLOBE says the message outlived its TimeToLive)."""
     record = services.batches.globe(attempt["globe_batch_id"])
+    if record.get("message_id") != attempt["message_id"]:
+        return {"result": "retry", "detail": "the GLOBE batch has a newer message; this attempt is not posted"}
     body = stored_message(record, services)
     connection = _connection(services, record)
     try:
@@ -410,6 +490,8 @@ def post_attempt_once(attempt: dict, services: Services) -> dict:
         return {"result": "ack", "at": _now().isoformat()}
     if signal.errors:
         described = "; ".join(f"{e.code} ({e.severity}): {e.description or ''}".strip() for e in signal.errors)
+        if expired_in_transit(e.code for e in signal.errors):
+            return {"result": "expired", "detail": f"ebMS error: {described}"}
         if ebms.classify_errors(signal.errors) == "permanent":
             return {"result": "refused", "detail": f"ebMS error: {described}"}
         return {"result": "retry", "detail": f"ebMS error: {described}"}

@@ -5,34 +5,50 @@ subscription list decides when it is at most 7 days old; else GLOBE's synchronou
 `ValidateAbonnementen`, in calls of at most 250 BSNs, paced per connection. Logius will stop
 filtering on subscriptions after the GLOBE migration, so bbconnect always checks itself. The report
 says which source decided each letter's route.
+
+A WUS fault or timeout is not an answer: each call is tried again with backoff (`WUS_ATTEMPTS`,
+within `WUS_BUDGET_SECONDS`). When WUS stays down, a bulk list that has arrived in the meantime
+decides; without one the chunk waits and asks again later (the state machine's wait, doubling from
+`SUBSCRIPTION_RETRY_SECONDS`; `SubscriptionChecksWaiting` counts each wait and an alarm watches it),
+until the chunk's deadline: then its letters go on paper, with the deadline as the route's source.
+Paper is never the answer to a check that could not be made.
 """
 from __future__ import annotations
 
 import json
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from bbconnect.adapters import transport
 from bbconnect.adapters.logius import LogiusConnection, LogiusRefused, LogiusUnavailable
 from bbconnect.chunking import batches_of
+from bbconnect.deadlines import DEADLINE_SOURCE, at_deadline, deadline_of, passed, subscription_retry_seconds
 from bbconnect.ebms import message as ebms
 from bbconnect.ledger import encode_routes
 from bbconnect.logius import abonnementen
 from bbconnect.service import keys
 from bbconnect.service.channels import channel_for
-from bbconnect.service.context import Services, TransientError
+from bbconnect.service.context import Services
 from bbconnect.service.outbound import build_message
 from bbconnect.status import Route, Status
 
 WUS_MAX_BSNS = 250
 BULK_MAX_AGE = timedelta(days=7)
+WUS_ATTEMPTS = 3  # tries of one WUS call before the chunk waits
+WUS_BUDGET_SECONDS = 120.0  # of the function's 300 s: the tries of a chunk's calls together
 
 
 def route_for(policy: str, subscribed: bool | None) -> Route:
     if policy == "paper_only" or not subscribed:
         return Route.PAPER
     return Route.BOTH if policy == "digital_and_paper" else Route.DIGITAL
+
+
+def wus_backoff(attempt: int) -> float:
+    """Seconds before try `attempt + 1` of a WUS call (1, 2, 4, ... at most 8)."""
+    return float(min(8, 2 ** max(0, attempt - 1)))
 
 
 def bulk_list_key(sender_oin: str) -> str:
@@ -46,19 +62,37 @@ def fresh_bulk_list(services: Services, sender_oin: str, now: datetime) -> dict 
     return None
 
 
-def _wus(connection_config, services: Services, sender_oin: str, berichttype: str, bsns: list[str]) -> dict[str, bool]:
+class WusDown(Exception):
+    """WUS gave no answer for a call after every try."""
+
+
+def _wus(connection_config, services: Services, sender_oin: str, berichttype: str, bsns: list[str], *,
+         sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic) -> dict[str, bool]:
     connection = LogiusConnection(connection_config, ca_bundle=services.settings.logius_ca_bundle,
                                   timeout=services.settings.http_timeout_seconds)
     pause = 1.0 / connection_config.wus_calls_per_second
+    started = clock()
     answers: dict[str, bool] = {}
     for number, part in enumerate(batches_of(bsns, WUS_MAX_BSNS)):
         if number:
-            time.sleep(pause)  # stay under the connection's rate for the synchronous check
-        answers.update(connection.validate_subscriptions(sender_oin, berichttype, list(part)))
+            sleep(pause)  # stay under the connection's rate for the synchronous check
+        for attempt in range(1, WUS_ATTEMPTS + 1):
+            try:
+                answers.update(connection.validate_subscriptions(sender_oin, berichttype, list(part)))
+                break
+            except (LogiusUnavailable, LogiusRefused) as error:
+                # A fault (an ApplicationFault too: GLOBE says so for passing trouble as well) or a
+                # timeout is no answer about these citizens: try again, then wait, never paper.
+                if attempt == WUS_ATTEMPTS or clock() - started + wus_backoff(attempt) > WUS_BUDGET_SECONDS:
+                    raise WusDown(str(error)) from error
+                sleep(wus_backoff(attempt))
     return answers
 
 
-def check_subscriptions(event: dict, services: Services, *, now: datetime | None = None) -> dict:
+def check_subscriptions(event: dict, services: Services, *, now: datetime | None = None,
+                        sleep: Callable[[float], None] = time.sleep) -> dict:
+    """{"waiting": false, "digital", "paper"} once the chunk's routes are decided; {"waiting": true, "waits",
+    "retry_seconds", "reason"} when the check could not be made and the chunk must ask again later."""
     now = now or datetime.now(UTC)
     chunk = services.work.get_json(event["chunk"]["key"])
     config = services.configs.get(chunk["tenant"])
@@ -72,18 +106,24 @@ def check_subscriptions(event: dict, services: Services, *, now: datetime | None
         if stream.policy != "paper_only":
             bsns = sorted({letter["bsn"] for letter in chunk["letters"]})
             bulk = fresh_bulk_list(services, sender.oin, now)
+            if bulk is None:
+                source = "wus"
+                try:
+                    subscribed = _wus(config.connections[chunk["connection"]], services, sender.oin, stream.code, bsns, sleep=sleep)
+                except WusDown as error:
+                    bulk = fresh_bulk_list(services, sender.oin, now)  # one may have come in the meantime
+                    if bulk is None:
+                        deadline = deadline_of(chunk)
+                        if not passed(deadline, now):
+                            waits = int(((event.get("subscriptions") or {}).get("routes") or {}).get("waits") or 0)
+                            return {"waiting": True, "waits": waits + 1, "reason": f"subscription check unavailable: {error}",
+                                    "retry_seconds": subscription_retry_seconds(
+                                        waits, base=services.settings.subscription_retry_seconds, deadline=deadline, now=now)}
+                        source = (f"{DEADLINE_SOURCE} ({at_deadline(deadline)}): the subscription check was unavailable "
+                                  f"until then ({error})")
             if bulk is not None:
                 source = f"bulk list of {bulk['as_of'][:10]}"
                 subscribed = {bsn: abonnementen.is_subscribed(bulk["table"], bsn, stream.code) for bsn in bsns}
-            else:
-                source = "wus"
-                try:
-                    subscribed = _wus(config.connections[chunk["connection"]], services, sender.oin, stream.code, bsns)
-                except LogiusUnavailable as error:
-                    raise TransientError(f"subscription check unavailable: {error}") from error
-                except LogiusRefused as error:
-                    # The check itself is refused (e.g. berichttype unknown to GLOBE): paper is safe.
-                    source = f"wus refused ({error})"
         routes = {
             letter["reference"]: {"route": route_for(stream.policy, subscribed.get(letter["bsn"])).value, "source": source}
             for letter in chunk["letters"]
@@ -97,7 +137,7 @@ def check_subscriptions(event: dict, services: Services, *, now: datetime | None
         route_source=sources.pop() if len(sources) == 1 else ", ".join(sorted(sources)),
     )
     digital = sum(1 for r in routes.values() if r["route"] != Route.PAPER)
-    return {"digital": digital, "paper": len(routes) - digital}
+    return {"waiting": False, "digital": digital, "paper": len(routes) - digital}
 
 
 # ---------------------------------------------------------------------- the bulk list

@@ -1,0 +1,62 @@
+"""Keep a long local run's memory bounded: what moto stores lives on disk, and freed memory goes
+back to the system.
+
+- **S3 objects to disk.** moto keeps each S3 object in a `SpooledTemporaryFile`, in memory up to
+  `MOTO_S3_DEFAULT_KEY_BUFFER_SIZE` bytes (5 MB by default) and in an unnamed temporary file above
+  that. A run's small objects (chunk files, rendered.json, outcomes, results, reports) add up to
+  gigabytes at 100,000 letters; with the threshold at `SPILL_ABOVE_BYTES` they are on disk, and the
+  temporary files vanish with the process.
+- **Freed memory handed back.** Rendering, XML and ebMS messages allocate and free hundreds of MB per
+  chunk, from many threads. glibc's malloc gives each thread an arena of its own and keeps what is
+  freed in it; `install` limits the arenas to two and a daemon thread calls `malloc_trim` every few
+  seconds, so the resident size follows what is in use. (Elsewhere than glibc this part is skipped.)
+
+`install()` is idempotent; `LocalEnvironment.start` calls it.
+"""
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import threading
+
+SPILL_ABOVE_BYTES = 64 * 1024
+TRIM_EVERY_SECONDS = 5.0
+_M_ARENA_MAX = -8  # mallopt parameter (glibc malloc.h)
+
+_installed = False
+_lock = threading.Lock()
+
+
+def install(*, spill_above: int = SPILL_ABOVE_BYTES, trim_every: float = TRIM_EVERY_SECONDS) -> None:
+    global _installed
+    with _lock:
+        if _installed:
+            return
+        _installed = True
+    # read by moto for every object it creates (moto.settings.get_s3_default_key_buffer_size)
+    os.environ["MOTO_S3_DEFAULT_KEY_BUFFER_SIZE"] = str(spill_above)
+    libc = _glibc()
+    if libc is None:
+        return
+    libc.mallopt(_M_ARENA_MAX, 2)
+    threading.Thread(target=_trim, args=(libc, trim_every), name="malloc-trim", daemon=True).start()
+
+
+def _glibc():
+    name = ctypes.util.find_library("c")
+    if not name:
+        return None
+    try:
+        libc = ctypes.CDLL(name)
+        libc.mallopt.argtypes, libc.mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+        libc.malloc_trim.argtypes, libc.malloc_trim.restype = [ctypes.c_size_t], ctypes.c_int
+    except (OSError, AttributeError):
+        return None  # not glibc
+    return libc
+
+
+def _trim(libc, every: float) -> None:
+    stop = threading.Event()
+    while not stop.wait(every):
+        libc.malloc_trim(0)
