@@ -167,7 +167,14 @@ def _leave_partial(env: LocalEnvironment, out: Path, key: str | None, batch_id: 
     except Exception as error:  # noqa: BLE001 - the report may still be written
         logging.getLogger(__name__).warning("state snapshot not saved: %s", error)
     try:
-        letters = [letter for letter in env.letters() if batch_id is None or letter.get("batch_id") == batch_id]
+        for attempt in range(5):  # moto's table may change under the scan while the run winds down
+            try:
+                letters = [letter for letter in env.letters() if batch_id is None or letter.get("batch_id") == batch_id]
+                break
+            except RuntimeError:
+                if attempt == 4:
+                    raise
+                time.sleep(0.5)
         report = partial_report(letters, batch_id=batch_id, file=key, why=why)
         (out / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False, default=str), encoding="utf-8")
         from bbconnect.report import report_csv
