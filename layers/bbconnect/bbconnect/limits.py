@@ -29,38 +29,64 @@ INBOUND_BODY_BYTES = (LAMBDA_SYNC_PAYLOAD_BYTES - _EVENT_ENVELOPE_BYTES) * 3 // 
 _TASK, _RETRY, _CHOICE, _WAIT, _TOKEN_TASK = 5, 3, 2, 2, 6
 _CHUNK_RETRIES = {"CheckSubscriptions": 8, "Render": 7, "Fallback": 8}  # the most attempts each may retry
 POLL_CYCLE_EVENTS = _TASK + _CHOICE + _WAIT  # AwaitResult, ResultArrived, WaitForResult
+SUBSCRIPTION_CYCLE_EVENTS = _TASK + _CHOICE + _WAIT  # CheckSubscriptions, Routed, WaitForSubscriptions
+SUBSCRIPTION_RETRY_CAP_SECONDS = 3600  # bbconnect.deadlines.subscription_retry_seconds' cap
 # A check retried within a cycle adds its attempts; at most this many of the cycles retry (a margin).
-_AWAIT_RETRIES = 8
-
-
-class ExecutionTooLong(ValueError):
-    """Settings under which a chunk's execution history would pass AWS's 25,000 events."""
+_CYCLE_RETRIES = 8
 
 
 def _fixed_events() -> int:
     fixed = 2  # ExecutionStarted, ExecutionSucceeded
     fixed += sum(_TASK + _RETRY * retries for retries in _CHUNK_RETRIES.values())
-    fixed += _CHOICE + _TOKEN_TASK + _CHOICE  # AnyDigital, Send, WasSent
-    return fixed + _AWAIT_RETRIES * _RETRY
+    fixed += _CHOICE + _CHOICE + _TOKEN_TASK + _CHOICE  # Routed, AnyDigital, Send, WasSent
+    return fixed + _CYCLE_RETRIES * _RETRY
 
 
-def chunk_history_events(*, poll_seconds: int, result_timeout_seconds: int) -> int:
-    """The most history events one chunk's child execution can write: its fixed states with every
-    retry, and one AwaitResult/Choice/Wait cycle per poll until the result timeout."""
-    if poll_seconds < 1 or result_timeout_seconds < 0:
-        raise ValueError("poll_seconds must be at least 1 and result_timeout_seconds not negative")
-    polls = math.ceil(result_timeout_seconds / poll_seconds) + 1
-    return _fixed_events() + polls * POLL_CYCLE_EVENTS
+def subscription_waits(wait_seconds: float, *, retry_seconds: int, cap: int = SUBSCRIPTION_RETRY_CAP_SECONDS) -> int:
+    """The most times a chunk's subscription check can wait within `wait_seconds`: the waits double
+    from `retry_seconds` up to `cap`, then stay at `cap`."""
+    waits, waited, step = 0, 0.0, max(1, retry_seconds)
+    while waited < wait_seconds and step < cap:
+        waited, waits, step = waited + step, waits + 1, step * 2
+    if waited < wait_seconds:
+        waits += math.ceil((wait_seconds - waited) / cap)
+    return waits + 1  # and the last check, at the deadline
 
 
-def check_chunk_history(*, poll_seconds: int, result_timeout_seconds: int) -> int:
-    """The chunk history's bound, or ExecutionTooLong naming the settings to change."""
-    events = chunk_history_events(poll_seconds=poll_seconds, result_timeout_seconds=result_timeout_seconds)
-    if events > HISTORY_EVENTS:
-        polls = (HISTORY_EVENTS - _fixed_events()) // POLL_CYCLE_EVENTS  # the most cycles that fit
-        shortest = math.ceil(result_timeout_seconds / (polls - 1))
-        raise ExecutionTooLong(
-            f"ResultPollSeconds={poll_seconds} with ResultTimeoutSeconds={result_timeout_seconds} lets a chunk's execution "
-            f"write up to {events} history events; a Standard execution fails at {HISTORY_EVENTS}. "
-            f"Poll at most every {shortest} s, or shorten the timeout.")
-    return events
+def chunk_history_events(*, poll_seconds: int, wait_seconds: float, subscription_retry_seconds: int = 300) -> int:
+    """The most history events one chunk's child execution can write while it may wait `wait_seconds`
+    (until its deadline): its fixed states with their retries, a subscription check that waits the
+    whole time, and one AwaitResult/Choice/Wait cycle per poll the whole time (a bound: both waits
+    share the time in truth)."""
+    if poll_seconds < 1 or wait_seconds < 0:
+        raise ValueError("poll_seconds must be at least 1 and wait_seconds not negative")
+    polls = math.ceil(wait_seconds / poll_seconds) + 1
+    waits = subscription_waits(wait_seconds, retry_seconds=subscription_retry_seconds)
+    return _fixed_events() + polls * POLL_CYCLE_EVENTS + waits * SUBSCRIPTION_CYCLE_EVENTS
+
+
+def poll_seconds_for(wait_seconds: float, *, at_least: int, subscription_retry_seconds: int = 300) -> int:
+    """How often a chunk that may wait `wait_seconds` asks for its processing report: every
+    `at_least` seconds (ResultPollSeconds), or less often when that could pass AWS's 25,000 history
+    events. Whatever the deadline, a chunk's execution stays within the limit."""
+    def fits(poll: int) -> bool:
+        return chunk_history_events(poll_seconds=poll, wait_seconds=wait_seconds,
+                                    subscription_retry_seconds=subscription_retry_seconds) <= HISTORY_EVENTS
+
+    poll = max(1, at_least)
+    if fits(poll):
+        return poll
+    low, high = poll, max(poll, int(wait_seconds) + 1)
+    if not fits(high):
+        raise ExecutionTooLong(f"a chunk that may wait {wait_seconds:.0f} s cannot stay within {HISTORY_EVENTS} history events")
+    while low < high:  # the smallest interval that fits
+        middle = (low + high) // 2
+        if fits(middle):
+            high = middle
+        else:
+            low = middle + 1
+    return low
+
+
+class ExecutionTooLong(ValueError):
+    """A chunk whose execution history could pass AWS's 25,000 events however seldom it polls."""

@@ -9,7 +9,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from bbconnect.limits import HISTORY_EVENTS, INBOUND_BODY_BYTES, ExecutionTooLong, check_chunk_history, chunk_history_events
+from bbconnect.deadlines import wait_timing
+from bbconnect.limits import HISTORY_EVENTS, INBOUND_BODY_BYTES, chunk_history_events, poll_seconds_for
 from bbconnect_local.iam import enforcer
 from bbconnect_local.iam.enforcer import AwsRules, PayloadTooLarge
 
@@ -101,16 +102,26 @@ def test_given_a_map_item_whose_history_passes_25000_events_when_it_runs_then_it
     assert f"fails at {HISTORY_EVENTS}" in refused[0].detail
 
 
-@pytest.mark.parametrize("poll, timeout, fits", [(300, 172_800, True), (1, 120, True), (5, 172_800, False), (63, 172_800, True),
-                                                 (62, 172_800, False)])
-def test_given_poll_and_timeout_settings_then_a_chunk_history_that_could_pass_25000_events_is_refused(poll, timeout, fits):
-    events = chunk_history_events(poll_seconds=poll, result_timeout_seconds=timeout)
-    assert (events <= HISTORY_EVENTS) is fits
-    if fits:
-        assert check_chunk_history(poll_seconds=poll, result_timeout_seconds=timeout) == events
-    else:
-        with pytest.raises(ExecutionTooLong, match="Poll at most every 63 s"):
-            check_chunk_history(poll_seconds=poll, result_timeout_seconds=timeout)
+@pytest.mark.parametrize("days, poll, expected_poll", [(2, 300, 300), (13, 300, 460), (13, 600, 600), (0.001, 1, 1)])
+def test_given_a_deadline_then_the_chunk_polls_so_seldom_that_its_history_stays_within_25000_events(days, poll, expected_poll):
+    # Given a chunk that may wait until its stream's deadline (digital_deadline, at most 13 days)
+    wait = days * 86_400
+    # When its poll interval is chosen from ResultPollSeconds
+    chosen = poll_seconds_for(wait, at_least=poll)
+    # Then it is ResultPollSeconds where that fits, and the least interval that fits where it does not
+    assert chosen == expected_poll
+    assert chunk_history_events(poll_seconds=chosen, wait_seconds=wait) <= HISTORY_EVENTS
+    if chosen > poll:
+        assert chunk_history_events(poll_seconds=chosen - 1, wait_seconds=wait) > HISTORY_EVENTS
+
+
+def test_given_a_files_deadlines_then_its_timing_waits_past_the_last_and_polls_within_the_history_limit():
+    from datetime import UTC, datetime, timedelta
+
+    now = datetime(2027, 2, 26, 9, tzinfo=UTC)
+    timing = wait_timing([now + timedelta(days=2), now + timedelta(days=13)], now, send_timeout_floor=21_600, result_poll_seconds=300,
+                         result_timeout_seconds=172_800, subscription_retry_seconds=300)
+    assert timing["poll_seconds"] == 460 and timing["send_timeout_seconds"] > 13 * 86_400
 
 
 def test_given_the_inbound_endpoint_then_its_largest_body_fits_a_6_mb_lambda_event_base64_encoded():

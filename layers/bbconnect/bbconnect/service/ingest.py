@@ -29,10 +29,9 @@ from bbconnect import letters as letter_model
 from bbconnect.adapters.tenant_configs import UnknownTenant
 from bbconnect.batchfile import BadBatchFile, read_batch_stream
 from bbconnect.chunking import ChunkKey, bericht_id, plan_chunks
-from bbconnect.deadlines import deadline_for, send_timeout_seconds
+from bbconnect.deadlines import deadline_for, wait_timing
 from bbconnect.ids import tenant_of_key
 from bbconnect.letters import Letter, Rejection
-from bbconnect.limits import ExecutionTooLong, check_chunk_history
 from bbconnect.rendering.passthrough import PassthroughError, check_passthrough
 from bbconnect.service import keys
 from bbconnect.service.context import Services
@@ -108,6 +107,14 @@ class _Intake:
     spool: object  # the accepted letters' JSON, one a line, in line order
 
 
+def wait_timing_of(services: Services, deadlines, now: datetime) -> dict[str, int]:
+    """The Send timeout and the result poll interval of a file's chunks (`deadlines.wait_timing`)."""
+    settings = services.settings
+    return wait_timing(deadlines, now, send_timeout_floor=settings.send_timeout_seconds, result_poll_seconds=settings.result_poll_seconds,
+                       result_timeout_seconds=settings.result_timeout_seconds,
+                       subscription_retry_seconds=settings.subscription_retry_seconds)
+
+
 def _read(services: Services, config: TenantConfig, key: str, now: datetime, *, version_id: str | None = None) -> _Intake:
     """Stream the file (the dropped version): validate each row, check its attachments, spool what is accepted."""
     validator = RowValidator(config, now=now)
@@ -146,17 +153,6 @@ def ingest(event: dict, services: Services, *, now: datetime | None = None) -> d
         "chunk_concurrency": services.settings.chunk_concurrency,
     }
     answer = {"batch_id": batch_id, "tenant": tenant or "", "file": key, "timing": timing, "chunk_count": 0}
-    try:  # a chunk's child execution must fit AWS's 25,000 history events, however long it waits
-        check_chunk_history(poll_seconds=services.settings.result_poll_seconds,
-                            result_timeout_seconds=services.settings.result_timeout_seconds)
-    except ExecutionTooLong as error:
-        # The operator's to fix (the execution fails, and its alarm fires); the tenant learns that
-        # the file was not taken, and why.
-        services.outbox.put_json(keys.report(tenant or "_unassigned", batch_id, "error.json"), {
-            "batch_id": batch_id, "tenant": tenant, "file": key, "status": "not_taken",
-            "error": "bbconnect is misconfigured and took no file; your operator has been alerted",
-            "counts": {"received": 0, "rejected": 0, "delivered": 0, "paper": 0, "failed": 0}, "letters": []})
-        raise ExecutionTooLong(str(error)) from None
     if event.get("resend_of"):
         from bbconnect.service.resend import ingest_resend
 
@@ -252,8 +248,7 @@ def _take(event: dict, services: Services, config: TenantConfig, intake: _Intake
     for letter in accepted:
         if letter.reference in used:
             streams.setdefault(letter.stream, {"accepted": 0, "duplicates": 0})["duplicates"] += 1
-    answer["timing"]["send_timeout_seconds"] = send_timeout_seconds(deadlines.values(), now,
-                                                                    floor=services.settings.send_timeout_seconds)
+    answer["timing"].update(wait_timing_of(services, deadlines.values(), now))
     return {
         **answer, "status": "ok", "streams": streams, "received": received, "accepted": len(recorded), "rejected": len(rejections),
         "chunk_count": len(chunks), "manifest": {"bucket": services.work.bucket, "key": keys.manifest(batch_id)},
