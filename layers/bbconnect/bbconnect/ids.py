@@ -1,7 +1,6 @@
 """Names for batch files and executions."""
 from __future__ import annotations
 
-import hashlib
 import re
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
