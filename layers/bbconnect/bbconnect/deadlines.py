@@ -33,7 +33,6 @@ __all__ = [
     "passed",
     "send_timeout_seconds",
     "subscription_retry_seconds",
-    "wait_timing",
 ]
 
 # The route source of letters whose subscription check could not be done before the deadline.
@@ -109,18 +108,3 @@ def paper_reason(because: PaperBecause, detail: str) -> str:
 def at_deadline(deadline: datetime) -> str:
     """`2027-03-01 09:00 UTC`: the deadline as reasons name it."""
     return deadline.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
-
-
-
-def wait_timing(deadlines: Iterable[datetime], now: datetime, *, send_timeout_floor: int, result_poll_seconds: int,
-                result_timeout_seconds: int, subscription_retry_seconds: int) -> dict[str, int]:
-    """How a file's chunks wait: the Send task's timeout (`send_timeout_seconds`) and how often a
-    chunk asks for its processing report until its deadline: ResultPollSeconds, or less often where
-    that could pass AWS's 25,000 events of an execution's history (`bbconnect.limits`)."""
-    from bbconnect.limits import poll_seconds_for
-
-    deadlines = list(deadlines)
-    longest = max(((deadline - now).total_seconds() for deadline in deadlines), default=float(result_timeout_seconds))
-    return {"send_timeout_seconds": send_timeout_seconds(deadlines, now, floor=send_timeout_floor),
-            "poll_seconds": poll_seconds_for(max(0.0, longest), at_least=result_poll_seconds,
-                                             subscription_retry_seconds=subscription_retry_seconds)}

@@ -53,40 +53,32 @@ def subscription_waits(wait_seconds: float, *, retry_seconds: int, cap: int = SU
     return waits + 1  # and the last check, at the deadline
 
 
+RESULT_CHECK_CAP_SECONDS = 3600  # the longest a chunk waits between two looks for its processing report
+
+
+def result_check_seconds(waited_seconds: float, *, at_least: int, cap: int = RESULT_CHECK_CAP_SECONDS) -> int:
+    """When a chunk looks again for its processing report: after a tenth of the time it has waited,
+    at least `at_least` seconds (ResultPollSeconds), at most `cap`. A report that comes quickly is
+    seen quickly; one that takes days costs a look an hour, not thousands of looks."""
+    return int(max(at_least, min(cap, waited_seconds / 10)))
+
+
+def result_checks(wait_seconds: float, *, at_least: int, cap: int = RESULT_CHECK_CAP_SECONDS) -> int:
+    """How many times a chunk looks for its processing report while it waits `wait_seconds`."""
+    checks, waited = 1, 0.0
+    while waited < wait_seconds:
+        waited += result_check_seconds(waited, at_least=at_least, cap=cap)
+        checks += 1
+    return checks
+
+
 def chunk_history_events(*, poll_seconds: int, wait_seconds: float, subscription_retry_seconds: int = 300) -> int:
     """The most history events one chunk's child execution can write while it may wait `wait_seconds`
     (until its deadline): its fixed states with their retries, a subscription check that waits the
-    whole time, and one AwaitResult/Choice/Wait cycle per poll the whole time (a bound: both waits
-    share the time in truth)."""
+    whole time, and an AwaitResult/Choice/Wait cycle per look for the processing report the whole
+    time (a bound: both waits share the time in truth). `poll_seconds`: ResultPollSeconds."""
     if poll_seconds < 1 or wait_seconds < 0:
         raise ValueError("poll_seconds must be at least 1 and wait_seconds not negative")
-    polls = math.ceil(wait_seconds / poll_seconds) + 1
+    polls = result_checks(wait_seconds, at_least=poll_seconds)
     waits = subscription_waits(wait_seconds, retry_seconds=subscription_retry_seconds)
     return _fixed_events() + polls * POLL_CYCLE_EVENTS + waits * SUBSCRIPTION_CYCLE_EVENTS
-
-
-def poll_seconds_for(wait_seconds: float, *, at_least: int, subscription_retry_seconds: int = 300) -> int:
-    """How often a chunk that may wait `wait_seconds` asks for its processing report: every
-    `at_least` seconds (ResultPollSeconds), or less often when that could pass AWS's 25,000 history
-    events. Whatever the deadline, a chunk's execution stays within the limit."""
-    def fits(poll: int) -> bool:
-        return chunk_history_events(poll_seconds=poll, wait_seconds=wait_seconds,
-                                    subscription_retry_seconds=subscription_retry_seconds) <= HISTORY_EVENTS
-
-    poll = max(1, at_least)
-    if fits(poll):
-        return poll
-    low, high = poll, max(poll, int(wait_seconds) + 1)
-    if not fits(high):
-        raise ExecutionTooLong(f"a chunk that may wait {wait_seconds:.0f} s cannot stay within {HISTORY_EVENTS} history events")
-    while low < high:  # the smallest interval that fits
-        middle = (low + high) // 2
-        if fits(middle):
-            high = middle
-        else:
-            low = middle + 1
-    return low
-
-
-class ExecutionTooLong(ValueError):
-    """A chunk whose execution history could pass AWS's 25,000 events however seldom it polls."""

@@ -9,8 +9,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from bbconnect.deadlines import wait_timing
-from bbconnect.limits import HISTORY_EVENTS, INBOUND_BODY_BYTES, chunk_history_events, poll_seconds_for
+from bbconnect.limits import HISTORY_EVENTS, INBOUND_BODY_BYTES, chunk_history_events, result_check_seconds, result_checks
 from bbconnect_local.iam import enforcer
 from bbconnect_local.iam.enforcer import AwsRules, PayloadTooLarge
 
@@ -102,26 +101,25 @@ def test_given_a_map_item_whose_history_passes_25000_events_when_it_runs_then_it
     assert f"fails at {HISTORY_EVENTS}" in refused[0].detail
 
 
-@pytest.mark.parametrize("days, poll, expected_poll", [(2, 300, 300), (13, 300, 460), (13, 600, 600), (0.001, 1, 1)])
-def test_given_a_deadline_then_the_chunk_polls_so_seldom_that_its_history_stays_within_25000_events(days, poll, expected_poll):
-    # Given a chunk that may wait until its stream's deadline (digital_deadline, at most 13 days)
-    wait = days * 86_400
-    # When its poll interval is chosen from ResultPollSeconds
-    chosen = poll_seconds_for(wait, at_least=poll)
-    # Then it is ResultPollSeconds where that fits, and the least interval that fits where it does not
-    assert chosen == expected_poll
-    assert chunk_history_events(poll_seconds=chosen, wait_seconds=wait) <= HISTORY_EVENTS
-    if chosen > poll:
-        assert chunk_history_events(poll_seconds=chosen - 1, wait_seconds=wait) > HISTORY_EVENTS
+@pytest.mark.parametrize("waited, at_least, expected", [(0, 300, 300), (2_000, 300, 300), (5_000, 300, 500),
+                                                     (40_000, 300, 3600), (5, 1, 1), (100, 1, 10)])
+def test_given_the_time_waited_then_a_chunk_looks_again_after_a_tenth_of_it_within_poll_and_an_hour(waited, at_least, expected):
+    assert result_check_seconds(waited, at_least=at_least) == expected
 
 
-def test_given_a_files_deadlines_then_its_timing_waits_past_the_last_and_polls_within_the_history_limit():
-    from datetime import UTC, datetime, timedelta
+def test_given_the_most_a_chunk_may_wait_and_the_shortest_polls_the_template_allows_then_its_history_fits(repo_root):
+    # Given the longest a chunk can wait (13 days: digital_deadline's maximum, ResultTimeoutSeconds'
+    # MaxValue) and the shortest intervals the template allows (ResultPollSeconds 1, retry 1 s)
+    from bbconnect.tenants import Stream
+    from bbconnect_local.template import load_template
 
-    now = datetime(2027, 2, 26, 9, tzinfo=UTC)
-    timing = wait_timing([now + timedelta(days=2), now + timedelta(days=13)], now, send_timeout_floor=21_600, result_poll_seconds=300,
-                         result_timeout_seconds=172_800, subscription_retry_seconds=300)
-    assert timing["poll_seconds"] == 460 and timing["send_timeout_seconds"] > 13 * 86_400
+    parameters = load_template(repo_root / "template.yaml")["Parameters"]
+    longest = max(parameters["ResultTimeoutSeconds"]["MaxValue"], Stream.model_fields["digital_deadline"].metadata[1].le.total_seconds())
+    events = chunk_history_events(poll_seconds=parameters["ResultPollSeconds"]["MinValue"], wait_seconds=longest,
+                                  subscription_retry_seconds=1)
+    # Then a chunk's execution stays within AWS's 25,000 history events
+    assert events <= HISTORY_EVENTS
+    assert result_checks(2 * 86_400, at_least=300) < 100  # a default two-day deadline: fewer than 100 looks
 
 
 def test_given_the_inbound_endpoint_then_its_largest_body_fits_a_6_mb_lambda_event_base64_encoded():

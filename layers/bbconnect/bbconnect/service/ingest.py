@@ -29,7 +29,7 @@ from bbconnect import letters as letter_model
 from bbconnect.adapters.tenant_configs import UnknownTenant
 from bbconnect.batchfile import BadBatchFile, read_batch_stream
 from bbconnect.chunking import ChunkKey, bericht_id, plan_chunks
-from bbconnect.deadlines import deadline_for, wait_timing
+from bbconnect.deadlines import deadline_for, send_timeout_seconds
 from bbconnect.ids import tenant_of_key
 from bbconnect.letters import Letter, Rejection
 from bbconnect.rendering.passthrough import PassthroughError, check_passthrough
@@ -105,14 +105,6 @@ class _Intake:
     accepted: list[_Accepted]
     rejections: list[Rejection]
     spool: object  # the accepted letters' JSON, one a line, in line order
-
-
-def wait_timing_of(services: Services, deadlines, now: datetime) -> dict[str, int]:
-    """The Send timeout and the result poll interval of a file's chunks (`deadlines.wait_timing`)."""
-    settings = services.settings
-    return wait_timing(deadlines, now, send_timeout_floor=settings.send_timeout_seconds, result_poll_seconds=settings.result_poll_seconds,
-                       result_timeout_seconds=settings.result_timeout_seconds,
-                       subscription_retry_seconds=settings.subscription_retry_seconds)
 
 
 def _read(services: Services, config: TenantConfig, key: str, now: datetime, *, version_id: str | None = None) -> _Intake:
@@ -248,7 +240,8 @@ def _take(event: dict, services: Services, config: TenantConfig, intake: _Intake
     for letter in accepted:
         if letter.reference in used:
             streams.setdefault(letter.stream, {"accepted": 0, "duplicates": 0})["duplicates"] += 1
-    answer["timing"].update(wait_timing_of(services, deadlines.values(), now))
+    answer["timing"]["send_timeout_seconds"] = send_timeout_seconds(deadlines.values(), now,
+                                                                    floor=services.settings.send_timeout_seconds)
     return {
         **answer, "status": "ok", "streams": streams, "received": received, "accepted": len(recorded), "rejected": len(rejections),
         "chunk_count": len(chunks), "manifest": {"bucket": services.work.bucket, "key": keys.manifest(batch_id)},

@@ -14,7 +14,7 @@ import json
 import re
 from datetime import UTC, datetime
 
-from bbconnect.deadlines import deadline_for
+from bbconnect.deadlines import deadline_for, send_timeout_seconds
 from bbconnect.service import keys
 from bbconnect.service.context import Services
 from bbconnect.status import Status
@@ -82,9 +82,7 @@ def ingest_resend(event: dict, services: Services, *, timing: dict) -> dict:
     services.work.put_json(keys.source(batch_id), {"tenant": tenant, "file": source["file"], "received": received,
                                                    "accepted": received, "rejected": 0, "resend_of": original,
                                                    "skipped_in_flight": skipped, "ingested_at": now.isoformat()})
-    from bbconnect.service.ingest import wait_timing_of  # (ingest imports this module when it is asked to resend)
-
-    timing = {**timing, **wait_timing_of(services, deadlines, now)}
+    timing = {**timing, "send_timeout_seconds": send_timeout_seconds(deadlines, now, floor=services.settings.send_timeout_seconds)}
     services.batches.record_file(batch_id, tenant=tenant, file=source["file"], status="processing", resend_of=original,
                                  received=received, accepted=received, rejected=0, chunks=len(manifest))
     return {"batch_id": batch_id, "tenant": tenant, "file": source["file"], "timing": timing, "status": "ok",

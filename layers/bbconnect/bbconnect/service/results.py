@@ -42,7 +42,7 @@ from html import escape
 
 from bbconnect.ebms import inbound
 from bbconnect.ebms import message as ebms
-from bbconnect.limits import INBOUND_BODY_BYTES
+from bbconnect.limits import INBOUND_BODY_BYTES, result_check_seconds
 from bbconnect.logius.globe import is_guid, parse_result
 from bbconnect.service import keys
 from bbconnect.service.context import Services
@@ -398,7 +398,8 @@ def await_result(event: dict, services: Services, *, now: datetime | None = None
         status = "timed_out" if now >= datetime.fromisoformat(record["deadline"]) else "waiting"
     else:
         status = "timed_out" if waited >= services.settings.result_timeout_seconds else "waiting"
-    return {"status": status, "checked_at": now.isoformat(), "waited_seconds": max(0, int(waited))}
+    return {"status": status, "checked_at": now.isoformat(), "waited_seconds": max(0, int(waited)),
+            "next_check_seconds": result_check_seconds(waited, at_least=services.settings.result_poll_seconds)}
 
 
 def collect_from_adapter(services: Services, record: dict) -> int:
