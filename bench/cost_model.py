@@ -116,7 +116,8 @@ def per_letter_lines(counts: dict, settings: dict[str, tuple[int, str]]) -> list
     per_batch = {"Ingest", "AnyChunks", "ProcessChunks", "Finalize"}
     path = sum(n for state, n in counts["transitions_by_state"].items() if state not in per_batch) / chunks
     tasks = sum(use["invocations"] for name, use in counts["functions"].items()
-                if name in ("CheckSubscriptionsFunction", "RenderFunction", "SendFunction", "AwaitResultFunction", "FallbackFunction")) / chunks
+                if name in ("CheckSubscriptionsFunction", "RenderFunction", "SendFunction", "AwaitResultFunction",
+                            "FallbackFunction")) / chunks
     ours = {line.what: line for line in bbconnect_lines(counts, settings)}
     letters = MILLION
     lines = [

@@ -58,7 +58,7 @@ class _NumberedCanvas(canvas.Canvas):
         self._pages: list[dict] = []
         self._footer = footer
 
-    def showPage(self):  # noqa: N802 (reportlab's name)
+    def showPage(self):
         self._pages.append(dict(self.__dict__))
         self._startPage()
 
@@ -315,12 +315,20 @@ class PlatypusLetter:
         self.head = ParagraphStyle("head", fontName="DejaVu-Bold", fontSize=8.5, leading=11.9)
 
     def render(self, doc: LetterDocument) -> bytes:
+        from xml.sax.saxutils import escape
+
         from reportlab.lib import colors
         from reportlab.platypus import (
-            BaseDocTemplate, Frame, KeepTogether, NextPageTemplate, PageTemplate, Paragraph, Spacer, Table,
+            BaseDocTemplate,
+            Frame,
+            KeepTogether,
+            NextPageTemplate,
+            PageTemplate,
+            Paragraph,
+            Spacer,
+            Table,
             TableStyle,
         )
-        from xml.sax.saxutils import escape
 
         s, a, p = doc.sender, doc.assessment, doc.payment
         brand = colors.Color(*parse_colour(s.colour)) if s.colour else colors.black

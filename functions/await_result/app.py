@@ -2,8 +2,8 @@
 from aws_lambda_powertools.metrics import MetricUnit
 
 from bbconnect.observability import correlate, logger_for, metrics_for
-from bbconnect.service.results import await_result
 from bbconnect.service.context import services
+from bbconnect.service.results import await_result
 
 logger = logger_for("await-result")
 metrics = metrics_for("await-result")

@@ -2,8 +2,8 @@
 from aws_lambda_powertools.metrics import MetricUnit
 
 from bbconnect.observability import correlate, logger_for, logius_latency, metrics_for
-from bbconnect.service.subscriptions import check_subscriptions
 from bbconnect.service.context import services
+from bbconnect.service.subscriptions import check_subscriptions
 
 logger = logger_for("check-subscriptions")
 metrics = metrics_for("check-subscriptions")

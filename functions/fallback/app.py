@@ -15,7 +15,7 @@ def _stream_of(event: dict) -> str | None:
     """The chunk's stream (one per chunk): for the by-stream counts only, so never fatal."""
     try:
         return services().work.get_json(event["chunk"]["key"]).get("stream")
-    except Exception:  # noqa: BLE001
+    except Exception:
         logger.warning("chunk stream unknown: counted without a stream", exc_info=True)
         return None
 

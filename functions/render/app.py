@@ -1,7 +1,7 @@
 """Batch state machine task: render."""
 from bbconnect.observability import correlate, logger_for, metrics_for
-from bbconnect.service.render import render
 from bbconnect.service.context import services
+from bbconnect.service.render import render
 
 logger = logger_for("render")
 metrics = metrics_for("render")

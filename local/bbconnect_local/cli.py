@@ -147,12 +147,12 @@ def _run(file: Path, tenant: str, out: Path, config_dir: Path, simulator: Path |
     except KeyboardInterrupt:
         sys.stdout = real_stdout
         console.print(f"[yellow]stopped:[/yellow] the partial report and the state snapshot are in {out}")
-        raise typer.Exit(130)
+        raise typer.Exit(130) from None
     except Exception as error:
         sys.stdout = real_stdout
         console.print(f"[red]run failed:[/red] {error}")
         console.print(f"the partial report and the state snapshot are in {out}")
-        raise typer.Exit(1)
+        raise typer.Exit(1) from error
     finally:
         sys.stdout = real_stdout
         progress.stop()
@@ -164,7 +164,7 @@ def _leave_partial(env: LocalEnvironment, out: Path, key: str | None, batch_id: 
     each row's status so far (final or not). Best effort: a failure here is logged, not raised."""
     try:
         save_snapshot(env.outputs, out, config_dir=config_dir)
-    except Exception as error:  # noqa: BLE001 - the report may still be written
+    except Exception as error:
         logging.getLogger(__name__).warning("state snapshot not saved: %s", error)
     try:
         for attempt in range(5):  # moto's table may change under the scan while the run winds down
@@ -180,7 +180,7 @@ def _leave_partial(env: LocalEnvironment, out: Path, key: str | None, batch_id: 
         from bbconnect.report import report_csv
 
         (out / "report.csv").write_bytes(report_csv(report["letters"]))
-    except Exception as error:  # noqa: BLE001
+    except Exception as error:
         logging.getLogger(__name__).warning("partial report not written: %s", error)
 
 
@@ -256,8 +256,8 @@ class RunProgress:
         self._last = time.monotonic()
         try:
             self._refresh()
-        except Exception:  # noqa: BLE001 - a progress bar never stops a run
-            pass
+        except Exception as error:  # a progress line is not worth stopping the run for
+            logging.getLogger(__name__).debug("progress not refreshed: %s", error)
 
     def _refresh(self) -> None:
         from bbconnect.service import keys
@@ -285,7 +285,7 @@ class RunProgress:
 def _work_json(env, key: str) -> dict | list | None:
     try:
         return json.loads(env.work_object(key))
-    except Exception:  # noqa: BLE001 - not there (yet)
+    except Exception:
         return None
 
 

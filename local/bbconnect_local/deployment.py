@@ -185,7 +185,7 @@ class LocalDeployment:
                 self.physical[logical_id] = {"Ref": base}
 
     # ------------------------------------------------------------------ lifecycle
-    def start(self) -> "LocalDeployment":
+    def start(self) -> LocalDeployment:
         from moto import mock_aws
         from moto.awslambda.models import LambdaFunction
 
@@ -234,7 +234,7 @@ class LocalDeployment:
 
         context.reset()
 
-    def __enter__(self) -> "LocalDeployment":
+    def __enter__(self) -> LocalDeployment:
         return self.start()
 
     def __exit__(self, *exc) -> None:

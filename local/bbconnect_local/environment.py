@@ -72,7 +72,7 @@ class LocalEnvironment:
         self.deployment: LocalDeployment | None = None
 
     # ------------------------------------------------------------------ lifecycle
-    def start(self) -> "LocalEnvironment":
+    def start(self) -> LocalEnvironment:
         from bbconnect_local import spill
 
         spill.install()  # moto's S3 objects on disk, freed memory handed back: a long run stays bounded
@@ -113,7 +113,7 @@ class LocalEnvironment:
         if self._own_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
-    def __enter__(self) -> "LocalEnvironment":
+    def __enter__(self) -> LocalEnvironment:
         return self.start()
 
     def __exit__(self, *exc) -> None:

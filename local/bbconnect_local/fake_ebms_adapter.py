@@ -12,8 +12,10 @@ It implements what `bbconnect.adapters.ebms_adapter` uses, in both request shape
 
 | call | answer |
 |---|---|
-| `POST messages` (`{"properties", "dataSources"}` or `{"messageContent": {"context", "dataSources"}}`) | 200 text/plain MessageId; 400 text when a field is missing or a MessageId is reused |
-| `GET messages/{id}/status` | `{"timestamp", "status"}`; a sent message is `CREATED` for its first `pending_polls` polls, then `outcome` (if set); 404 unknown |
+| `POST messages` (`{"properties", "dataSources"}` or | 200 text/plain MessageId; 400 text when a field is missing or |
+|   `{"messageContent": {"context", "dataSources"}}`) |   a MessageId is reused |
+| `GET messages/{id}/status` | `{"timestamp", "status"}`; a sent message is `CREATED` for its first |
+| | `pending_polls` polls, then `outcome` (if set); 404 unknown |
 | `GET messages/unprocessed?cpaId&action&...` and `GET messages?cpaId&action` | JSON list of received, unprocessed MessageIds |
 | `GET messages/{id}[?process=true]` | `{"properties": {..., "messageStatus"}, "dataSources"}`; 404 unknown |
 | `PATCH messages/{id}` (or `DELETE`) | 204, the message is processed; 404 unknown; 405 for PATCH when `patch_allowed` is off |
@@ -51,7 +53,7 @@ _EVENT_OF = {"DELIVERED": "DELIVERED", "DELIVERY_FAILED": "FAILED", "EXPIRED": "
 
 
 def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclass
@@ -453,7 +455,7 @@ class _Handler(BaseHTTPRequestHandler):
         if data:
             self.wfile.write(data)
 
-    do_GET = do_POST = do_PATCH = do_DELETE = do_PUT = _serve  # noqa: N815
+    do_GET = do_POST = do_PATCH = do_DELETE = do_PUT = _serve
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         log.debug(format, *args)

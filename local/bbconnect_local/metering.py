@@ -111,10 +111,8 @@ class Meter:
         from moto.stepfunctions.parser.asl.component.state.state import CommonStateField
 
         from bbconnect.adapters import transport
-
-        from bbconnect_local.deployment import LocalFunction
-
         from bbconnect.rendering.letter import LetterRenderer
+        from bbconnect_local.deployment import LocalFunction
 
         meter = self
         post = transport.post
@@ -203,7 +201,8 @@ class Meter:
         LocalFunction.__call__ = metered_invoke
         transport.post = timed_post
         LetterRenderer.render_with_pages = timed_render
-        self._undo = [(transport, "post", post), (LetterRenderer, "render_with_pages", render), (CommonStateField, "_eval_body", enter_state), (ExecutionState, "_handle_retry", retry),
+        self._undo = [(transport, "post", post), (LetterRenderer, "render_with_pages", render),
+                      (CommonStateField, "_eval_body", enter_state), (ExecutionState, "_handle_retry", retry),
                       (BotocoreStubber, "__call__", stub), (LocalFunction, "__call__", invoke)]
         return self
 
@@ -257,7 +256,7 @@ class Meter:
         elif operation in ("Query", "Scan") and response is not None:
             try:
                 answer = json.loads(response.content)  # cached on the response: botocore reads it again
-            except Exception:  # noqa: BLE001 - a count we cannot read is left out, the run goes on
+            except Exception:
                 answer = {}
             queried.append((body["TableName"], int(answer.get("ScannedCount") or answer.get("Count") or 0),
                             bool(body.get("ConsistentRead"))))
@@ -286,7 +285,7 @@ class Meter:
         for table, key, consistent in self.dynamodb_reads:
             units = max(1, math.ceil(sizes.get((table, key), 1024) / 4096))
             read_units += units if consistent else units / 2
-        for table, items, consistent in self.dynamodb_query_items:
+        for _table, items, consistent in self.dynamodb_query_items:
             read_units += max(1, items) * (1 if consistent else 0.5)
         return {
             "state_transitions": sum(self.transitions.values()) + self.retries,

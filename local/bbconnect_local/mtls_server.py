@@ -14,6 +14,7 @@ import http.client
 import logging
 import socket
 import ssl
+import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -157,7 +158,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
     # -- methods -----------------------------------------------------------------------------
 
-    def do_POST(self) -> None:  # noqa: N802 (http.server naming)
+    def do_POST(self) -> None:
         try:
             body = self._read_body()
         except _PayloadTooLarge:
@@ -195,9 +196,9 @@ class _RequestHandler(BaseHTTPRequestHandler):
         self.close_connection = True
         self._send(HttpResponse(405, {"Allow": "POST", "Content-Type": "text/plain"}, b"method not allowed\n"))
 
-    do_GET = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _method_not_allowed  # noqa: N815
+    do_GET = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _method_not_allowed
 
-    def do_HEAD(self) -> None:  # noqa: N802
+    def do_HEAD(self) -> None:
         self.close_connection = True
         self.send_response(405)
         self.send_header("Allow", "POST")
@@ -281,10 +282,10 @@ class _RequestHandler(BaseHTTPRequestHandler):
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         log.debug("%s %s -> %s", self.command, _path_only(self.path or ""), code)
 
-    def log_error(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_error(self, format: str, *args: Any) -> None:
         log.info("http error: " + format, *args)
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         log.debug(format, *args)
 
 
@@ -337,7 +338,7 @@ class _Server(ThreadingHTTPServer):
             tls.close()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
-        log.debug("connection from %s ended with an error", client_address[0], exc_info=True)
+        log.debug("connection from %s ended with an error", client_address[0], exc_info=sys.exc_info())
 
     def close_connections(self) -> None:
         with self._connections_lock:

@@ -10,12 +10,13 @@ from __future__ import annotations
 import json
 import sys
 from collections import Counter, defaultdict
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import typer
@@ -212,7 +213,8 @@ def _choose(ctx: typer.Context,
                                              help="The CloudFormation stack of a deployed bbconnect."),
             region: str | None = typer.Option(None, "--region", help="The stack's region (default: from the AWS environment)."),
             local: Path | None = typer.Option(None, "--local", file_okay=False,
-                                              help="The --out folder of a local run (`bbconnect run`/`demo`): its state/ snapshot.")) -> None:
+                                              help="The --out folder of a local run (`bbconnect run`/`demo`): "
+                                                   "its state/ snapshot.")) -> None:
     """Operate bbconnect: batches, letters, failures, resends, dead letters, the volume forecast."""
     if isinstance(ctx.obj, OpsBackend):
         return
@@ -261,14 +263,14 @@ def _command(function):
                 code = function(ctx, backend, _console(), *args, **kwargs) or OK
         except OpsError as error:
             _error(str(error))
-            raise typer.Exit(error.code)
+            raise typer.Exit(error.code) from None
         except ClientError as error:
             details = error.response.get("Error", {})
             _error(f"AWS refused {error.operation_name}: {details.get('Code')}: {details.get('Message')}")
-            raise typer.Exit(NOT_FOUND)
+            raise typer.Exit(NOT_FOUND) from None
         except BotoCoreError as error:
             _error(f"AWS could not be reached: {error}")
-            raise typer.Exit(NOT_FOUND)
+            raise typer.Exit(NOT_FOUND) from None
         if code:
             raise typer.Exit(code)
 
@@ -431,7 +433,8 @@ def letter(ctx: typer.Context, backend: OpsBackend, console: Console,
     summary = Table(title="letter", show_header=False)
     summary.add_column("field", style="bold")
     summary.add_column("value", overflow="fold")
-    for label, value in (("tenant", tenant), ("reference", reference), ("status", item.get("status")), ("reason", item.get("reason")), ("route", item.get("route")),
+    for label, value in (("tenant", tenant), ("reference", reference), ("status", item.get("status")),
+                         ("reason", item.get("reason")), ("route", item.get("route")),
                          ("route source", item.get("route_source")), ("paper copy", item.get("paper_copy")),
                          ("BerichtID", item.get("bericht_id")), ("GLOBE BatchID", item.get("globe_batch_id")),
                          ("batch", item.get("batch_id")), ("line", _num(item.get("line"))), ("sender", item.get("sender")),
@@ -486,7 +489,8 @@ def failed(ctx: typer.Context, backend: OpsBackend, console: Console,
 @_command
 def resend(ctx: typer.Context, backend: OpsBackend, console: Console,
            tenant: str = typer.Option(..., "--tenant"), batch_id: str = typer.Option(..., "--batch"),
-           references: list[str] = typer.Option([], "--reference", help="Only these letters (repeat); default: every FAILED letter of the batch.")) -> int:
+           references: list[str] = typer.Option([], "--reference",
+                                                help="Only these letters (repeat); default: every FAILED letter of the batch.")) -> int:
     """Send the FAILED letters of a batch again (same BatchID and BerichtID), after the cause is fixed."""
     if not backend.can_resend:
         raise OpsError(
@@ -529,7 +533,7 @@ def resend(ctx: typer.Context, backend: OpsBackend, console: Console,
     return OK
 
 
-class QueueChoice(str, Enum):
+class QueueChoice(StrEnum):
     intake = "intake"
     send = "send"
 
@@ -619,7 +623,8 @@ def _chunk_letters(backend: OpsBackend, batch_id: str) -> dict[str, tuple[str | 
     if manifest is not None:
         chunk_keys = [entry["key"] for entry in manifest]
     else:
-        chunk_keys = [item["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"batches/{batch_id}/chunks/")
+        pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"batches/{batch_id}/chunks/")
+        chunk_keys = [item["Key"] for page in pages
                       for item in page.get("Contents", []) if item["Key"].endswith("/letters.json")]
     letters: dict[str, tuple[str | None, str | None]] = {}
     for key in chunk_keys:

@@ -234,10 +234,7 @@ def oin_from_certificate(der_or_pem: bytes | str) -> str | None:
     """The OIN in the certificate's subject `serialNumber`, or None when absent or not an OIN."""
     data = der_or_pem.encode("ascii") if isinstance(der_or_pem, str) else bytes(der_or_pem)
     try:
-        if b"-----BEGIN" in data:
-            cert = x509.load_pem_x509_certificate(data)
-        else:
-            cert = x509.load_der_x509_certificate(data)
+        cert = x509.load_pem_x509_certificate(data) if b"-----BEGIN" in data else x509.load_der_x509_certificate(data)
     except ValueError:
         return None
     for attribute in cert.subject.get_attributes_for_oid(NameOID.SERIAL_NUMBER):
@@ -278,7 +275,7 @@ def client_ssl_context(identity: Identity | None, ca_path: Path) -> ssl.SSLConte
 
 
 def _utcnow() -> _dt.datetime:
-    return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0)
+    return _dt.datetime.now(_dt.UTC).replace(microsecond=0)
 
 
 def _new_key(key_type: KeyType) -> _PrivateKey:

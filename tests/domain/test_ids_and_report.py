@@ -6,7 +6,6 @@ import re
 from bbconnect.ids import batch_id_for, tenant_of_key
 from bbconnect.report import accounted, counts_of, report_csv
 
-
 SHA_A, SHA_B = "a" * 64, "0123456789abcdef" * 4
 
 

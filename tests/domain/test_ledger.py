@@ -1,7 +1,7 @@
 """The ledger: a letter's record and its chunk's record composed into one status and history."""
 from __future__ import annotations
 
-from bbconnect.ledger import compose, compose_all, chunk_key, decode_outcome, encode_outcome
+from bbconnect.ledger import chunk_key, compose, compose_all, decode_outcome, encode_outcome
 
 TENANT, BATCH = "gemeente-lv", "b-1"
 

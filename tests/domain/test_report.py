@@ -154,7 +154,7 @@ def test_given_a_stored_history_with_more_fields_when_written_then_only_time_sta
 
 
 # ------------------------------------------------------------------ routes, paper reasons, honest GLOBE batch counts
-from bbconnect.report import logius_summary, paper_reasons, route_sources, source_kind  # noqa: E402
+from bbconnect.report import paper_reasons, route_sources, source_kind  # noqa: E402
 
 
 def test_given_letters_then_the_report_shows_per_route_what_decided_it():

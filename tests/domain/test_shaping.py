@@ -1,7 +1,7 @@
 """Peak shaping: the per-connection token bucket and in-flight slots, and spreading PublicatieDatum."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -14,7 +14,7 @@ from bbconnect.tenants import TenantConfig
 from bbconnect.validation import PUBLISH_MAX_AHEAD
 
 AMS = ZoneInfo("Europe/Amsterdam")
-UTC = timezone.utc
+UTC = UTC
 T0 = 1_800_000_000.0  # epoch seconds; the bucket only ever sees differences
 LEASE = 120.0
 

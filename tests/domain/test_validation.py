@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import copy
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -282,11 +282,11 @@ def test_given_spaces_around_names_and_subject_when_validated_then_they_are_trim
 @pytest.mark.parametrize(
     ("value", "expected"),
     [
-        ("2027-03-01", datetime(2027, 2, 28, 23, 0, tzinfo=timezone.utc)),  # CET, +01:00
-        ("2027-04-01", datetime(2027, 3, 31, 22, 0, tzinfo=timezone.utc)),  # CEST, +02:00
-        ("2027-03-01T12:30", datetime(2027, 3, 1, 11, 30, tzinfo=timezone.utc)),  # no offset: Amsterdam
-        ("2027-03-01T12:30:00Z", datetime(2027, 3, 1, 12, 30, tzinfo=timezone.utc)),
-        ("2027-03-01T12:30:00+05:00", datetime(2027, 3, 1, 7, 30, tzinfo=timezone.utc)),
+        ("2027-03-01", datetime(2027, 2, 28, 23, 0, tzinfo=UTC)),  # CET, +01:00
+        ("2027-04-01", datetime(2027, 3, 31, 22, 0, tzinfo=UTC)),  # CEST, +02:00
+        ("2027-03-01T12:30", datetime(2027, 3, 1, 11, 30, tzinfo=UTC)),  # no offset: Amsterdam
+        ("2027-03-01T12:30:00Z", datetime(2027, 3, 1, 12, 30, tzinfo=UTC)),
+        ("2027-03-01T12:30:00+05:00", datetime(2027, 3, 1, 7, 30, tzinfo=UTC)),
     ],
 )
 def test_dates_become_utc_aware(value, expected):
@@ -295,7 +295,7 @@ def test_dates_become_utc_aware(value, expected):
     fields = _fields(publish_at=value, act_before=value)
     letter = validate_row(RawRow(line=1, fields=fields), TENANT, now=expected - timedelta(days=1))
     assert isinstance(letter, Letter)
-    assert letter.publish_at == expected and letter.publish_at.tzinfo == timezone.utc
+    assert letter.publish_at == expected and letter.publish_at.tzinfo == UTC
     assert letter.act_before == expected
 
 

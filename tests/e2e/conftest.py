@@ -15,7 +15,6 @@ from bbconnect_local.environment import REPO_ROOT, LocalEnvironment, simulator_c
 from bbconnect_local.fake_ebms_adapter import FakeEbmsAdapter
 from bbconnect_local.pki import TestPKI
 
-
 ASYNC_TENANT = "gemeente-lv-async"
 # The demo tenant with a digital deadline of seconds, for what must happen when it comes.
 DEADLINE_TENANT = "gemeente-lv-deadline"

@@ -9,14 +9,10 @@ import io
 import json
 import uuid
 
-
-from bbconnect.ebms import message as ebms
-from bbconnect_local.iam.enforcer import take_all_violations
-from bbconnect_local.mtls_server import https_post
 from hostile.corpus import (
     FILE_CASES,
-    ROW_CASES,
     PDF_CASES,
+    ROW_CASES,
     XML_ATTACKS,
     XmlContext,
     _formula_rows,
@@ -26,6 +22,10 @@ from hostile.corpus import (
     jsonl,
 )
 from hostile.inbound import globe_result
+
+from bbconnect.ebms import message as ebms
+from bbconnect_local.iam.enforcer import take_all_violations
+from bbconnect_local.mtls_server import https_post
 
 TENANT = "gemeente-lv"
 TRIGGERS = ("=", "+", "-", "@", "\t", "\r", "\n")

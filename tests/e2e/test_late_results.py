@@ -3,6 +3,8 @@ delivered ones become DELIVERED, those without a Berichtenbox join the next prin
 from __future__ import annotations
 
 import json
+import uuid
+from datetime import UTC, datetime
 
 import boto3
 

@@ -83,7 +83,7 @@ class _EveryRecord(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         try:
             text = self.format(record)
-        except Exception as error:  # noqa: BLE001 - an unformattable record is still scanned
+        except Exception as error:
             text = f"{record.name} unformattable {record.msg!r} % {record.args!r} ({error!r})"
         extra = {key: value for key, value in vars(record).items() if key not in _RECORD_FIELDS}
         self.lines.append(f"{text} {extra!r}" if extra else text)

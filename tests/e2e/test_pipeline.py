@@ -147,7 +147,7 @@ def test_given_the_sample_tax_run_when_dropped_then_every_row_ends_in_exactly_on
             continue
         item = ledger.get("gemeente-lv", letter["reference"])
         assert item["status"] == letter["status"]
-        assert [entry["status"] for entry in item["history"]][0] == "ACCEPTED"
+        assert next(entry["status"] for entry in item["history"]) == "ACCEPTED"
         assert [entry["status"] for entry in item["history"]][-1] == letter["status"]
     # And the messages went as the connection's CPA profile says, both ways (and WUS as 2W-be-S when signed)
     _assert_sent_as_the_cpa_says(local_env, sent, report)

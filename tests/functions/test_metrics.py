@@ -78,7 +78,7 @@ def points(blobs: list[dict]) -> list[tuple[str, dict[str, str], float]]:
 
 
 def _services(**fields) -> Services:
-    values = {name: None for name in Services.__dataclass_fields__}
+    values = dict.fromkeys(Services.__dataclass_fields__)
     values.update(fields)
     return Services(**values)
 

@@ -626,7 +626,7 @@ JSON_CASES = [
          "line 2 is not valid JSON: Extra data"),
     _row("line-is-cut-short", "json", lambda r, f: json.dumps(good_row(r))[:-40], L.MALFORMED_ROW,
          "line 2 is not valid JSON"),
-    _row("key-twice", "json", lambda r, f: '{"reference": "%s", "bsn": "1", "bsn": "2"}' % r, L.MALFORMED_ROW,
+    _row("key-twice", "json", lambda r, f: f'{{"reference": "{r}", "bsn": "1", "bsn": "2"}}', L.MALFORMED_ROW,
          "line 2 has the key 'bsn' twice"),
     _row("nan-value", "json", lambda r, f: '{"reference": NaN}', L.MALFORMED_ROW, "NaN is not allowed"),
     _row("infinity-value", "json", lambda r, f: '{"reference": -Infinity}', L.MALFORMED_ROW,
@@ -818,7 +818,7 @@ def _oversized(limit: int):
 
 
 def _utf16_doctype(document: bytes, ctx: XmlContext) -> bytes:
-    declaration, start, rest = _split(document)
+    _declaration, start, rest = _split(document)
     name = _root_name(start).decode()
     text = (start + b"&x;" + rest).decode("utf-8") if not start.endswith(b"/>") else start.decode()
     return (f'<?xml version="1.0" encoding="UTF-16"?><!DOCTYPE {name} [<!ENTITY x "y">]>' + text).encode("utf-16")
@@ -831,7 +831,7 @@ def _foreign_namespace(document: bytes, ctx: XmlContext) -> bytes:
 
 
 _LOLS = "".join(
-    f'<!ENTITY lol{i} "{("&lol%d;" % (i - 1)) * 10}">' for i in range(1, 10)
+    f'<!ENTITY lol{i} "{f"&lol{i - 1};" * 10}">' for i in range(1, 10)
 )
 
 

@@ -68,7 +68,7 @@ class CountingServer:
         hits = self.hits
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 (http.server API)
+            def do_GET(self) -> None:
                 hits.append(self.path)
                 body = b'<!ENTITY leak "LEAKED">'
                 self.send_response(200)
@@ -83,7 +83,7 @@ class CountingServer:
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self.base_url = f"http://127.0.0.1:{self._server.server_address[1]}"
 
-    def __enter__(self) -> "CountingServer":
+    def __enter__(self) -> CountingServer:
         self._thread.start()
         return self
 

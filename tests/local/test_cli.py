@@ -4,9 +4,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
-
-import pytest
 
 BBCONNECT = [sys.executable, "-m", "bbconnect_local.cli"]
 

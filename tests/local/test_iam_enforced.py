@@ -18,7 +18,6 @@ from bbconnect_local.iam.enforcer import take_all_violations
 from bbconnect_local.template import load_template
 
 
-
 def _cfn_dumper():
     class Dumper(yaml.SafeDumper):
         pass

@@ -47,7 +47,7 @@ PARSER = etree.XMLParser(resolve_entities=False, no_network=True)
 
 
 def now_utc() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 def iso(moment: dt.datetime) -> str:
@@ -90,7 +90,7 @@ def berichten(letters: list[Brief], *, batch_id: str | None = None, leverancier:
             f"<b:SoortGebruiker>Burger</b:SoortGebruiker></b:BerichtInformatie>{bijlagen}</b:Bericht>"
         )
     parts.append("</Berichten>")
-    return '<?xml version="1.0" encoding="UTF-8"?>'.encode() + "".join(parts).encode("utf-8"), batch_id
+    return b'<?xml version="1.0" encoding="UTF-8"?>' + "".join(parts).encode("utf-8"), batch_id
 
 
 def ebms_message(
@@ -107,7 +107,7 @@ def ebms_message(
     message_id = message_id or f"{uuid.uuid4()}@sender.example"
     payload_cid = f"payload-{uuid.uuid4()}@sender.example"
     sync = (
-        f'<eb:SyncReply eb:version="2.0" SOAP:mustUnderstand="1" SOAP:actor="http://schemas.xmlsoap.org/soap/actor/next"/>'
+        '<eb:SyncReply eb:version="2.0" SOAP:mustUnderstand="1" SOAP:actor="http://schemas.xmlsoap.org/soap/actor/next"/>'
         if sync_reply else ""
     )
     envelope = f"""<?xml version="1.0" encoding="UTF-8"?>
@@ -430,7 +430,7 @@ def test_a_duplicate_message_id_replays_the_same_ack_and_delivers_once(
 ) -> None:
     # Given a batch that was acknowledged and delivered
     letter = Brief(SUBSCRIBED)
-    payload, batch_id = berichten([letter])
+    payload, _batch_id = berichten([letter])
     body, headers, message_id = ebms_message(payload)
     first = post(simulator, simulator.ebms_url, body, headers, sender)
     assert simulator.wait_idle(5)
@@ -1051,8 +1051,8 @@ def test_the_bulk_list_is_pushed_gzipped(
     simulator = make_simulator(
         result_endpoint=url, bulk_delay_seconds=0.0,
         subscribed={SUBSCRIBED, BROKEN_BOX, CHANGED_EARLY},
-        subscription_changes={CHANGED_EARLY: dt.datetime(2026, 1, 10, tzinfo=dt.timezone.utc),
-                              CHANGED_LATE: dt.datetime(2026, 2, 1, tzinfo=dt.timezone.utc)},
+        subscription_changes={CHANGED_EARLY: dt.datetime(2026, 1, 10, tzinfo=dt.UTC),
+                              CHANGED_LATE: dt.datetime(2026, 2, 1, tzinfo=dt.UTC)},
     )
     if kind == "full":
         simulator.config.subscribed.discard(CHANGED_EARLY)

@@ -302,7 +302,7 @@ def test_unknown_fault_kinds_and_bad_probabilities_are_refused(faults: dict[str,
 
 def test_the_dice_are_the_same_for_the_same_seed() -> None:
     # Given two injectors with seed 11 and one with seed 12, every kind at 0.3
-    faults = {kind: 0.3 for kind in FAULT_KINDS}
+    faults = dict.fromkeys(FAULT_KINDS, 0.3)
 
     def plans(seed: int) -> list[object]:
         injector = FaultInjector(seed=seed)
@@ -679,7 +679,7 @@ def test_under_every_fault_at_once_each_letter_is_delivered_exactly_once(
 ) -> None:
     # Given every fault kind at once, each at 20 %, with short delays
     simulator = make_simulator(
-        faults={kind: 0.2 for kind in FAULT_KINDS}, fault_seed=2026, fault_max_per_message=2,
+        faults=dict.fromkeys(FAULT_KINDS, 0.2), fault_seed=2026, fault_max_per_message=2,
         rate_limit_per_second=15,
         timeout_hold_seconds=0.4, latency_seconds=(0.01, 0.03), late_result_seconds=(0.1, 0.2),
         out_of_order_max_hold_seconds=0.5,

@@ -121,7 +121,7 @@ def test_given_a_signing_cpa_when_we_send_a_batch_then_the_simulator_verifies_it
 
 
 def test_given_a_signing_cpa_when_the_payload_is_changed_after_signing_then_the_simulator_refuses_it(simulator, ours):
-    built, answer = _signed_setup(simulator, ours, tamper=lambda body: body.replace(b"<BatchID>", b"<BatchID> ", 1))
+    _built, answer = _signed_setup(simulator, ours, tamper=lambda body: body.replace(b"<BatchID>", b"<BatchID> ", 1))
 
     signal = ebms.parse(answer.header("Content-Type"), answer.body)
     assert [e.code for e in signal.errors] == ["SecurityFailure"]

@@ -67,6 +67,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import itertools
 import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
@@ -76,22 +77,19 @@ import pikepdf
 from pikepdf import Array, Dictionary, Name
 
 __all__ = [
+    "STANDARD_TYPES",
     "Finding",
+    "StructNode",
+    "check_pdfa2a",
     "check_pdfa2b",
     "check_pdfua1",
-    "StructNode",
-    "STANDARD_TYPES",
-    "check_pdfa2a",
     "format_findings",
     "page_texts",
     "read_structure",
 ]
 
 STANDARD_TYPES = frozenset(
-    """Document Part Art Sect Div BlockQuote Caption TOC TOCI Index NonStruct Private
-    P H H1 H2 H3 H4 H5 H6 L LI Lbl LBody Table TR TH TD THead TBody TFoot
-    Span Quote Note Reference BibEntry Code Link Annot Ruby RB RT RP Warichu WT WP
-    Figure Formula Form""".split()
+    ["Document", "Part", "Art", "Sect", "Div", "BlockQuote", "Caption", "TOC", "TOCI", "Index", "NonStruct", "Private", "P", "H", "H1", "H2", "H3", "H4", "H5", "H6", "L", "LI", "Lbl", "LBody", "Table", "TR", "TH", "TD", "THead", "TBody", "TFoot", "Span", "Quote", "Note", "Reference", "BibEntry", "Code", "Link", "Annot", "Ruby", "RB", "RT", "RP", "Warichu", "WT", "WP", "Figure", "Formula", "Form"]
 )
 _LANG = re.compile(r"^[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*$")
 _TEXT_SHOW = {"Tj", "TJ", "'", '"'}
@@ -1010,7 +1008,7 @@ def _ua_structure(checker: _Checker) -> None:
                 checker.add(C_REGULAR_TABLE, f"{where} has rows of {sorted(widths)} columns")
         chunks = [text for kid in elem.kids if kid[0] == "mcid"
                   for text in "".join(checker.mcid_text.get((kid[1], kid[2]), [])).split("\n")]
-        for before, after in zip(chunks, chunks[1:]):
+        for before, after in itertools.pairwise(chunks):
             if before and after and _JOINED.search(before) and _STARTS_WORD.match(after):
                 checker.add(C_WORDS, f"{where}: a line ends without a word break before the next "
                                      f"({before[-12:]!r} | {after[:12]!r})")
@@ -1021,7 +1019,7 @@ def _ua_structure(checker: _Checker) -> None:
             headings.append(int(match.group(1)))
     if headings and headings[0] != 1:
         checker.add(C_HEADINGS, f"the first numbered heading is H{headings[0]}, not H1")
-    for previous, current in zip(headings, headings[1:]):
+    for previous, current in itertools.pairwise(headings):
         if current > previous + 1:
             checker.add(C_HEADINGS, f"heading level skipped: H{previous} followed by H{current}")
             break

@@ -153,7 +153,7 @@ def _elements(pdf: pikepdf.Pdf, role: str) -> list[pikepdf.Object]:
         kids = node.get("/K")
         for kid in (kids if isinstance(kids, Array) else [kids] if kids is not None else []):
             if isinstance(kid, Dictionary) and "/S" in kid:
-                if kid.S == Name("/" + role):
+                if Name("/" + role) == kid.S:
                     found.append(kid)
                 walk(kid)
 
@@ -599,7 +599,7 @@ def _elements(pdf: pikepdf.Pdf, role: str) -> list[pikepdf.Object]:
         kids = node.get("/K")
         for kid in (kids if isinstance(kids, Array) else [kids] if kids is not None else []):
             if isinstance(kid, Dictionary) and "/S" in kid:
-                if kid.S == Name("/" + role):
+                if Name("/" + role) == kid.S:
                     found.append(kid)
                 walk(kid)
 

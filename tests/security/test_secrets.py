@@ -12,10 +12,10 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from bbconnect import runtime
 from bbconnect.adapters import transport
 from bbconnect.adapters.references import ReferenceError_, read_reference
 from bbconnect.adapters.tenant_configs import TenantConfigStore
-from bbconnect import runtime
 from bbconnect.runtime import file_references_allowed
 from bbconnect.tenants import TenantConfigError
 from bbconnect_local.template import load_template
@@ -132,7 +132,7 @@ def test_given_the_lambda_runtime_when_a_secretsmanager_reference_is_read_then_i
     asked = []
 
     class Secrets:
-        def get_secret_value(self, SecretId):  # noqa: N803 - boto3's name
+        def get_secret_value(self, SecretId):
             asked.append(SecretId)
             return {"SecretString": "pem"}
 

@@ -22,7 +22,8 @@ from pathlib import Path
 import pytest
 
 from bbconnect.adapters import transport
-from bbconnect.adapters.ebms_adapter import EbmsAdapterConfig, _tls_context as adapter_tls_context
+from bbconnect.adapters.ebms_adapter import EbmsAdapterConfig
+from bbconnect.adapters.ebms_adapter import _tls_context as adapter_tls_context
 from bbconnect_local.mtls_server import HttpRequest, HttpResponse, MutualTlsServer
 from bbconnect_local.pki import Identity, TestPKI
 

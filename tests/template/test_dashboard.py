@@ -87,7 +87,7 @@ def dashboard_metrics(body: dict) -> set[tuple[str, str, tuple[tuple[str, str], 
                 terms = {m.group("key"): m.group("value") for m in TERM.finditer(match.group("terms"))}
                 name = terms.pop("MetricName", None)
                 assert name, f"a SEARCH without MetricName: {expression}"
-                dimensions = tuple(sorted({**{d: "*" for d in schema[1:]}, **terms}.items()))
+                dimensions = tuple(sorted({**dict.fromkeys(schema[1:], "*"), **terms}.items()))
                 found.add((schema[0], name, dimensions))
             continue
         parts = [p for p in row if not isinstance(p, dict)]
@@ -145,7 +145,7 @@ def test_given_the_dashboard_body_when_its_placeholders_are_filled_then_it_is_js
     assert body["widgets"], "no widgets"
     for widget in body["widgets"]:
         assert {"type", "x", "y", "width", "height", "properties"} <= set(widget)
-        assert 0 <= widget["x"] and widget["x"] + widget["width"] <= 24, widget["properties"].get("title")
+        assert widget["x"] >= 0 and widget["x"] + widget["width"] <= 24, widget["properties"].get("title")
         if widget["type"] == "metric":
             assert widget["properties"]["region"] == PSEUDO["AWS::Region"]
             assert widget["properties"]["metrics"]

@@ -10,7 +10,7 @@ import pytest
 
 from bbconnect_local.deployment import LocalDeployment
 from bbconnect_local.iam.policy import Request, evaluate
-from bbconnect_local.iam.roles import as_list, principals, translate
+from bbconnect_local.iam.roles import principals, translate
 from bbconnect_local.template import InvalidParameter, check_parameter, load_template
 
 PROOF = "gemeente-lv/proofs/proof-0b7a3f41-6a0e-4d41-a9f0-000000000001.xml"

@@ -36,10 +36,10 @@ from bbconnect.letters import MALFORMED_ROW, MAX_DATA_DEPTH, Rejection, xml_ille
 
 __all__ = [
     "ADDRESS_COLUMNS",
-    "BadBatchFile",
     "COLUMNS",
     "FORMATS",
     "REQUIRED_COLUMNS",
+    "BadBatchFile",
     "RawRow",
     "batch_format",
     "parse_batch_file",

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from datetime import date, timezone
+from datetime import UTC, date
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
@@ -32,14 +32,11 @@ from bbconnect.payment import PaymentError, validate_betalingskenmerk
 
 __all__ = [
     "ACT_BEFORE_TOO_EARLY",
-    "ADDRESS_LIMITS",
     "ADDRESS_INCOMPLETE",
     "ADDRESS_INVALID",
+    "ADDRESS_LIMITS",
     "ADDRESS_REQUIRED",
     "ATTACHMENT_INVALID",
-    "AanslagData",
-    "AanslagLine",
-    "Address",
     "BSN_NOT_LAWFUL",
     "DATA_INVALID",
     "DATE_INVALID",
@@ -48,24 +45,21 @@ __all__ = [
     "FIELD_TOO_LONG",
     "INVALID_BSN",
     "INVALID_CHARACTERS",
-    "Letter",
     "MALFORMED_ROW",
-    "PaymentData",
     "MAX_ATTACHMENTS",
     "MAX_ATTACHMENT_BYTES",
     "MAX_ATTACHMENT_NAME_LENGTH",
     "MAX_DATA_DEPTH",
-    "MAX_YEAR",
-    "MIN_YEAR",
     "MAX_REFERENCE_LENGTH",
     "MAX_SUBJECT_LENGTH",
     "MAX_TEXT_LENGTH",
+    "MAX_YEAR",
+    "MIN_YEAR",
     "MISSING_FIELD",
     "NO_CONNECTION",
     "PUBLISH_IN_PAST",
     "PUBLISH_TOO_FAR",
     "REJECTION_CODES",
-    "Rejection",
     "SENDER_NOT_ALLOWED",
     "STREAM_INACTIVE",
     "TOO_MANY_ATTACHMENTS",
@@ -74,6 +68,12 @@ __all__ = [
     "UNKNOWN_STREAM",
     "UNKNOWN_TEMPLATE",
     "UNSUPPORTED_CHARACTER",
+    "AanslagData",
+    "AanslagLine",
+    "Address",
+    "Letter",
+    "PaymentData",
+    "Rejection",
     "is_valid_bsn",
     "logius_text",
     "logius_text_length",
@@ -431,7 +431,7 @@ class Letter(BaseModel):
     @field_validator("publish_at", "act_before")
     @classmethod
     def _utc(cls, value: Any) -> Any:
-        return value.astimezone(timezone.utc) if value is not None else None
+        return value.astimezone(UTC) if value is not None else None
 
     @property
     def masked_bsn(self) -> str:

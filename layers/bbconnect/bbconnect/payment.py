@@ -55,8 +55,8 @@ __all__ = [
     "payment_paragraph",
     "resolve_betalingskenmerk",
     "text_with_payment",
-    "validate_bic",
     "validate_betalingskenmerk",
+    "validate_bic",
     "validate_iban",
     "validate_link_template",
 ]
@@ -222,7 +222,7 @@ def validate_link_template(template: str) -> str:
         )
     if any(spec or conv for _, spec, conv in fields):
         raise PaymentError("the payment link's placeholders take no format spec or conversion")
-    probe = template.format_map({name: "0" for name in LINK_FIELDS})
+    probe = template.format_map(dict.fromkeys(LINK_FIELDS, "0"))
     parts = urlsplit(probe)
     if parts.scheme != "https" or not parts.hostname:
         raise PaymentError("the payment link must be an https:// URL with a host")

@@ -416,7 +416,7 @@ class _Signer(XAdESSigner):
         super().__init__(**kwargs)
         self._signing_time = signing_time
 
-    def add_signing_time(self, signed_signature_properties, sig_root, signing_settings) -> None:  # noqa: ANN001
+    def add_signing_time(self, signed_signature_properties, sig_root, signing_settings) -> None:
         element = etree.SubElement(signed_signature_properties, f"{{{XADES_NS}}}SigningTime", nsmap=self.namespaces)
         element.text = format_xs_datetime(self._signing_time.replace(microsecond=0))
 
@@ -429,7 +429,7 @@ def _as_bytes(value: bytes | str, what: str) -> bytes:
     raise ProofError(f"{what} must be PEM bytes or text")
 
 
-def _public_der(key) -> bytes:  # noqa: ANN001
+def _public_der(key) -> bytes:
     return key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 

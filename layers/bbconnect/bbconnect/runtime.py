@@ -6,7 +6,7 @@ import contextlib
 import contextvars
 import os
 import threading
-from typing import Iterator
+from collections.abc import Iterator
 
 from pydantic import BaseModel, Field
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from bbconnect.letters import Letter
@@ -205,12 +205,12 @@ def spread_slots(now: datetime, days: int) -> list[datetime]:
         first += timedelta(days=1)
     # When winter time starts within the 13 days, the 13th day's 08:00 can lie an hour past now +
     # 13 days: that letter then publishes at the latest moment Logius allows.
-    latest = now.astimezone(timezone.utc) + timedelta(days=MAX_SPREAD_DAYS)
+    latest = now.astimezone(UTC) + timedelta(days=MAX_SPREAD_DAYS)
     return [min(_at_spread_hour(first + timedelta(days=offset)), latest) for offset in range(days)]
 
 
 def _at_spread_hour(day: date) -> datetime:
-    return datetime.combine(day, SPREAD_HOUR, tzinfo=AMSTERDAM).astimezone(timezone.utc)
+    return datetime.combine(day, SPREAD_HOUR, tzinfo=AMSTERDAM).astimezone(UTC)
 
 
 def spread_publication(letters: Iterable[Letter], config: TenantConfig, *, now: datetime) -> list[Letter]:

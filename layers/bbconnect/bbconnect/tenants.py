@@ -34,12 +34,11 @@ Loading is pure: `load_tenant_config(raw_bytes, source=...)` takes the bytes the
 """
 from __future__ import annotations
 
-from datetime import date, timedelta
-
 import json
 import re
-from pathlib import PurePosixPath
 from collections.abc import Callable
+from datetime import date, timedelta
+from pathlib import PurePosixPath
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -52,10 +51,10 @@ from bbconnect.payment import PaymentError, PaymentSettings, validate_bic
 from bbconnect.rendering.texts import LetterWording
 
 __all__ = [
-    "Branding",
     "DEFAULT_LOGIUS_OIN",
     "POLICIES",
     "TEMPLATES",
+    "Branding",
     "Connection",
     "Organisation",
     "PaymentSettings",

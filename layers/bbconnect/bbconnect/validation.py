@@ -47,7 +47,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -62,12 +62,12 @@ from bbconnect.tenants import TEMPLATES, Organisation, Stream, TenantConfig
 
 __all__ = [
     "AMSTERDAM",
-    "RowValidator",
-    "unsupported_character",
     "PUBLISH_MAX_AHEAD",
     "PUBLISH_MAX_BEHIND",
+    "RowValidator",
     "address_required",
     "parse_when",
+    "unsupported_character",
     "validate_row",
     "validate_rows",
 ]
@@ -119,7 +119,7 @@ def parse_when(value: str) -> datetime:
         raise ValueError(f"out of range: the year must lie in {L.MIN_YEAR}-{L.MAX_YEAR}")
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=AMSTERDAM)
-    return parsed.astimezone(timezone.utc)
+    return parsed.astimezone(UTC)
 
 
 def _shown(value: str) -> str:
@@ -572,7 +572,7 @@ def validate_row(row: RawRow, tenant: TenantConfig, *, now: datetime) -> Letter 
     """One row -> a `Letter`, or a `Rejection` for the first rule it breaks."""
     _check_now(now)
     try:
-        return _validate(row, tenant, now.astimezone(timezone.utc))
+        return _validate(row, tenant, now.astimezone(UTC))
     except _Reject as rejected:
         return Rejection(
             line=row.line, reference=_reference_of(row.fields), code=rejected.code, reason=rejected.reason

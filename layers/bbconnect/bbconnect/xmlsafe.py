@@ -44,7 +44,7 @@ class _RefuseAll(etree.Resolver):
         super().__init__()
         self.attempts = 0
 
-    def resolve(self, system_url, public_id, context):  # noqa: ANN001 (lxml callback)
+    def resolve(self, system_url, public_id, context):
         self.attempts += 1
         return self.resolve_string("", context)
 

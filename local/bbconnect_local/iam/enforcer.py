@@ -28,9 +28,10 @@ import json
 import threading
 import weakref
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Iterator
+from typing import Any
 
 from bbconnect import limits
 from bbconnect_local.iam.policy import Decision, Request, evaluate
@@ -44,9 +45,9 @@ SQS_MESSAGE_LIMIT = STATE_DATA_LIMIT  # SQS takes up to 1 MiB now, but our messa
 SQS_BATCH_LIMIT = STATE_DATA_LIMIT
 
 _caller: contextvars.ContextVar[Principal | None] = contextvars.ContextVar("bbconnect_local_caller", default=None)
-_history: contextvars.ContextVar["_HistoryCount | None"] = contextvars.ContextVar("bbconnect_local_history", default=None)
-_active: "AwsRules | None" = None
-_every: "weakref.WeakSet[AwsRules]" = weakref.WeakSet()  # every deployment's rules still in memory
+_history: contextvars.ContextVar[_HistoryCount | None] = contextvars.ContextVar("bbconnect_local_history", default=None)
+_active: AwsRules | None = None
+_every: weakref.WeakSet[AwsRules] = weakref.WeakSet()  # every deployment's rules still in memory
 _install_lock = threading.Lock()
 _originals: dict[str, Any] = {}
 
@@ -244,10 +245,10 @@ def install(rules: AwsRules) -> None:
         if _originals:
             return
         import botocore.client
+        from moto.stepfunctions.parser.asl.component.state import state as state_module
         from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration.itemprocessor import (
             distributed_item_processor_worker as distributed,
         )
-        from moto.stepfunctions.parser.asl.component.state import state as state_module
         from moto.stepfunctions.parser.asl.eval.event import event_manager
         from moto.stepfunctions.parser.backend import execution_worker
 

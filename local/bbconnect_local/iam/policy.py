@@ -17,10 +17,11 @@ qualifiers); an operator this module does not know is an error, never silently t
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 
 class PolicyError(ValueError):

@@ -11,9 +11,9 @@ not mapped, is an error: a new kind of call must be mapped, not waved through.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Callable
 from urllib.parse import urlsplit
 
 from bbconnect_local.iam.policy import Request

@@ -15,6 +15,7 @@ XSDs/WSDL, and deliberately shares no code with bbconnect's sender: disagreement
 core.py describes the behaviour (acknowledgement modes, MessageStatus, the bulk subscription list),
 faults.py the fault kinds, bulk.py the (invented) AbonnementAntwoord schema.
 """
+from bbconnect_local.simulator._xml import ABO_NS, NIL_GUID, mask_bsn
 from bbconnect_local.simulator.core import (
     ACK_MODES,
     ACTION_BULK_REQUEST,
@@ -36,7 +37,6 @@ from bbconnect_local.simulator.core import (
     SignalRecord,
     SimulatorConfig,
 )
-from bbconnect_local.simulator._xml import ABO_NS, NIL_GUID, mask_bsn
 from bbconnect_local.simulator.faults import FAULT_KINDS, RANDOM_CODES, FaultEvent
 from bbconnect_local.simulator.globe import VERWERKINGSCODES
 from bbconnect_local.simulator.wus import SOAP_ACTION as WUS_SOAP_ACTION

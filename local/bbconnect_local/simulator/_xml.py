@@ -32,7 +32,7 @@ _DATETIME_PATTERN = re.compile(
     r"(-?\d{4,})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(\.\d+)?(Z|[+-]\d{2}:\d{2})?"
 )
 
-UTC = _dt.timezone.utc
+UTC = _dt.UTC
 
 
 def safe_parser() -> etree.XMLParser:

@@ -63,7 +63,7 @@ from bbconnect_local.simulator._xml import (
     q,
 )
 
-EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
+EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.UTC)
 
 
 @dataclass
@@ -166,7 +166,7 @@ def select(
 
 
 def _aware(moment: _dt.datetime) -> _dt.datetime:
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=_dt.timezone.utc)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=_dt.UTC)
 
 
 def build_answer(

@@ -100,7 +100,7 @@ def _delimiter_ends(body: bytes, index: int) -> bool:
 
 
 def _parse_part(segment: bytes) -> MimePart:
-    if segment.startswith(b"\r\n") or segment.startswith(b"\n"):
+    if segment.startswith((b"\r\n", b"\n")):
         header_block, content = b"", segment[2 if segment.startswith(b"\r\n") else 1 :]
     else:
         split = _header_end(segment)

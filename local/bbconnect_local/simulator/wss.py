@@ -13,7 +13,7 @@ from pathlib import Path
 from lxml import etree
 
 from bbconnect_local.simulator._xml import SOAP_NS, WSA_NS, format_utc, parse_xml, q, utcnow
-from bbconnect_local.simulator.xmldsig import DS_NS, SHA256, RSA_SHA256, SignatureProblem, xmlsec1
+from bbconnect_local.simulator.xmldsig import DS_NS, RSA_SHA256, SHA256, SignatureProblem, xmlsec1
 
 WSSE_NS = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
 WSU_NS = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd"

@@ -43,7 +43,7 @@ class LocalCatalog(etree.Resolver):
         super().__init__()
         self.folder = folder
 
-    def resolve(self, system_url, public_id, context):  # noqa: ANN001 (lxml callback)
+    def resolve(self, system_url, public_id, context):
         name = (system_url or "").rsplit("/", 1)[-1]
         candidate = self.folder / name
         if name and candidate.is_file():

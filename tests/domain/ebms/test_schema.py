@@ -27,7 +27,7 @@ class LocalCatalog(etree.Resolver):
         super().__init__()
         self.folder = folder
 
-    def resolve(self, system_url, public_id, context):  # noqa: ANN001 (lxml callback)
+    def resolve(self, system_url, public_id, context):
         candidate = self.folder / (system_url or "").rsplit("/", 1)[-1]
         return self.resolve_filename(str(candidate), context) if candidate.is_file() else None
 

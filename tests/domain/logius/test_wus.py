@@ -48,7 +48,7 @@ class LocalSchemas(etree.Resolver):
         self.folder = folder
         self.mapped: list[str] = []
 
-    def resolve(self, system_url, public_id, context):  # noqa: ANN001 (lxml callback)
+    def resolve(self, system_url, public_id, context):
         match = UNREACHABLE.match(system_url or "")
         if match:
             self.mapped.append(match.group(1))

@@ -19,8 +19,8 @@ pytest.importorskip(
     "signxml", reason="signxml is not installed: add it to pyproject.toml's dependencies (bbconnect.logius.wus_signing uses it)"
 )
 
-from bbconnect.logius import wus  # noqa: E402
-from bbconnect.logius.wus_signing import (  # noqa: E402
+from bbconnect.logius import wus
+from bbconnect.logius.wus_signing import (
     BASE64_BINARY,
     WSSE_NS,
     WSU_NS,

@@ -14,13 +14,13 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from pdfa.checker import check_pdfua1, format_findings, page_texts, read_structure
+from pdfa.independent import outloud_findings, page_findings
 
 from bbconnect.rendering.letter import LetterRenderer, print_text
 from bbconnect.rendering.texts import LetterWording
 from bbconnect.service.documents import LogoSource, directory_reader, letter_document
 from bbconnect.tenants import load_tenant_config
-from pdfa.checker import check_pdfua1, format_findings, page_texts, read_structure
-from pdfa.independent import outloud_findings, page_findings
 
 CONFIG = Path(__file__).resolve().parents[3] / "config" / "tenants"
 LOGOS = LogoSource(directory_reader(CONFIG))
@@ -207,9 +207,8 @@ def test_given_a_table_over_pages_then_no_page_holds_a_single_row_of_it(renderer
 
 @pytest.mark.parametrize("template", list(SOURCES))
 def test_given_a_letter_with_a_payment_when_printed_at_150_dpi_then_its_qr_code_scans_to_the_epc_payload(renderer, template):
-    from segno import helpers
-
     from pdftools import qr_payloads
+    from segno import helpers
 
     doc = make(template, "paper")
     payment = doc.payment

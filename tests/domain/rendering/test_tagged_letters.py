@@ -12,11 +12,13 @@ import dataclasses
 import io
 import typing
 from dataclasses import replace
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
+from typing import ClassVar
 
 import pikepdf
 import pytest
+from pdfa.checker import StructNode, check_pdfa2a, format_findings, page_texts, read_structure
 
 from bbconnect.rendering import (
     Assessment,
@@ -29,7 +31,6 @@ from bbconnect.rendering import (
 from bbconnect.rendering.fonts import FAMILY, FontSet
 from bbconnect.rendering.letter import LetterPdf, format_amount_basis
 from bbconnect.rendering.tagging import TaggedLetterPdf, TaggingError
-from pdfa.checker import StructNode, check_pdfa2a, format_findings, page_texts, read_structure
 
 WATER_BOARD = "Hoogheemraadschap Noorder Kwartier / Zeeën Ĳsselmeer"
 TABLE_HEADER = ["Soort", "Omschrijving", "Periode", "Grondslag/ WOZ-waarde", "Bedrag"]
@@ -38,7 +39,7 @@ TABLE_HEADER = ["Soort", "Omschrijving", "Periode", "Grondslag/ WOZ-waarde", "Be
 class RecordingPdf(TaggedLetterPdf):
     """TaggedLetterPdf that remembers its instances, so a test can read ``tagging_notes``."""
 
-    instances: list[TaggedLetterPdf] = []
+    instances: ClassVar[list[TaggedLetterPdf]] = []
 
     def __init__(self, running_label: str = "") -> None:
         super().__init__(running_label)
@@ -340,7 +341,7 @@ def test_logo_is_a_figure_with_alternate_text(renderer):
     doc = letter("generic", logo=True)
     try:
         LetterRenderer(fonts=renderer.fonts).render(doc)
-    except Exception as exc:  # noqa: BLE001 - not this module's failure
+    except Exception as exc:
         pytest.skip(f"the untagged renderer cannot draw a logo either: {exc!r}")
 
     # When rendered and read back
@@ -518,7 +519,7 @@ def test_a_dry_run_with_a_page_break_leaves_the_marked_content_intact(fonts):
 def test_xmp_dates_follow_the_creation_date(fonts):
     # Given a document with a fixed creation date
     pdf = blank(fonts)
-    pdf.set_creation_date(datetime(2025, 3, 3, 9, 30, tzinfo=timezone.utc))
+    pdf.set_creation_date(datetime(2025, 3, 3, 9, 30, tzinfo=UTC))
     with pdf.tagged("P"):
         pdf.cell(40, 5, "Datum")
 

@@ -7,7 +7,6 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-
 # The tag the outbox lifecycle rule for letter content matches (template.yaml, OutboxBucket).
 LETTER_CONTENT_TAG = "bbconnect-letter-content"
 

@@ -33,8 +33,8 @@ from bbconnect.ebms.message import (
 )
 
 __all__ = [
-    "ACTION_A_REQUEST",
     "ACTION_ACKNOWLEDGMENT",
+    "ACTION_A_REQUEST",
     "ACTION_BATCH_REQUEST",
     "ACTION_BATCH_RESULT",
     "ACTION_BV_REQUEST",

@@ -13,8 +13,8 @@ deduplicates itself), until the content's deadline.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 # ebMS error codes that say the message outlived its TimeToLive: the message is dead, its content not.

@@ -51,8 +51,8 @@ __all__ = [
     "SignedReference",
     "check_acknowledged_references",
     "ebms_xpath_expression",
-    "signature_references",
     "sign_ebms",
+    "signature_references",
     "verify_ebms",
 ]
 

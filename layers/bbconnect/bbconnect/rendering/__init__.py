@@ -10,7 +10,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from . import texts
+    from . import texts  # noqa: F401 - a submodule typing tools may name through the package
     from .fonts import (
         FIXED_SET,
         FONT_DIR_ENV,
@@ -64,7 +64,32 @@ _EXPORTS = {
     "render_letter": ".letter",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [  # the names of _EXPORTS, spelled out so tools see what the package offers
+    "FIXED_SET",
+    "FONT_DIR_ENV",
+    "TEMPLATES",
+    "Assessment",
+    "FontSet",
+    "FontsNotFound",
+    "LetterDocument",
+    "LetterPdf",
+    "LetterRenderer",
+    "Logo",
+    "PassthroughError",
+    "PdfFacts",
+    "SenderBlock",
+    "TaxLine",
+    "UnsupportedCharacters",
+    "check_passthrough",
+    "count_pages",
+    "covered_codepoints",
+    "default_renderer",
+    "format_euro",
+    "go_digital_invitation",
+    "render_letter",
+    "sample_assessment_letter",
+    "unsupported_characters",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -67,18 +67,18 @@ __all__ = [
     "FIXED_SET",
     "FONT_DIR_ENV",
     "FONT_FILES",
+    "LAYOUT_CHARACTERS",
     "FaceRuntime",
     "FontOutputProducer",
     "FontSet",
     "FontsNotFound",
-    "LAYOUT_CHARACTERS",
     "UnsupportedCharacters",
     "covered_codepoints",
     "default_font_dirs",
     "find_font_dir",
+    "letter_characters",
     "subset_tag",
     "unsupported_characters",
-    "letter_characters",
 ]
 
 FONT_DIR_ENV = "BBCONNECT_FONT_DIR"
@@ -481,7 +481,7 @@ class _Frozen(PDFObject):
     """One font object, serialised with stand-in object numbers; per document only the real
     numbers are put in (fpdf2's generic serialisation inspects every attribute of every object)."""
 
-    __slots__ = ("_id", "_template", "_group")
+    __slots__ = ("_group", "_id", "_template")
 
     def __init__(self, template: str, group: list[_Frozen]) -> None:
         super().__init__()

@@ -56,13 +56,14 @@ from fpdf.syntax import Name
 from bbconnect.payment import Payment
 
 from . import texts
-from .icc import SRGB_DESCRIPTION, srgb_profile
 from .fonts import FaceRuntime, FontOutputProducer, FontSet, FontsNotFound, UnsupportedCharacters
+from .icc import SRGB_DESCRIPTION, srgb_profile
 from .logos import Logo, draw_logo, fit
 from .qr import QUIET_ZONE_MODULES, epc_matrix, qr_operators
 from .texts import LetterWording
 
 __all__ = [
+    "TEMPLATES",
     "Assessment",
     "FontsNotFound",
     "LetterDocument",
@@ -70,7 +71,6 @@ __all__ = [
     "LetterRenderer",
     "Logo",
     "SenderBlock",
-    "TEMPLATES",
     "TaxLine",
     "UnsupportedCharacters",
     "default_renderer",

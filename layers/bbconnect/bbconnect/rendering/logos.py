@@ -52,7 +52,7 @@ class Logo:
         logo_size(self)  # validates
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> "Logo":
+    def from_bytes(cls, data: bytes) -> Logo:
         """PNG or SVG, recognised by content (not by file name)."""
         if data[:8] == PNG_SIGNATURE:
             return cls(data, "png")

@@ -69,7 +69,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from datetime import timezone
+from datetime import UTC
 from html import escape
 from typing import Any
 
@@ -130,7 +130,7 @@ class TaggingError(ValueError):
 class _McRef:
     """One marked-content sequence: (page number, MCID)."""
 
-    __slots__ = ("page", "mcid")
+    __slots__ = ("mcid", "page")
 
     def __init__(self, page: int, mcid: int) -> None:
         self.page = page
@@ -140,7 +140,7 @@ class _McRef:
 class _ObjRef:
     """A link annotation that belongs to a structure element."""
 
-    __slots__ = ("page", "annot")
+    __slots__ = ("annot", "page")
 
     def __init__(self, page: int, annot: _StructAnnotation) -> None:
         self.page = page
@@ -829,7 +829,7 @@ class TaggedLetterPdf(LetterPdf):
         created = self.creation_date
         if created.tzinfo is None:
             created = created.astimezone()
-        stamp = created.astimezone(timezone.utc).isoformat(timespec="seconds")
+        stamp = created.astimezone(UTC).isoformat(timespec="seconds")
         title = escape(str(self.title or ""), quote=True)
         lang = escape(str(self.lang or "x-default"), quote=True)
         author = getattr(self, "author", None)

@@ -14,15 +14,15 @@ from collections.abc import Iterable, Mapping
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 __all__ = [
+    "MUNICIPAL_BASIS_NOTES",
+    "MUNICIPAL_CODES",
+    "WATER_BOARD_EXPLANATION",
     "WORDING_FIELDS",
     "LetterWording",
-    "MUNICIPAL_CODES",
-    "MUNICIPAL_BASIS_NOTES",
-    "WATER_BOARD_EXPLANATION",
     "all_static_texts",
+    "code_explanations",
     "municipal_objection",
     "water_board_objection",
-    "code_explanations",
     "woz_note",
 ]
 

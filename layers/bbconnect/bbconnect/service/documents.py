@@ -190,7 +190,7 @@ def letter_payment(letter: dict, organisation, stream) -> Payment | None:
 
 
 def letter_document(letter: dict, organisation, stream, *, variant: str, today: date | None = None,
-                    logos: LogoSource | None | bool = True) -> LetterDocument:
+                    logos: LogoSource | bool | None = True) -> LetterDocument:
     """``logos``: a :class:`LogoSource`, True for the container's (:func:`container_logos`), or
     False/None for none."""
     template = letter.get("template") or stream.template

@@ -23,13 +23,12 @@ from bbconnect.service.context import Services
 from bbconnect.status import Status
 
 
-
 def proof_key(tenant: str, globe_batch_id: str) -> str:
     """Where the tenant finds the proof in the outbox."""
     return f"{tenant}/proofs/proof-{globe_batch_id}.xml"
 
 
-def _when(value, what: str) -> datetime | None:  # noqa: ANN001
+def _when(value, what: str) -> datetime | None:
     if not value:
         return None
     try:

@@ -37,8 +37,8 @@ from bbconnect import runtime
 from bbconnect.adapters import transport
 from bbconnect.adapters.logius import LogiusConnection, LogiusUnavailable
 from bbconnect.adapters.throttle import ConnectionThrottle
-from bbconnect.ebms import message as ebms
 from bbconnect.deadlines import at_deadline, deadline_of, passed
+from bbconnect.ebms import message as ebms
 from bbconnect.ebms.reliability import Attempt, Expire, GiveUp, RetryPolicy, WaitUntil, after_expiry, expired_in_transit, next_step
 from bbconnect.service import keys
 from bbconnect.service.channels import channel_for
@@ -468,7 +468,7 @@ def post_attempt_once(attempt: dict, services: Services) -> dict:
         answer = connection.post_ebms(dict(record["headers"]), body, endpoint=record["endpoint"])
     except LogiusUnavailable as error:
         return {"result": "retry", "detail": str(error)}
-    if answer.status in (429, 503) or answer.status >= 500 and not answer.body.strip():
+    if answer.status in (429, 503) or (answer.status >= 500 and not answer.body.strip()):
         return {"result": "retry", "detail": f"HTTP {answer.status}"}
     if 300 <= answer.status < 500:
         return {"result": "refused", "detail": f"GLOBE refused the message: HTTP {answer.status}"}

@@ -92,7 +92,7 @@ def deliver_signal(services: Services, request: dict, *, schedule, now: datetime
     if status is not None and 200 <= status < 300:
         services.batches.update_signal(message_id, state="delivered", attempts=attempts, delivered_at=now.isoformat())
         return {"signal": message_id, "state": "delivered", "attempts": attempts}
-    if status is not None and not (status >= 500 and status not in UNRECOVERABLE_5XX or status in RECOVERABLE_4XX):
+    if status is not None and not ((status >= 500 and status not in UNRECOVERABLE_5XX) or status in RECOVERABLE_4XX):
         services.batches.update_signal(message_id, state="failed", attempts=attempts, reason=f"HTTP {status}")
         return {"signal": message_id, "state": "failed", "reason": f"HTTP {status}"}
     problem = problem or f"HTTP {status}"
