@@ -85,6 +85,7 @@ from signxml.xades import (
 )
 
 from bbconnect.masking import scrub
+from bbconnect.namespaces import DS_NS, XADES_NS, XML_NS
 from bbconnect.status import Status
 from bbconnect.xmlsafe import InvalidXmlError, UnsafeXmlError, format_xs_datetime, parse_xml, parse_xs_datetime
 
@@ -100,8 +101,6 @@ __all__ = [
 
 NAMESPACE: Final = "urn:bbconnect:proof-of-dispatch:1"
 VERSION: Final = "1"
-DS_NS: Final = "http://www.w3.org/2000/09/xmldsig#"
-XADES_NS: Final = "http://uri.etsi.org/01903/v1.3.2#"
 MAX_LETTERS: Final = 1000
 
 STATEMENT_NL: Final = (
@@ -276,8 +275,8 @@ def _sub(parent: etree._Element, name: str, text: str | None = None, **attrs: st
 
 def _proof_element(proof: ProofOfDispatch) -> etree._Element:
     root = etree.Element(_q("ProofOfDispatch"), nsmap={None: NAMESPACE}, version=VERSION)
-    _sub(root, "Statement", STATEMENT_NL).set("{http://www.w3.org/XML/1998/namespace}lang", "nl")
-    _sub(root, "Statement", STATEMENT_EN).set("{http://www.w3.org/XML/1998/namespace}lang", "en")
+    _sub(root, "Statement", STATEMENT_NL).set(f"{{{XML_NS}}}lang", "nl")
+    _sub(root, "Statement", STATEMENT_EN).set(f"{{{XML_NS}}}lang", "en")
     batch = _sub(root, "GlobeBatch")
     _sub(batch, "BatchID", proof.globe_batch_id)
     _sub(batch, "BatchFileID", proof.batch_id)

@@ -39,6 +39,7 @@ from cryptography import x509
 from lxml import etree
 
 from bbconnect.ebms.message import Party, ttl_for
+from bbconnect.namespaces import CPA_NS, DS_NS
 from bbconnect.xmlsafe import InvalidXmlError, UnsafeXmlError, parse_xml, parse_xs_datetime
 
 __all__ = [
@@ -67,8 +68,6 @@ __all__ = [
     "parse_xs_duration",
 ]
 
-CPA_NS: Final = "http://www.oasis-open.org/committees/ebxml-cppa/schema/cpp-cpa-2_0.xsd"
-DS_NS: Final = "http://www.w3.org/2000/09/xmldsig#"
 OIN_TYPE: Final = "urn:osb:oin"
 USABLE_STATUSES: Final = ("agreed", "signed")
 SYNC_REPLY_MODES: Final = ("none", "mshSignalsOnly")

@@ -37,6 +37,7 @@ from urllib.parse import quote, unquote
 
 from lxml import etree
 
+from bbconnect.namespaces import DS_NS, EB_NS, SOAP_NS, XLINK_NS, XML_NS
 from bbconnect.xmlsafe import InvalidXmlError, UnsafeXmlError, format_xs_datetime, parse_xml, parse_xs_datetime
 
 __all__ = [
@@ -85,10 +86,6 @@ __all__ = [
     "ttl_for",
 ]
 
-SOAP_NS: Final = "http://schemas.xmlsoap.org/soap/envelope/"
-EB_NS: Final = "http://www.oasis-open.org/committees/ebxml-msg/schema/msg-header-2_0.xsd"
-XLINK_NS: Final = "http://www.w3.org/1999/xlink"
-XML_NS: Final = "http://www.w3.org/XML/1998/namespace"
 
 SOAP_ACTION: Final = '"ebXML"'  # the HTTP header value, quotes included
 SERVICE_TYPE: Final = "urn:osb:services"
@@ -321,7 +318,6 @@ def _add_party(parent: etree._Element, name: str, party: Party, *, with_role: bo
         _add(element, "Role", _check_text(party.role, f"{name} role"))
 
 
-DS_NS: Final = "http://www.w3.org/2000/09/xmldsig#"
 
 
 def _ds_reference(xml: bytes) -> etree._Element:

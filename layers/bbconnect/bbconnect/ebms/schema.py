@@ -29,11 +29,10 @@ from typing import Final
 
 from lxml import etree
 
-from bbconnect.ebms.message import EB_NS, SOAP_NS, XLINK_NS, XML_NS
+from bbconnect.namespaces import DS_NS, EB_NS, SOAP_NS, XLINK_NS, XML_NS
 
 __all__ = ["SchemaProblem", "schema_error"]
 
-DS_NS: Final = "http://www.w3.org/2000/09/xmldsig#"
 _PREFIXES: Final = {SOAP_NS: "SOAP", EB_NS: "eb", DS_NS: "ds", XLINK_NS: "xlink", XML_NS: "xml"}
 
 _DATETIME = re.compile(

@@ -36,7 +36,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from lxml import etree
 
-from bbconnect.ebms.message import _CID_SAFE, NEXT_MSH, SOAP_ACTOR_NEXT, SOAP_NS, Payload
+from bbconnect.ebms.message import _CID_SAFE, NEXT_MSH, SOAP_ACTOR_NEXT, Payload
+from bbconnect.namespaces import DS_NS, EXC_C14N_NS, SOAP_NS
 from bbconnect.xmlsafe import InvalidXmlError, UnsafeXmlError, parse_xml
 
 __all__ = [
@@ -56,11 +57,9 @@ __all__ = [
     "verify_ebms",
 ]
 
-DS_NS: Final = "http://www.w3.org/2000/09/xmldsig#"
-EXC_C14N_NS: Final = "http://www.w3.org/2001/10/xml-exc-c14n#"
 C14N: Final = "http://www.w3.org/TR/2001/REC-xml-c14n-20010315"
-EXC_C14N: Final = "http://www.w3.org/2001/10/xml-exc-c14n#"
-ENVELOPED_SIGNATURE: Final = "http://www.w3.org/2000/09/xmldsig#enveloped-signature"
+EXC_C14N: Final = EXC_C14N_NS  # the algorithm is named by its namespace
+ENVELOPED_SIGNATURE: Final = f"{DS_NS}enveloped-signature"
 XPATH_FILTER: Final = "http://www.w3.org/TR/1999/REC-xpath-19991116"
 SHA256: Final = "http://www.w3.org/2001/04/xmlenc#sha256"
 SHA384: Final = "http://www.w3.org/2001/04/xmldsig-more#sha384"

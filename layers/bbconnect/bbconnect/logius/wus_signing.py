@@ -36,6 +36,7 @@ from signxml import (
 from signxml.exceptions import InvalidInput, SignXMLException
 from signxml.verifier import SignatureConfiguration
 
+from bbconnect.namespaces import DS_NS, EXC_C14N_NS, SOAP12_NS, SOAP_NS, WSA_2004_NS, WSA_NS, WSSE_NS, WSU_NS
 from bbconnect.xmlsafe import InvalidXmlError, UnsafeXmlError, format_xs_datetime, parse_xml, parse_xs_datetime
 
 __all__ = [
@@ -51,17 +52,13 @@ __all__ = [
     "verify_wus",
 ]
 
-SOAP11_NS: Final = "http://schemas.xmlsoap.org/soap/envelope/"
-SOAP12_NS: Final = "http://www.w3.org/2003/05/soap-envelope"
-WSSE_NS: Final = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
-WSU_NS: Final = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd"
-DS_NS: Final = "http://www.w3.org/2000/09/xmldsig#"
-WSA_NAMESPACES: Final = ("http://www.w3.org/2005/08/addressing", "http://schemas.xmlsoap.org/ws/2004/08/addressing")
+SOAP11_NS: Final = SOAP_NS
+WSA_NAMESPACES: Final = (WSA_NS, WSA_2004_NS)
 X509_V3: Final = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-x509-token-profile-1.0#X509v3"
 BASE64_BINARY: Final = (
     "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-soap-message-security-1.0#Base64Binary"
 )
-EXC_C14N: Final = "http://www.w3.org/2001/10/xml-exc-c14n#"
+EXC_C14N: Final = EXC_C14N_NS  # the algorithm is named by its namespace
 DEFAULT_TTL: Final = timedelta(minutes=5)
 DEFAULT_SKEW: Final = timedelta(minutes=5)
 
