@@ -32,7 +32,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Final, Literal
+from typing import Final, Literal, NamedTuple, cast
 from urllib.parse import urlsplit
 
 from cryptography import x509
@@ -597,6 +597,46 @@ class Cpa:
             )
         return nr
 
+    def _exchange(
+        self,
+        my_party_oin: str,
+        direction: Literal["send", "receive"],
+        service: str,
+        service_type: str | None,
+        action: str,
+        role: str | None,
+        now: datetime | None,
+    ) -> _Exchange:
+        """The two sides of ``action`` as ``my_party_oin`` sends or receives it: each party's action
+        binding and channel, the sending channel's (checked) MessagingCharacteristics, and the
+        sender's and receiver's ebXML bindings of the DocExchanges."""
+        self.check_valid(now)
+        me = self.party(my_party_oin)
+        other = self.other_party(me)
+        binding = self._find_binding(me, direction, service, service_type, action, role)
+        counterpart = self._counterpart(binding, other)
+        mine = _Side(me, binding, self._channel(me, _first_channel(binding, self.cpa_id)))
+        theirs = _Side(other, counterpart, self._channel(other, _first_channel(counterpart, self.cpa_id)))
+        sending, receiving = (mine, theirs) if direction == "send" else (theirs, mine)
+        characteristics = self._characteristics(sending.channel)
+        return _Exchange(
+            mine=mine,
+            theirs=theirs,
+            sending=sending,
+            receiving=receiving,
+            characteristics=characteristics,
+            sender_binding=self._doc_exchange(sending.party, sending.channel).sender_binding,
+            receiver_binding=self._doc_exchange(receiving.party, receiving.channel).receiver_binding,
+            my_id=me.party_id(my_party_oin),
+            their_id=other.party_id(),
+        )
+
+    def _tls_certificates(self, certificate_id: str | None, security_details_id: str | None) -> tuple[bytes, ...]:
+        """The certificates a TLS peer may show: the one its transport names, then our trust anchors."""
+        found = [self.certificates[certificate_id]] if certificate_id else []
+        found.extend(self.anchors(security_details_id))
+        return tuple(dict.fromkeys(found))
+
     def send_channel(
         self,
         my_party_oin: str,
@@ -609,67 +649,26 @@ class Cpa:
     ) -> SendChannel:
         """Resolve how ``my_party_oin`` sends ``action`` (ebms2.md §5.2). ``now`` defaults to the
         current time; the CPA must be valid then. Raises :class:`CpaError`."""
-        self.check_valid(now)
-        warnings: list[str] = []
-        me = self.party(my_party_oin)
-        other = self.other_party(me)
-        binding = self._find_binding(me, "send", service, service_type, action, role)
-        counterpart = self._counterpart(binding, other)
-
-        send_channel = self._channel(me, _first_channel(binding, self.cpa_id))
-        receive_channel = self._channel(other, _first_channel(counterpart, self.cpa_id))
-        mine = self._characteristics(send_channel)
-        their = receive_channel.messaging
-        for name in ("sync_reply_mode", "ack_requested", "ack_signature_requested", "duplicate_elimination"):
-            if getattr(mine, name) != getattr(their, name):
-                warnings.append(
-                    f"{name} of our channel {send_channel.channel_id!r} ({getattr(mine, name)!r}) differs from the "
-                    f"receiving channel {receive_channel.channel_id!r} ({getattr(their, name)!r})"
-                )
-        sender_binding = self._doc_exchange(me, send_channel).sender_binding
-        receiver_binding = self._doc_exchange(other, receive_channel).receiver_binding
-        nr = self._signing(binding, sender_binding, warnings)
-        # perMessage: the sending application decides. bbconnect asks for an acknowledgment when the
-        # channel gives a retry schedule (a GLOBE batch must arrive), dedupes what it retries, and
-        # asks for a signed acknowledgment when it signs (osb-rm-s).
-        schedule_given = any(
-            b is not None and b.reliable_messaging is not None and b.reliable_messaging.retries is not None
-            and b.reliable_messaging.retry_interval is not None for b in (sender_binding, receiver_binding)
-        )
-        ack = mine.ack_requested == "always" or (mine.ack_requested == "perMessage" and schedule_given)
-        dedupe = mine.duplicate_elimination == "always" or (mine.duplicate_elimination == "perMessage" and ack)
-        ack_signed = ack and (
-            mine.ack_signature_requested == "always" or (mine.ack_signature_requested == "perMessage" and nr is not None)
-        )
-        for name, value, chosen in (("ackRequested", mine.ack_requested, ack),
-                                    ("duplicateElimination", mine.duplicate_elimination, dedupe),
-                                    ("ackSignatureRequested", mine.ack_signature_requested, ack_signed)):
-            if value == "perMessage":
-                warnings.append(f"channel {send_channel.channel_id!r} has {name}='perMessage' (or no {name}); "
-                                f"bbconnect chooses {'yes' if chosen else 'no'}")
-        sync_mode: SyncReplyMode = mine.sync_reply_mode  # type: ignore[assignment]
+        exchange = self._exchange(my_party_oin, "send", service, service_type, action, role, now)
+        mine, theirs, chars = exchange.mine, exchange.theirs, exchange.characteristics
+        warnings = _characteristics_differ(mine.channel, chars, theirs.channel)
+        nr = self._signing(mine.binding, exchange.sender_binding, warnings)
+        ack, dedupe, ack_signed = _per_message_choices(mine.channel, chars, exchange.schedule_given, nr is not None, warnings)
         retries, interval, persist = self._schedule(
-            sender_binding, receiver_binding, ack, send_channel.channel_id, warnings
+            exchange.sender_binding, exchange.receiver_binding, ack, mine.channel.channel_id, warnings
         )
         if ack_signed and nr is None:
             warnings.append("ackSignatureRequested='always' on an unsigned channel")
-
-        my_transport = self._transport(me, send_channel)
-        their_transport = self._transport(other, receive_channel)
-        server_certs = []
-        if their_transport.server_certificate_id:
-            server_certs.append(self.certificates[their_transport.server_certificate_id])
-        server_certs.extend(self.anchors(my_transport.server_security_details_id))
-        my_id = me.party_id(my_party_oin)
-        their_id = other.party_id()
+        my_transport = self._transport(mine.party, mine.channel)
+        their_transport = self._transport(theirs.party, theirs.channel)
         return SendChannel(
             cpa_id=self.cpa_id,
-            from_party=Party(my_id.value, binding.role, my_id.type),
-            to_party=Party(their_id.value, counterpart.role, their_id.type),
+            from_party=Party(exchange.my_id.value, mine.binding.role, exchange.my_id.type),
+            to_party=Party(exchange.their_id.value, theirs.binding.role, exchange.their_id.type),
             service=service,
             service_type=service_type,
             action=action,
-            endpoint=self._endpoint(other, receive_channel, required=True) or "",
+            endpoint=self._endpoint(theirs.party, theirs.channel, required=True) or "",
             retries=retries,
             retry_interval=interval,
             persist_duration=persist,
@@ -677,16 +676,18 @@ class Cpa:
             ack_requested=ack,
             ack_signature_requested=ack_signed,
             duplicate_elimination=dedupe,
-            sync_reply_mode=sync_mode,
+            sync_reply_mode=_sync_reply_mode(chars),
             signed=nr is not None,
             hash_function=nr.hash_function if nr else None,
             signature_algorithm=nr.signature_algorithms[0] if nr else None,
             signing_certificate=self.certificate(nr.certificate_id) if nr else None,
             client_certificate=self.certificate(my_transport.client_certificate_id),
-            server_certificates=tuple(dict.fromkeys(server_certs)),
+            server_certificates=self._tls_certificates(
+                their_transport.server_certificate_id, my_transport.server_security_details_id
+            ),
             reply_endpoint=self.msh_channel(my_party_oin, "Acknowledgment").endpoint,
-            send_channel_id=send_channel.channel_id,
-            receive_channel_id=receive_channel.channel_id,
+            send_channel_id=mine.channel.channel_id,
+            receive_channel_id=theirs.channel.channel_id,
             warnings=tuple(warnings),
         )
 
@@ -702,47 +703,28 @@ class Cpa:
     ) -> ReceiveChannel:
         """Resolve how ``my_party_oin`` receives ``action``: who may send it and what to expect.
         ``now`` defaults to the current time. Raises :class:`CpaError`."""
-        self.check_valid(now)
+        exchange = self._exchange(my_party_oin, "receive", service, service_type, action, role, now)
+        mine, theirs, chars = exchange.mine, exchange.theirs, exchange.characteristics
         warnings: list[str] = []
-        me = self.party(my_party_oin)
-        other = self.other_party(me)
-        binding = self._find_binding(me, "receive", service, service_type, action, role)
-        counterpart = self._counterpart(binding, other)
-
-        receive_channel = self._channel(me, _first_channel(binding, self.cpa_id))
-        send_channel = self._channel(other, _first_channel(counterpart, self.cpa_id))
-        theirs = self._characteristics(send_channel)
-        ack = theirs.ack_requested == "always"
-        ack_signed = theirs.ack_signature_requested == "always"
-        dedupe = theirs.duplicate_elimination == "always"
-        sync_mode: SyncReplyMode = theirs.sync_reply_mode  # type: ignore[assignment]
-        sender_binding = self._doc_exchange(other, send_channel).sender_binding
-        receiver_binding = self._doc_exchange(me, receive_channel).receiver_binding
+        ack = chars.ack_requested == "always"
         retries, interval, persist = self._schedule(
-            sender_binding, receiver_binding, ack, send_channel.channel_id, warnings
+            exchange.sender_binding, exchange.receiver_binding, ack, theirs.channel.channel_id, warnings
         )
-        nr = self._signing(counterpart, sender_binding, warnings)
-
-        their_transport = self._transport(other, send_channel)
-        my_transport = self._transport(me, receive_channel)
-        client_certs = []
-        if their_transport.client_certificate_id:
-            client_certs.append(self.certificates[their_transport.client_certificate_id])
-        client_certs.extend(self.anchors(my_transport.client_security_details_id))
-        my_id = me.party_id(my_party_oin)
-        their_id = other.party_id()
+        nr = self._signing(theirs.binding, exchange.sender_binding, warnings)
+        their_transport = self._transport(theirs.party, theirs.channel)
+        my_transport = self._transport(mine.party, mine.channel)
         return ReceiveChannel(
             cpa_id=self.cpa_id,
-            from_party=Party(their_id.value, counterpart.role, their_id.type),
-            to_party=Party(my_id.value, binding.role, my_id.type),
+            from_party=Party(exchange.their_id.value, theirs.binding.role, exchange.their_id.type),
+            to_party=Party(exchange.my_id.value, mine.binding.role, exchange.my_id.type),
             service=service,
             service_type=service_type,
             action=action,
-            endpoint=self._endpoint(me, receive_channel, required=False),
+            endpoint=self._endpoint(mine.party, mine.channel, required=False),
             ack_requested=ack,
-            ack_signature_requested=ack_signed,
-            duplicate_elimination=dedupe,
-            sync_reply_mode=sync_mode,
+            ack_signature_requested=chars.ack_signature_requested == "always",
+            duplicate_elimination=chars.duplicate_elimination == "always",
+            sync_reply_mode=_sync_reply_mode(chars),
             signed=nr is not None,
             retries=retries,
             retry_interval=interval,
@@ -750,17 +732,19 @@ class Cpa:
             hash_function=nr.hash_function if nr else None,
             signature_algorithms=nr.signature_algorithms if nr else (),
             signing_certificate=self.certificate(nr.certificate_id) if nr else None,
-            client_certificates=tuple(dict.fromkeys(client_certs)),
-            ack_endpoint=self.msh_channel(their_id.value, "Acknowledgment").endpoint,
-            send_channel_id=send_channel.channel_id,
-            receive_channel_id=receive_channel.channel_id,
+            client_certificates=self._tls_certificates(
+                their_transport.client_certificate_id, my_transport.client_security_details_id
+            ),
+            ack_endpoint=self.msh_channel(exchange.their_id.value, "Acknowledgment").endpoint,
+            send_channel_id=theirs.channel.channel_id,
+            receive_channel_id=mine.channel.channel_id,
             warnings=tuple(warnings),
-            ack_requested_mode=theirs.ack_requested,
-            ack_signature_mode=theirs.ack_signature_requested,
-            duplicate_elimination_mode=theirs.duplicate_elimination,
-            actor=theirs.actor,
-            from_party_ids=other.party_ids,
-            to_party_ids=me.party_ids,
+            ack_requested_mode=chars.ack_requested,
+            ack_signature_mode=chars.ack_signature_requested,
+            duplicate_elimination_mode=chars.duplicate_elimination,
+            actor=chars.actor,
+            from_party_ids=theirs.party.party_ids,
+            to_party_ids=mine.party.party_ids,
         )
 
     def receive_channels(self, my_party_oin: str, *, now: datetime | None = None) -> tuple[ReceiveChannel, ...]:
@@ -770,6 +754,79 @@ class Cpa:
             self.receive_channel(my_party_oin, b.service, b.service_type, b.action, role=b.role, now=now)
             for b in me.action_bindings("receive")
         )
+
+
+class _Side(NamedTuple):
+    """One party's side of an action: its action binding and the delivery channel that binding uses."""
+
+    party: PartyInfo
+    binding: ActionBinding
+    channel: DeliveryChannel
+
+
+@dataclass(frozen=True)
+class _Exchange:
+    """An action resolved between the two parties (see :meth:`Cpa._exchange`)."""
+
+    mine: _Side
+    theirs: _Side
+    sending: _Side
+    receiving: _Side
+    characteristics: MessagingCharacteristics  # of the sending channel
+    sender_binding: EbxmlBinding | None
+    receiver_binding: EbxmlBinding | None
+    my_id: PartyId
+    their_id: PartyId
+
+    @property
+    def schedule_given(self) -> bool:
+        """Does either side's ebXML binding give a full retry schedule (Retries and RetryInterval)?"""
+        return any(
+            b is not None and b.reliable_messaging is not None and b.reliable_messaging.retries is not None
+            and b.reliable_messaging.retry_interval is not None for b in (self.sender_binding, self.receiver_binding)
+        )
+
+
+def _sync_reply_mode(characteristics: MessagingCharacteristics) -> SyncReplyMode:
+    mode = characteristics.sync_reply_mode
+    if mode not in SYNC_REPLY_MODES:  # Cpa._characteristics refused any other already
+        raise CpaError(f"syncReplyMode {mode!r} is not one Digikoppeling allows")
+    return cast(SyncReplyMode, mode)
+
+
+def _characteristics_differ(
+    ours: DeliveryChannel, mine: MessagingCharacteristics, receiving: DeliveryChannel
+) -> list[str]:
+    """Warnings for each MessagingCharacteristic our sending channel sets otherwise than the receiver's."""
+    their = receiving.messaging
+    return [
+        f"{name} of our channel {ours.channel_id!r} ({getattr(mine, name)!r}) differs from the "
+        f"receiving channel {receiving.channel_id!r} ({getattr(their, name)!r})"
+        for name in ("sync_reply_mode", "ack_requested", "ack_signature_requested", "duplicate_elimination")
+        if getattr(mine, name) != getattr(their, name)
+    ]
+
+
+def _per_message_choices(
+    channel: DeliveryChannel, mine: MessagingCharacteristics, schedule_given: bool, signed: bool, warnings: list[str]
+) -> tuple[bool, bool, bool]:
+    """Whether to ask for an acknowledgment, eliminate duplicates and ask for a signed acknowledgment.
+
+    perMessage: the sending application decides. bbconnect asks for an acknowledgment when the
+    channel gives a retry schedule (a GLOBE batch must arrive), dedupes what it retries, and asks
+    for a signed acknowledgment when it signs (osb-rm-s)."""
+    ack = mine.ack_requested == "always" or (mine.ack_requested == "perMessage" and schedule_given)
+    dedupe = mine.duplicate_elimination == "always" or (mine.duplicate_elimination == "perMessage" and ack)
+    ack_signed = ack and (
+        mine.ack_signature_requested == "always" or (mine.ack_signature_requested == "perMessage" and signed)
+    )
+    for name, value, chosen in (("ackRequested", mine.ack_requested, ack),
+                                ("duplicateElimination", mine.duplicate_elimination, dedupe),
+                                ("ackSignatureRequested", mine.ack_signature_requested, ack_signed)):
+        if value == "perMessage":
+            warnings.append(f"channel {channel.channel_id!r} has {name}='perMessage' (or no {name}); "
+                            f"bbconnect chooses {'yes' if chosen else 'no'}")
+    return ack, dedupe, ack_signed
 
 
 # --------------------------------------------------------------------------------------------------
