@@ -543,28 +543,8 @@ class Cpa:
         channel_id: str,
         warnings: list[str],
     ) -> tuple[int, timedelta | None, timedelta | None]:
-        sender_rm = sender_binding.reliable_messaging if sender_binding else None
-        receiver_rm = receiver_binding.reliable_messaging if receiver_binding else None
-        if sender_rm and receiver_rm and (sender_rm.retries, sender_rm.retry_interval) != (
-            receiver_rm.retries,
-            receiver_rm.retry_interval,
-        ):
-            warnings.append(
-                f"sender binding Retries/RetryInterval ({sender_rm.retries}, {sender_rm.retry_interval}) differ from "
-                f"the receiver binding's ({receiver_rm.retries}, {receiver_rm.retry_interval}); using the sender's"
-            )
-        retries = next((rm.retries for rm in (sender_rm, receiver_rm) if rm and rm.retries is not None), None)
-        interval = next(
-            (rm.retry_interval for rm in (sender_rm, receiver_rm) if rm and rm.retry_interval is not None), None
-        )
-        sender_persist = sender_binding.persist_duration if sender_binding else None
-        receiver_persist = receiver_binding.persist_duration if receiver_binding else None
-        if sender_persist and receiver_persist and sender_persist != receiver_persist:
-            warnings.append(
-                f"PersistDuration differs between sender ({sender_persist}) and receiver ({receiver_persist}) "
-                "binding; using the receiver's"
-            )
-        persist = receiver_persist or sender_persist
+        retries, interval = _retry_schedule(sender_binding, receiver_binding, warnings)
+        persist = _persist_duration(sender_binding, receiver_binding, warnings)
         if not reliable:
             return 0, None, persist
         if retries is None or interval is None:
@@ -787,6 +767,40 @@ class _Exchange:
         )
 
 
+def _retry_schedule(
+    sender_binding: EbxmlBinding | None, receiver_binding: EbxmlBinding | None, warnings: list[str]
+) -> tuple[int | None, timedelta | None]:
+    """Retries and RetryInterval: the sender binding's, else the receiver binding's (warned when both
+    give one and they differ)."""
+    sender_rm = sender_binding.reliable_messaging if sender_binding else None
+    receiver_rm = receiver_binding.reliable_messaging if receiver_binding else None
+    if sender_rm and receiver_rm and (sender_rm.retries, sender_rm.retry_interval) != (
+        receiver_rm.retries,
+        receiver_rm.retry_interval,
+    ):
+        warnings.append(
+            f"sender binding Retries/RetryInterval ({sender_rm.retries}, {sender_rm.retry_interval}) differ from "
+            f"the receiver binding's ({receiver_rm.retries}, {receiver_rm.retry_interval}); using the sender's"
+        )
+    retries = next((rm.retries for rm in (sender_rm, receiver_rm) if rm and rm.retries is not None), None)
+    interval = next((rm.retry_interval for rm in (sender_rm, receiver_rm) if rm and rm.retry_interval is not None), None)
+    return retries, interval
+
+
+def _persist_duration(
+    sender_binding: EbxmlBinding | None, receiver_binding: EbxmlBinding | None, warnings: list[str]
+) -> timedelta | None:
+    """PersistDuration: the receiver binding's, else the sender binding's (warned when they differ)."""
+    sender_persist = sender_binding.persist_duration if sender_binding else None
+    receiver_persist = receiver_binding.persist_duration if receiver_binding else None
+    if sender_persist and receiver_persist and sender_persist != receiver_persist:
+        warnings.append(
+            f"PersistDuration differs between sender ({sender_persist}) and receiver ({receiver_persist}) "
+            "binding; using the receiver's"
+        )
+    return receiver_persist or sender_persist
+
+
 def _sync_reply_mode(characteristics: MessagingCharacteristics) -> SyncReplyMode:
     mode = characteristics.sync_reply_mode
     if mode not in SYNC_REPLY_MODES:  # Cpa._characteristics refused any other already
@@ -893,22 +907,32 @@ def check_connection(cpa: Cpa, *, cpa_id: str, oin: str, logius_oin: str, endpoi
             their = ", ".join(p.value for p in logius.party_ids)
             problems.append(f"the other party of the CPA is {their}, not Logius' OIN {logius_oin}")
     if logius is not None and logius is not ours:
-        endpoints = []
-        for binding in logius.action_bindings("receive"):
-            for channel_id in binding.channel_ids[:1]:
-                channel = logius.delivery_channels.get(channel_id)
-                transport = logius.transports.get(channel.transport_id) if channel else None
-                if transport is not None:
-                    endpoints.extend(e.uri for e in transport.endpoints)
-        endpoints = list(dict.fromkeys(endpoints))
-        if endpoints and _normalise_url(endpoint) not in {_normalise_url(e) for e in endpoints}:
-            problems.append(
-                f"the connection's endpoint {endpoint} is not where the CPA says the other party receives "
-                f"({', '.join(endpoints)})"
-            )
-        elif not endpoints:
-            problems.append("the CPA gives no endpoint where the other party receives")
+        problems.extend(_endpoint_problems(logius, endpoint))
     return problems
+
+
+def _receiving_endpoints(party: PartyInfo) -> list[str]:
+    """Where ``party`` receives: the endpoints of the transport of each CanReceive's first channel."""
+    endpoints: list[str] = []
+    for binding in party.action_bindings("receive"):
+        for channel_id in binding.channel_ids[:1]:
+            channel = party.delivery_channels.get(channel_id)
+            transport = party.transports.get(channel.transport_id) if channel else None
+            if transport is not None:
+                endpoints.extend(e.uri for e in transport.endpoints)
+    return list(dict.fromkeys(endpoints))
+
+
+def _endpoint_problems(logius: PartyInfo, endpoint: str) -> list[str]:
+    endpoints = _receiving_endpoints(logius)
+    if not endpoints:
+        return ["the CPA gives no endpoint where the other party receives"]
+    if _normalise_url(endpoint) not in {_normalise_url(e) for e in endpoints}:
+        return [
+            f"the connection's endpoint {endpoint} is not where the CPA says the other party receives "
+            f"({', '.join(endpoints)})"
+        ]
+    return []
 
 
 # --------------------------------------------------------------------------------------------------
@@ -1178,45 +1202,12 @@ def _party_info(
     service_bindings = tuple(_service_binding(r) for r in _children(element, "CollaborationRole"))
     if not service_bindings:
         raise CpaError(f"CPA PartyInfo {name!r} has no CollaborationRole")
-    cert_ids = []
-    for cert in _children(element, "Certificate"):
-        cert_id, der = _certificate(cert)
-        _unique(certificates, cert_id, der, "Certificates")
-        cert_ids.append(cert_id)
-    for details in _children(element, "SecurityDetails"):
-        anchors = _child(details, "TrustAnchors")
-        refs = tuple(
-            r for r in (_attr(a, "certId") for a in (_children(anchors, "AnchorCertificateRef") if anchors is not None else [])) if r
-        )
-        _unique(security_details, _required_attr(details, "securityId"), refs, "SecurityDetails")
+    cert_ids = _party_certificates(element, certificates)
+    _security_details(element, security_details)
     channels: dict[str, DeliveryChannel] = {}
     for channel in _children(element, "DeliveryChannel"):
-        mc = _child(channel, "MessagingCharacteristics")
-        if mc is None:
-            raise CpaError(f"CPA DeliveryChannel {_attr(channel, 'channelId')!r} lacks MessagingCharacteristics")
-        characteristics = MessagingCharacteristics(
-            sync_reply_mode=_attr(mc, "syncReplyMode") or "none",
-            ack_requested=_attr(mc, "ackRequested") or "perMessage",
-            ack_signature_requested=_attr(mc, "ackSignatureRequested") or "perMessage",
-            duplicate_elimination=_attr(mc, "duplicateElimination") or "perMessage",
-            actor=_attr(mc, "actor"),
-        )
-        for label, value in (
-            ("ackRequested", characteristics.ack_requested),
-            ("ackSignatureRequested", characteristics.ack_signature_requested),
-            ("duplicateElimination", characteristics.duplicate_elimination),
-        ):
-            if value not in PER_MESSAGE_VALUES:
-                raise CpaError(f"CPA MessagingCharacteristics {label}={value!r} is not always|never|perMessage")
-        channel_id = _required_attr(channel, "channelId")
-        _unique(
-            channels,
-            channel_id,
-            DeliveryChannel(
-                channel_id, _required_attr(channel, "transportId"), _required_attr(channel, "docExchangeId"), characteristics
-            ),
-            "DeliveryChannels",
-        )
+        parsed_channel = _delivery_channel(channel)
+        _unique(channels, parsed_channel.channel_id, parsed_channel, "DeliveryChannels")
     if not channels:
         raise CpaError(f"CPA PartyInfo {name!r} has no DeliveryChannel")
     transports: dict[str, Transport] = {}
@@ -1225,18 +1216,8 @@ def _party_info(
         _unique(transports, parsed.transport_id, parsed, "Transports")
     doc_exchanges: dict[str, DocExchange] = {}
     for doc_exchange in _children(element, "DocExchange"):
-        doc_id = _required_attr(doc_exchange, "docExchangeId")
-        where = f"DocExchange {doc_id!r}"
-        _unique(
-            doc_exchanges,
-            doc_id,
-            DocExchange(
-                doc_id,
-                _ebxml_binding(_child(doc_exchange, "ebXMLSenderBinding"), "sender", where),
-                _ebxml_binding(_child(doc_exchange, "ebXMLReceiverBinding"), "receiver", where),
-            ),
-            "DocExchanges",
-        )
+        parsed_exchange = _doc_exchange(doc_exchange)
+        _unique(doc_exchanges, parsed_exchange.doc_exchange_id, parsed_exchange, "DocExchanges")
     overrides = {
         _required_attr(o, "action"): _required_attr(o, "channelId") for o in _children(element, "OverrideMshActionBinding")
     }
@@ -1254,6 +1235,60 @@ def _party_info(
     )
     _check_references(info)
     return info
+
+
+def _party_certificates(element: etree._Element, certificates: dict[str, bytes]) -> list[str]:
+    """The party's Certificates, added to the CPA's ``certificates``; their ids in order."""
+    cert_ids = []
+    for cert in _children(element, "Certificate"):
+        cert_id, der = _certificate(cert)
+        _unique(certificates, cert_id, der, "Certificates")
+        cert_ids.append(cert_id)
+    return cert_ids
+
+
+def _security_details(element: etree._Element, security_details: dict[str, tuple[str, ...]]) -> None:
+    """The party's SecurityDetails (their trust anchors' certIds), added to ``security_details``."""
+    for details in _children(element, "SecurityDetails"):
+        anchors = _child(details, "TrustAnchors")
+        refs = tuple(
+            r for r in (_attr(a, "certId") for a in (_children(anchors, "AnchorCertificateRef") if anchors is not None else [])) if r
+        )
+        _unique(security_details, _required_attr(details, "securityId"), refs, "SecurityDetails")
+
+
+def _delivery_channel(channel: etree._Element) -> DeliveryChannel:
+    mc = _child(channel, "MessagingCharacteristics")
+    if mc is None:
+        raise CpaError(f"CPA DeliveryChannel {_attr(channel, 'channelId')!r} lacks MessagingCharacteristics")
+    characteristics = MessagingCharacteristics(
+        sync_reply_mode=_attr(mc, "syncReplyMode") or "none",
+        ack_requested=_attr(mc, "ackRequested") or "perMessage",
+        ack_signature_requested=_attr(mc, "ackSignatureRequested") or "perMessage",
+        duplicate_elimination=_attr(mc, "duplicateElimination") or "perMessage",
+        actor=_attr(mc, "actor"),
+    )
+    for label, value in (
+        ("ackRequested", characteristics.ack_requested),
+        ("ackSignatureRequested", characteristics.ack_signature_requested),
+        ("duplicateElimination", characteristics.duplicate_elimination),
+    ):
+        if value not in PER_MESSAGE_VALUES:
+            raise CpaError(f"CPA MessagingCharacteristics {label}={value!r} is not always|never|perMessage")
+    return DeliveryChannel(
+        _required_attr(channel, "channelId"), _required_attr(channel, "transportId"),
+        _required_attr(channel, "docExchangeId"), characteristics,
+    )
+
+
+def _doc_exchange(doc_exchange: etree._Element) -> DocExchange:
+    doc_id = _required_attr(doc_exchange, "docExchangeId")
+    where = f"DocExchange {doc_id!r}"
+    return DocExchange(
+        doc_id,
+        _ebxml_binding(_child(doc_exchange, "ebXMLSenderBinding"), "sender", where),
+        _ebxml_binding(_child(doc_exchange, "ebXMLReceiverBinding"), "receiver", where),
+    )
 
 
 def _check_references(info: PartyInfo) -> None:
