@@ -230,18 +230,7 @@ def _stream_text(pieces: Iterable[bytes]) -> Iterator[str]:
         head += piece
         if len(head) >= _NUL_SAMPLE:
             break
-    if not head:
-        raise BadBatchFile("empty file: no letters")
-    for magic, what in _NOT_TEXT:
-        if head.startswith(magic):
-            raise BadBatchFile(
-                f"not a text file: the file is {what}; compressed files, archives and documents are not "
-                "taken (never unpacked): drop the plain UTF-8 .jsonl or .csv file"
-            )
-    wide = _wide_encoding(head)
-    if wide:
-        raise BadBatchFile(f"not UTF-8: the file looks like {wide}; save it as UTF-8")
-    skip = len(codecs.BOM_UTF8) if head.startswith(codecs.BOM_UTF8) else 0
+    skip = _check_first_bytes(head)
     decoder = codecs.getincrementaldecoder("utf-8")("strict")
     fed = 0  # bytes of the file given to the decoder before this piece
     newlines = 0  # line feeds in them
@@ -274,20 +263,26 @@ def _stream_text(pieces: Iterable[bytes]) -> Iterator[str]:
         yield rest
 
 
-# --- whole file ---------------------------------------------------------------------------------------
-def _decode(content: bytes) -> str:
-    if not content:
+def _check_first_bytes(head: bytes) -> int:
+    """What a file's first bytes show: no letters at all, a compressed file, archive or document, or
+    UTF-16/32 text are refused. Returns the length of a UTF-8 byte order mark to skip (0 without)."""
+    if not head:
         raise BadBatchFile("empty file: no letters")
     for magic, what in _NOT_TEXT:
-        if content.startswith(magic):
+        if head.startswith(magic):
             raise BadBatchFile(
                 f"not a text file: the file is {what}; compressed files, archives and documents are not "
                 "taken (never unpacked): drop the plain UTF-8 .jsonl or .csv file"
             )
-    wide = _wide_encoding(content)
+    wide = _wide_encoding(head)
     if wide:
         raise BadBatchFile(f"not UTF-8: the file looks like {wide}; save it as UTF-8")
-    skip = len(codecs.BOM_UTF8) if content.startswith(codecs.BOM_UTF8) else 0
+    return len(codecs.BOM_UTF8) if head.startswith(codecs.BOM_UTF8) else 0
+
+
+# --- whole file ---------------------------------------------------------------------------------------
+def _decode(content: bytes) -> str:
+    skip = _check_first_bytes(content)
     try:
         return content[skip:].decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -31,7 +31,7 @@ import binascii
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Final, Literal, NamedTuple, cast
 from urllib.parse import urlsplit
 
@@ -40,7 +40,7 @@ from lxml import etree
 
 from bbconnect.ebms.message import Party, ttl_for
 from bbconnect.namespaces import CPA_NS, DS_NS
-from bbconnect.xmlsafe import InvalidXmlError, UnsafeXmlError, parse_xml, parse_xs_datetime
+from bbconnect.xmlsafe import InvalidXmlError, UnsafeXmlError, aware_moment, parse_xml, parse_xs_datetime
 
 __all__ = [
     "CPA_NS",
@@ -373,7 +373,7 @@ class Cpa:
 
     def check_valid(self, now: datetime | None = None) -> None:
         """Raise :class:`CpaError` unless the CPA is agreed and ``start <= now <= end``."""
-        now = _now(now)
+        now = aware_moment(now)
         if self.status not in USABLE_STATUSES:
             raise CpaError(f"CPA {self.cpa_id!r} has status {self.status!r}; only 'agreed' or 'signed' can be used")
         if now < self.start:
@@ -959,14 +959,6 @@ def parse_xs_duration(text: str) -> timedelta:
         minutes=int(match["minutes"] or 0),
         seconds=float(match["seconds"] or 0),
     )
-
-
-def _now(now: datetime | None) -> datetime:
-    if now is None:
-        return datetime.now(UTC)
-    if now.tzinfo is None or now.utcoffset() is None:
-        raise ValueError("now must be timezone-aware")
-    return now
 
 
 def _service_text(service: str, service_type: str | None) -> str:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import base64
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Final, Literal, overload
 
 from cryptography import x509
@@ -38,7 +38,14 @@ from signxml.exceptions import InvalidInput, SignXMLException
 from signxml.verifier import SignatureConfiguration
 
 from bbconnect.namespaces import DS_NS, EXC_C14N_NS, SOAP12_NS, SOAP_NS, WSA_2004_NS, WSA_NS, WSSE_NS, WSU_NS
-from bbconnect.xmlsafe import InvalidXmlError, UnsafeXmlError, format_xs_datetime, parse_xml, parse_xs_datetime
+from bbconnect.xmlsafe import (
+    InvalidXmlError,
+    UnsafeXmlError,
+    aware_moment,
+    format_xs_datetime,
+    parse_xml,
+    parse_xs_datetime,
+)
 
 __all__ = [
     "BASE64_BINARY",
@@ -93,14 +100,6 @@ def _q(ns: str, name: str) -> str:
 
 def _new_id(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex}"
-
-
-def _now(now: datetime | None) -> datetime:
-    if now is None:
-        return datetime.now(UTC)
-    if now.tzinfo is None or now.utcoffset() is None:
-        raise ValueError("now must be timezone-aware")
-    return now
 
 
 def _as_bytes(value: bytes | str) -> bytes:
@@ -170,7 +169,7 @@ def sign_wus(
     """
     if ttl <= timedelta(0):
         raise ValueError("ttl must be positive")
-    created = _now(now)
+    created = aware_moment(now)
     cert = _load_cert(cert_pem)
     try:
         key = serialization.load_pem_private_key(_as_bytes(key_pem), password=None)
@@ -272,7 +271,7 @@ def verify_wus(
     that is expired or created in the future (``now`` default: the current time; ``max_skew``
     allowed either way). Raises :class:`WusSignatureError`.
     """
-    moment = _now(now)
+    moment = aware_moment(now)
     cert = _load_cert(cert_pem)
     root, soap = _parse(envelope_xml)
     header = root.find(_q(soap, "Header"))

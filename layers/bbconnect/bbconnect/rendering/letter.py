@@ -53,7 +53,7 @@ from fpdf.output import PDFICCProfile
 from fpdf.prefs import ViewerPreferences
 from fpdf.syntax import Name
 
-from bbconnect.payment import Payment
+from bbconnect.payment import Payment, format_date_long
 
 from . import texts
 from .fonts import FaceRuntime, FontOutputProducer, FontSet, FontsNotFound, UnsupportedCharacters
@@ -263,17 +263,6 @@ def _money(value: Decimal | int, what: str) -> Decimal:
 
 
 # --------------------------------------------------------------------------------- formatting
-
-_MONTHS = (
-    "januari", "februari", "maart", "april", "mei", "juni",
-    "juli", "augustus", "september", "oktober", "november", "december",
-)
-
-
-def format_date_long(d: date) -> str:
-    """``3 maart 2025``."""
-    return f"{d.day} {_MONTHS[d.month - 1]} {d.year}"
-
 
 def format_date_short(d: date) -> str:
     """``03-03-2025`` (as on aanslagbiljetten)."""
