@@ -3,11 +3,13 @@ inbound ebMS endpoint, wired together with a test PKI (two-way TLS everywhere)."
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from secrets import token_hex
 from typing import Any
 
 from bbconnect.limits import API_GATEWAY_PAYLOAD_BYTES
@@ -27,6 +29,11 @@ PROOF_SECRET = "bbconnect/proof-signing"
 # Locally: long enough to upload and validate a 1000-letter batch, short enough for fault tests.
 HTTP_TIMEOUT_SECONDS = 15
 SUBSCRIPTION_RETRY_SECONDS = 2
+# A tenant's status events go to an SQS queue in its own account; locally, to this queue of the
+# local account (`subscriber-<tenant>`), through the same rule `bbconnect ops subscribe` makes on AWS.
+SUBSCRIBER_QUEUE_PREFIX = "subscriber-"
+# The envelope fields EventBridge delivers (moto's SQS target leaves out `account`).
+EVENT_FIELDS = ("version", "id", "detail-type", "source", "account", "time", "region", "resources", "detail", "replay-name")
 
 
 def simulator_config_from_file(path: Path | None) -> SimulatorConfig:
@@ -98,6 +105,8 @@ class LocalEnvironment:
                              "SUBSCRIPTION_RETRY_SECONDS": str(SUBSCRIPTION_RETRY_SECONDS)},
             ).start()
             self._publish(tenants)
+            for config in tenants.values():
+                self._subscribe(config)
         except Exception:
             self.stop()
             raise
@@ -167,9 +176,72 @@ class LocalEnvironment:
                 connection["cpa"] = key  # relative to the tenant's configuration: tenants/<key>
             else:  # no CPA file: the simulator meets it with the defaults (osb-rm, unsigned)
                 self.simulator_config.default_cpa_ids.add(connection["cpa_id"])
+        self._localise_event_targets(config)
         for logo in folder.rglob("*"):  # logos and other files the configuration names relatively
             if logo.is_file() and logo.suffix != ".json":
                 self._config_files.setdefault(logo.relative_to(folder).as_posix(), logo.read_bytes())
+
+    def _localise_event_targets(self, config: dict) -> None:
+        """The tenant's status-event queue becomes a queue of the local account (it is in the tenant's
+        own account on AWS); its webhook's secret is put in Secrets Manager in the tenant's own folder
+        (a `file:`'s content, else a local API key: the named secret exists only on AWS). The webhook
+        itself is not called locally (moto calls no API destination)."""
+        from bbconnect_local.deployment import ACCOUNT
+
+        targets = config.get("event_targets")
+        if not targets:
+            return
+        tenant = config["tenant"]
+        if targets.get("queue_arn"):
+            region = os.environ.get("AWS_DEFAULT_REGION") or "eu-west-1"
+            targets["queue_arn"] = f"arn:aws:sqs:{region}:{ACCOUNT}:{SUBSCRIBER_QUEUE_PREFIX}{tenant}"
+        auth = (targets.get("webhook") or {}).get("auth")
+        if auth:
+            scheme, _, name = auth["secret"].partition(":")
+            value = Path(name).read_bytes() if scheme == "file" else f"local-{token_hex(16)}".encode()
+            auth["secret"] = self._secret(f"{tenant}/status-webhook", value)
+
+    def _subscribe(self, config: dict) -> None:
+        """What `bbconnect ops subscribe` does for the tenant on AWS: its rule on the status-event bus,
+        to its (local) queue and its webhook."""
+        import boto3
+
+        from bbconnect.adapters.event_targets import read_secret_reference, subscribe
+        from bbconnect.tenants import load_tenant_config
+
+        targets = config.get("event_targets")
+        if not targets:
+            return
+        if targets.get("queue_arn"):
+            boto3.client("sqs").create_queue(QueueName=targets["queue_arn"].rsplit(":", 1)[1])
+        outputs = self.outputs
+        secretsmanager = boto3.client("secretsmanager")
+        subscribe(boto3.client("events"), load_tenant_config(json.dumps(config).encode(), source=config["tenant"]),
+                  bus_name=outputs["StatusEventBusName"], bus_arn=outputs["StatusEventBusArn"],
+                  delivery_role_arn=outputs["StatusEventDeliveryRoleArn"],
+                  dead_letter_arn=outputs["StatusEventDeadLetterQueueArn"],
+                  read_secret=lambda reference: read_secret_reference(reference, secretsmanager))
+
+    def subscriber_events(self, tenant: str) -> list[dict]:
+        """Every status event the tenant's queue received since the last call (taken off the queue),
+        each as EventBridge delivers it."""
+        import boto3
+
+        from bbconnect_local.deployment import ACCOUNT
+
+        sqs = boto3.client("sqs")
+        url = sqs.get_queue_url(QueueName=f"{SUBSCRIBER_QUEUE_PREFIX}{tenant}")["QueueUrl"]
+        events: list[dict] = []
+        while True:
+            messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=60).get("Messages") or []
+            if not messages:
+                return events
+            for message in messages:
+                body = json.loads(message["Body"])
+                body.setdefault("account", ACCOUNT)
+                events.append({name: body[name] for name in EVENT_FIELDS if name in body})
+            sqs.delete_message_batch(QueueUrl=url, Entries=[{"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]}
+                                                            for n, m in enumerate(messages)])
 
     def _secret(self, name: str, value: bytes) -> str:
         """A secret the tenant's configuration names: kept for Secrets Manager, under the template's
@@ -207,6 +279,7 @@ class LocalEnvironment:
         for key, data in self._config_files.items():
             self._put_config_object(f"tenants/{key}", data)
         self._put_config_object(f"tenants/{config['tenant']}.json", json.dumps(config, ensure_ascii=False).encode())
+        self._subscribe(config)
         return config["tenant"]
 
     def tenant_config(self, tenant: str) -> dict:
