@@ -174,7 +174,7 @@ def test_given_an_acknowledged_batch_when_await_result_checks_then_it_says_how_l
     now = datetime(2027, 3, 2, 12, 0, tzinfo=UTC)
     records = {"g1": {"acknowledged_at": (now - timedelta(hours=25)).isoformat()},
                "g2": {"acknowledged_at": (now - timedelta(hours=30)).isoformat(), "result_key": "results/g2.xml"}}
-    services = _services(batches=SimpleNamespace(globe=records.get), settings=SimpleNamespace(result_timeout_seconds=172800))
+    services = _services(batches=SimpleNamespace(globe=records.get), settings=SimpleNamespace(result_timeout_seconds=172800, result_poll_seconds=300))
 
     waiting = await_result({"chunk": {"globe_batch_id": "g1"}}, services, now=now)
     arrived = await_result({"chunk": {"globe_batch_id": "g2"}}, services, now=now)

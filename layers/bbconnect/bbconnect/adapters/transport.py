@@ -56,6 +56,7 @@ def reset() -> None:
     """Forget the TLS contexts (the local run starts each deployment with new certificates)."""
     with _lock:
         _contexts.clear()
+        _identities.clear()
 
 
 def _load_client_certificate(context: ssl.SSLContext, pem: bytes) -> None:
@@ -117,15 +118,18 @@ def post(url: str, body: bytes, headers: dict[str, str], context: ssl.SSLContext
         connection.close()
 
 
-_identities: dict[str, tuple[bytes, bytes]] = {}
+_identities: dict[tuple[str, str], tuple[bytes, bytes]] = {}  # per container (runtime.container)
 
 
 def signing_identity(certificate_ref: str) -> tuple[bytes, bytes]:
     """(private key PEM, certificate PEM) from a connection's certificate reference (one PEM with
     both, as for TLS): what signs its ebMS messages and WUS calls where the profile asks (osb-rm-s,
     2W-be-S). Read once per container; the key stays in memory only."""
+    from bbconnect.runtime import container
+
+    cache_key = (container(), certificate_ref)
     with _lock:
-        cached = _identities.get(certificate_ref)
+        cached = _identities.get(cache_key)
     if cached is not None:
         return cached
     pem = read_reference(certificate_ref)
@@ -135,7 +139,7 @@ def signing_identity(certificate_ref: str) -> tuple[bytes, bytes]:
         raise TransportError(f"{certificate_ref} does not hold a private key and a certificate (PEM) to sign with")
     identity = (key[0], certificate[0])
     with _lock:
-        _identities[certificate_ref] = identity
+        _identities[cache_key] = identity
     return identity
 
 

@@ -269,8 +269,9 @@ class _Exchange:
 
     def _settle(self, message: ebms.EbmsMessage, envelope: inbound.InboundEnvelope) -> None:
         """An Acknowledgment or MessageError about one of our GLOBE batch messages."""
+        from bbconnect.ebms.reliability import expired_in_transit
         from bbconnect.service.outbound import acknowledgment_holds
-        from bbconnect.service.send import acknowledged, report
+        from bbconnect.service.send import _generation, acknowledged, report
 
         services = self.services
         reference = message.acknowledgment_ref or message.ref_to_message_id
@@ -289,11 +290,18 @@ class _Exchange:
                 log.warning("Acknowledgment for %s not taken: %s", reference, problem)
                 return
             acknowledged(services, self.sfn, globe_id, self.now.isoformat(), detail="asynchronous Acknowledgment")
-        elif ebms.classify_errors(message.errors) == "permanent" and record["state"] not in ("acknowledged", "refused",
-                                                                                             "expired"):
+        elif record["state"] not in ("acknowledged", "refused", "expired"):
             described = "; ".join(f"{e.code} ({e.severity}): {e.description or ''}".strip() for e in message.errors)
-            services.batches.update_globe(globe_id, state="refused", reason=f"ebMS error: {described}")
-            report(services, self.sfn, services.batches.globe(globe_id))
+            if expired_in_transit(e.code for e in message.errors):
+                # GLOBE got the message after its TimeToLive (told as a message of its own, as the CPA
+                # asks): not a verdict on the letters. The batch goes again as a new message (same
+                # BatchID and BerichtIDs) at the chunk's next check, as when told in the response.
+                if reference == record.get("message_id") and services.batches.renew_globe(
+                        globe_id, generation=_generation(record), reason=f"ebMS error: {described}", message_id=reference):
+                    log.info("GLOBE batch message %s expired in transit: the batch goes again as a new message", reference)
+            elif ebms.classify_errors(message.errors) == "permanent":
+                services.batches.update_globe(globe_id, state="refused", reason=f"ebMS error: {described}")
+                report(services, self.sfn, services.batches.globe(globe_id))
 
     # ------------------------------------------------------------------ answering
     def _error(self, error: ebms.EbmsError) -> dict:
