@@ -136,11 +136,9 @@ def _run(file: Path, tenant: str, out: Path, config_dir: Path, simulator: Path |
                 except BaseException as error:
                     progress.stop()
                     why = "stopped (Ctrl-C)" if isinstance(error, KeyboardInterrupt) else f"did not complete: {error}"
+                    # no events.jsonl: the stages go on putting events while the run stops (and
+                    # emptying moto's queue takes time in its length squared)
                     _leave_partial(env, out, key, progress.batch_id, why, config_dir)
-                    try:
-                        _export_events(env, tenant, out)
-                    except Exception as problem:
-                        logging.getLogger(__name__).warning("status events not written: %s", problem)
                     raise
                 save_snapshot(env.outputs, out, config_dir=config_dir)
                 deliveries = env.simulator.delivery_log_json()
@@ -351,18 +349,11 @@ def _export(env: LocalEnvironment, output: dict, out: Path) -> None:
 
 def _export_events(env: LocalEnvironment, tenant: str, out: Path) -> bool:
     """`OUT/events.jsonl`: the status events the tenant's queue received, one JSON object a line, as
-    EventBridge delivers them. False when the tenant names no event_targets queue (nothing is written)."""
-    try:
-        events = env.subscriber_events(tenant)
-    except Exception as error:  # no queue: the tenant does not subscribe
-        if "NonExistentQueue" in str(error) or "does not exist" in str(error):
-            return False
-        raise
-    from bbconnect_local.event_check import sort_key
-
-    with open(out / "events.jsonl", "w", encoding="utf-8") as handle:
-        for event in sorted(events, key=sort_key):
-            handle.write(json.dumps(event, ensure_ascii=False) + "\n")
+    EventBridge delivers them, in the order they arrived. False when the tenant names no
+    event_targets queue (nothing is written)."""
+    if not env.subscribes(tenant):
+        return False
+    env.export_subscriber_events(tenant, out / "events.jsonl")
     return True
 
 
@@ -370,10 +361,11 @@ def _summarise_events(file: Path, tenant: str, out: Path, report: dict) -> bool:
     """Check `events.jsonl` against the report (`bbconnect_local.event_check`) and say so; True when it holds."""
     from bbconnect_local.event_check import check_events, input_bsns
 
-    events = [json.loads(line) for line in (out / "events.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()]
     late_path = out / "late-results.json"
     late = json.loads(late_path.read_text(encoding="utf-8")) if late_path.exists() else []
-    check = check_events(events, report, tenant=tenant, bsns=input_bsns(file), late_results=late)
+    with open(out / "events.jsonl", encoding="utf-8") as lines:  # one at a time: a big run has hundreds of thousands
+        check = check_events((json.loads(line) for line in lines if line.strip()), report, tenant=tenant,
+                             bsns=input_bsns(file), late_results=late)
     counts = ", ".join(f"{status} {check.by_status[status]}" for status in
                        ("ACCEPTED", "REJECTED", "SENT", "DELIVERED", "PAPER", "FAILED") if check.by_status[status])
     console.print(f"status events to {tenant}: {check.events} in {out / 'events.jsonl'} ({counts}"

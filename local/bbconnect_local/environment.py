@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,11 @@ SUBSCRIPTION_RETRY_SECONDS = 2
 SUBSCRIBER_QUEUE_PREFIX = "subscriber-"
 # The envelope fields EventBridge delivers (moto's SQS target leaves out `account`).
 EVENT_FIELDS = ("version", "id", "detail-type", "source", "account", "time", "region", "resources", "detail", "replay-name")
+# How often the subscribers' queues are emptied while a run goes. moto's SQS costs time in the
+# number of messages a queue holds for each message sent or received (it counts them for the
+# queue's attributes every time): a queue left to fill with a big run's events (three or so per
+# letter) grows quadratically slow, and a queue emptied as it goes stays cheap.
+SUBSCRIBER_DRAIN_SECONDS = 0.5
 
 
 def simulator_config_from_file(path: Path | None) -> SimulatorConfig:
@@ -77,6 +83,14 @@ class LocalEnvironment:
         self.simulator: LogiusSimulator | None = None
         self.inbound: MutualTlsServer | None = None
         self.deployment: LocalDeployment | None = None
+        # the tenants whose status events go to a (local) queue; what their queues received so far
+        # waits in a file of the work folder each (a big run's events do not fit comfortably in memory)
+        self._subscribers: set[str] = set()
+        self._subscriber_lock = threading.Lock()
+        self._subscriber_stop = threading.Event()
+        self._subscriber_drain: threading.Thread | None = None
+        self._subscriber_queues: dict[str, str] = {}  # tenant -> its queue's URL
+        self._sqs = None  # one client for the draining (boto3's clients are thread-safe)
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> LocalEnvironment:
@@ -107,12 +121,17 @@ class LocalEnvironment:
             self._publish(tenants)
             for config in tenants.values():
                 self._subscribe(config)
+            self._subscriber_drain = threading.Thread(target=self._drain_subscribers, name="subscriber-queues", daemon=True)
+            self._subscriber_drain.start()
         except Exception:
             self.stop()
             raise
         return self
 
     def stop(self) -> None:
+        self._subscriber_stop.set()
+        if self._subscriber_drain is not None:
+            self._subscriber_drain.join(timeout=30)
         if self.simulator is not None:
             self.simulator.stop()
         if self.deployment is not None:
@@ -210,10 +229,16 @@ class LocalEnvironment:
         from bbconnect.tenants import load_tenant_config
 
         targets = config.get("event_targets")
+        if not (targets or {}).get("queue_arn"):
+            with self._subscriber_lock:
+                self._subscribers.discard(config["tenant"])
         if not targets:
             return
         if targets.get("queue_arn"):
-            boto3.client("sqs").create_queue(QueueName=targets["queue_arn"].rsplit(":", 1)[1])
+            url = boto3.client("sqs").create_queue(QueueName=targets["queue_arn"].rsplit(":", 1)[1])["QueueUrl"]
+            with self._subscriber_lock:
+                self._subscribers.add(config["tenant"])
+                self._subscriber_queues[config["tenant"]] = url
         outputs = self.outputs
         secretsmanager = boto3.client("secretsmanager")
         subscribe(boto3.client("events"), load_tenant_config(json.dumps(config).encode(), source=config["tenant"]),
@@ -222,26 +247,88 @@ class LocalEnvironment:
                   dead_letter_arn=outputs["StatusEventDeadLetterQueueArn"],
                   read_secret=lambda reference: read_secret_reference(reference, secretsmanager))
 
+    def subscribes(self, tenant: str) -> bool:
+        """Whether the tenant's status events go to a queue (its configuration names one)."""
+        return tenant in self._subscribers
+
     def subscriber_events(self, tenant: str) -> list[dict]:
-        """Every status event the tenant's queue received since the last call (taken off the queue),
-        each as EventBridge delivers it."""
+        """Every status event the tenant's queue received since the last call (or export), each as
+        EventBridge delivers it, in the order they arrived. For a run of a few letters: a big run's
+        go to a file (`export_subscriber_events`)."""
+        spool = self._drain_subscriber(tenant)
+        with self._subscriber_lock:
+            if not spool.exists():
+                return []
+            with open(spool, encoding="utf-8") as lines:
+                events = [json.loads(line) for line in lines if line.strip()]
+            spool.unlink()
+        return events
+
+    def export_subscriber_events(self, tenant: str, path: Path) -> int:
+        """Move every status event the tenant's queue received since the last call to `path` (JSON
+        Lines, as EventBridge delivers them, in the order they arrived); how many."""
+        spool = self._drain_subscriber(tenant)
+        with self._subscriber_lock:
+            if not spool.exists():
+                spool.parent.mkdir(parents=True, exist_ok=True)
+                spool.touch()
+            shutil.move(spool, path)
+        with open(path, "rb") as lines:
+            return sum(1 for line in lines if line.strip())
+
+    def _drain_subscribers(self) -> None:
+        """Keep the subscribers' queues empty while the environment runs (SUBSCRIBER_DRAIN_SECONDS)."""
+        import logging
+
+        while not self._subscriber_stop.wait(SUBSCRIBER_DRAIN_SECONDS):
+            with self._subscriber_lock:
+                tenants = sorted(self._subscribers)
+            for tenant in tenants:
+                try:
+                    self._drain_subscriber(tenant)
+                except Exception:  # moto stopping under it, a disk hiccup: the next round tries again
+                    logging.getLogger(__name__).warning("the status-event queue of %s could not be emptied", tenant,
+                                                        exc_info=True)
+
+    def _drain_subscriber(self, tenant: str) -> Path:
+        """Take what the tenant's queue holds now off it, into the tenant's file; the file. What
+        arrives meanwhile (a run stopped with Ctrl-C goes on putting events) waits for the next time."""
         import boto3
 
+        spool = self.workdir / "subscriber-events" / f"{tenant}.jsonl"
+        with self._subscriber_lock:
+            if tenant not in self._subscribers:
+                return spool
+            if self._sqs is None:
+                self._sqs = boto3.client("sqs")
+            url = self._subscriber_queues[tenant]
+        held = int(self._sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])
+                   ["Attributes"]["ApproximateNumberOfMessages"])
+        taken = 0
+        while taken < held and not self._subscriber_stop.is_set():
+            with self._subscriber_lock:  # one batch at a time: an export does not wait for a long drain
+                count = self._take_batch(url, spool)
+            if not count:
+                break
+            taken += count
+        return spool
+
+    def _take_batch(self, url: str, spool: Path) -> int:
+        """Up to 10 events off the queue, added to the file (held: the lock); how many."""
         from bbconnect_local.deployment import ACCOUNT
 
-        sqs = boto3.client("sqs")
-        url = sqs.get_queue_url(QueueName=f"{SUBSCRIBER_QUEUE_PREFIX}{tenant}")["QueueUrl"]
-        events: list[dict] = []
-        while True:
-            messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=60).get("Messages") or []
-            if not messages:
-                return events
+        messages = self._sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=60).get("Messages") or []
+        if not messages:
+            return 0
+        spool.parent.mkdir(parents=True, exist_ok=True)
+        with open(spool, "a", encoding="utf-8") as lines:
             for message in messages:
                 body = json.loads(message["Body"])
                 body.setdefault("account", ACCOUNT)
-                events.append({name: body[name] for name in EVENT_FIELDS if name in body})
-            sqs.delete_message_batch(QueueUrl=url, Entries=[{"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]}
-                                                            for n, m in enumerate(messages)])
+                lines.write(json.dumps({name: body[name] for name in EVENT_FIELDS if name in body}, ensure_ascii=False) + "\n")
+        self._sqs.delete_message_batch(QueueUrl=url, Entries=[{"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]}
+                                                              for n, m in enumerate(messages)])
+        return len(messages)
 
     def _secret(self, name: str, value: bytes) -> str:
         """A secret the tenant's configuration names: kept for Secrets Manager, under the template's

@@ -14,6 +14,7 @@ import io
 import json
 import re
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -23,7 +24,6 @@ from bbconnect_local.environment import REPO_ROOT
 SCHEMA_PATH = REPO_ROOT / "schemas" / "letter-status-event.schema.json"
 FINAL = ("REJECTED", "DELIVERED", "PAPER", "FAILED")
 _DIGIT_RUNS = re.compile(r"[0-9]+")  # a BSN is a number of its own (an account id that starts with one is not it)
-RANK = {"ACCEPTED": 0, "REJECTED": 1, "SENT": 2, "DELIVERED": 3, "PAPER": 3, "FAILED": 3}
 
 
 @cache
@@ -61,12 +61,6 @@ def input_bsns(path: Path) -> set[str]:
     return found
 
 
-def sort_key(event: dict) -> tuple:
-    detail = event.get("detail") or {}
-    return (detail.get("time") or "", detail.get("batch_id") or "", int(detail.get("line") or 0),
-            RANK.get(detail.get("status"), 9), detail.get("correction_of") is not None)
-
-
 @dataclass
 class EventCheck:
     events: int = 0
@@ -79,15 +73,17 @@ class EventCheck:
         return not self.problems
 
 
-def check_events(events: list[dict], report: dict, *, tenant: str, bsns: set[str] | frozenset[str] = frozenset(),
+def check_events(events: Iterable[dict], report: dict, *, tenant: str, bsns: set[str] | frozenset[str] = frozenset(),
                  late_results: list[dict] = ()) -> EventCheck:
-    check = EventCheck(events=len(events))
+    """`events` in one pass (a file's lines as they are read: a big run's do not all fit in memory)."""
+    check = EventCheck()
     problems = check.problems
     batch_id = report["batch_id"]
     finals: dict[int, list[str]] = {}
     accepted: set[int] = set()
     corrections: dict[int, str] = {}
     for number, event in enumerate(events, 1):
+        check.events = number
         text = json.dumps(event, ensure_ascii=False)
         for problem in schema_problems(event)[:3]:
             problems.append(f"event {number}: not valid against the schema: {problem}")
