@@ -100,7 +100,7 @@ def _run(file: Path, tenant: str, out: Path, config_dir: Path, simulator: Path |
         console.print("[red]--chunk-size must be between 1 and 1000 (a GLOBE batch holds at most 1000 letters)[/red]")
         raise typer.Exit(2)
     out.mkdir(parents=True, exist_ok=True)
-    for stale in ("report.json", "report.csv"):  # a report left by an earlier run must not pass for this one's
+    for stale in ("report.json", "report.csv", "events.jsonl"):  # what an earlier run left must not pass for this one's
         (out / stale).unlink(missing_ok=True)
     log_path = out / "logs.jsonl"
     real_stdout = sys.stdout
@@ -132,9 +132,12 @@ def _run(file: Path, tenant: str, out: Path, config_dir: Path, simulator: Path |
                                         + "".join(f"\n  {violation}" for violation in env.deployment.violations))
                     _export(env, batch.output, out)
                     env.simulator.wait_idle(timeout=30)
+                    subscribed = _export_events(env, tenant, out)
                 except BaseException as error:
                     progress.stop()
                     why = "stopped (Ctrl-C)" if isinstance(error, KeyboardInterrupt) else f"did not complete: {error}"
+                    # no events.jsonl: the stages go on putting events while the run stops (and
+                    # emptying moto's queue takes time in its length squared)
                     _leave_partial(env, out, key, progress.batch_id, why, config_dir)
                     raise
                 save_snapshot(env.outputs, out, config_dir=config_dir)
@@ -159,7 +162,8 @@ def _run(file: Path, tenant: str, out: Path, config_dir: Path, simulator: Path |
     finally:
         sys.stdout = real_stdout
         progress.stop()
-    _summarise(batch.output, out, errors, delivered_twice, deliveries, faults_seen, refused)
+    _summarise(batch.output, out, errors, delivered_twice, deliveries, faults_seen, refused,
+               events=(file, tenant) if subscribed else None)
 
 
 def _leave_partial(env: LocalEnvironment, out: Path, key: str | None, batch_id: str | None, why: str, config_dir: Path) -> None:
@@ -343,6 +347,36 @@ def _export(env: LocalEnvironment, output: dict, out: Path) -> None:
     _export_digital(env, report, digital_dir)
 
 
+def _export_events(env: LocalEnvironment, tenant: str, out: Path) -> bool:
+    """`OUT/events.jsonl`: the status events the tenant's queue received, one JSON object a line, as
+    EventBridge delivers them, in the order they arrived. False when the tenant names no
+    event_targets queue (nothing is written)."""
+    if not env.subscribes(tenant):
+        return False
+    env.export_subscriber_events(tenant, out / "events.jsonl")
+    return True
+
+
+def _summarise_events(file: Path, tenant: str, out: Path, report: dict) -> bool:
+    """Check `events.jsonl` against the report (`bbconnect_local.event_check`) and say so; True when it holds."""
+    from bbconnect_local.event_check import check_events, input_bsns
+
+    late_path = out / "late-results.json"
+    late = json.loads(late_path.read_text(encoding="utf-8")) if late_path.exists() else []
+    with open(out / "events.jsonl", encoding="utf-8") as lines:  # one at a time: a big run has hundreds of thousands
+        check = check_events((json.loads(line) for line in lines if line.strip()), report, tenant=tenant,
+                             bsns=input_bsns(file), late_results=late)
+    counts = ", ".join(f"{status} {check.by_status[status]}" for status in
+                       ("ACCEPTED", "REJECTED", "SENT", "DELIVERED", "PAPER", "FAILED") if check.by_status[status])
+    console.print(f"status events to {tenant}: {check.events} in {out / 'events.jsonl'} ({counts}"
+                  + (f"; {check.corrections} late corrections" if check.corrections else "") + "); "
+                  + ("one final-status event per row, as the report says; all valid against the schema; no BSN"
+                     if check.ok else f"[red]{len(check.problems)} problems[/red]"))
+    for problem in check.problems[:20]:
+        console.print(f"  [red]{problem}[/red]")
+    return check.ok
+
+
 def _export_digital(env: LocalEnvironment, report: dict, folder: Path) -> None:
     """The PDFs as they went to Logius, taken from the GLOBE batches themselves."""
     import boto3
@@ -366,7 +400,7 @@ def _export_digital(env: LocalEnvironment, report: dict, folder: Path) -> None:
 
 
 def _summarise(output: dict, out: Path, errors: list[str], delivered_twice: list[str], deliveries: list[dict],
-               faults_seen: dict[str, int], refused: list[str] = ()) -> None:
+               faults_seen: dict[str, int], refused: list[str] = (), *, events: tuple[Path, str] | None = None) -> None:
     if refused:
         # What AWS would have refused (a function's role, a limit): this run does not show that it works there.
         console.print(f"[red]{len(refused)} calls AWS would refuse:[/red]")
@@ -398,10 +432,15 @@ def _summarise(output: dict, out: Path, errors: list[str], delivered_twice: list
         console.print("simulator faults: " + ", ".join(f"{kind} {n}" for kind, n in sorted(faults_seen.items()) if n))
     console.print(f"report: {out / 'report.json'} (and report.csv, history.jsonl); PDFs: {out / 'pdf'}; "
                   f"print jobs: {out / 'print'}; proofs of dispatch: {out / 'proofs'}; logs: {out / 'logs.jsonl'}")
+    events_hold = True
+    if events is not None:
+        events_hold = _summarise_events(events[0], events[1], out, report)
+    else:
+        console.print("status events: the tenant names no event_targets queue, so none were delivered to it")
     console.print(f"inspect it: bbconnect ops --local {out} batches")
     if errors:
         console.print(f"[yellow]{len(errors)} handler errors were retried; see the log[/yellow]")
-    if not report["accounted"] or delivered_twice or delivered_by_logius != counts["delivered"]:
+    if not report["accounted"] or delivered_twice or delivered_by_logius != counts["delivered"] or not events_hold:
         raise typer.Exit(1)
 
 

@@ -181,6 +181,14 @@ class LocalDeployment:
                 name = self.resolver.resolve(props["Name"]) if "Name" in props else base
                 arn = f"arn:aws:states:{r}:{a}:stateMachine:{name}"
                 self.physical[logical_id] = {"Ref": arn, "Arn": arn, "Name": name}
+            elif kind == "AWS::Events::EventBus":
+                name = self.resolver.resolve(resource["Properties"]["Name"])
+                self.physical[logical_id] = {"Ref": name, "Name": name, "Arn": f"arn:aws:events:{r}:{a}:event-bus/{name}"}
+            elif kind == "AWS::Events::Archive":
+                name = (resource.get("Properties") or {}).get("ArchiveName") or base[:48]
+                self.physical[logical_id] = {"Ref": name, "Arn": f"arn:aws:events:{r}:{a}:archive/{name}"}
+            elif kind == "AWS::IAM::Role":  # not created (roles are enforced, not assumed), but named
+                self.physical[logical_id] = {"Ref": base[:64], "Arn": f"arn:aws:iam::{a}:role/{base[:64]}"}
             else:
                 self.physical[logical_id] = {"Ref": base}
 
@@ -260,6 +268,10 @@ class LocalDeployment:
             self._create_queue(logical_id, resources[logical_id])
         for logical_id in by_type.get("AWS::DynamoDB::Table", []):
             self._create_table(logical_id, resources[logical_id])
+        for logical_id in by_type.get("AWS::Events::EventBus", []):
+            self._create_event_bus(logical_id)
+        for logical_id in by_type.get("AWS::Events::Archive", []):
+            self._create_archive(logical_id, resources[logical_id])
         for logical_id in by_type.get("AWS::S3::Bucket", []):
             self._create_bucket(logical_id, resources[logical_id], notifications=False)
         environment = self._function_environment(by_type.get("AWS::Serverless::Function", []), resources)
@@ -277,7 +289,7 @@ class LocalDeployment:
         for logical_id in by_type.get("AWS::S3::Bucket", []):
             self._create_bucket(logical_id, resources[logical_id], notifications=True)
         handled = {"AWS::SQS::Queue", "AWS::DynamoDB::Table", "AWS::S3::Bucket", "AWS::Serverless::Function",
-                   "AWS::Serverless::StateMachine"}
+                   "AWS::Serverless::StateMachine", "AWS::Events::EventBus", "AWS::Events::Archive"}
         self.skipped = sorted(f"{lid} ({r['Type']})" for lid, r in resources.items() if r["Type"] not in handled)
         unknown = [s for s in self.skipped if s.split(" (")[1][:-1] not in NOT_EMULATED]
         if unknown:
@@ -341,6 +353,21 @@ class LocalDeployment:
         ttl = props.get("TimeToLiveSpecification")
         if ttl:
             client.update_time_to_live(TableName=kwargs["TableName"], TimeToLiveSpecification=ttl)
+
+    def _create_event_bus(self, logical_id: str) -> None:
+        import boto3
+
+        boto3.client("events").create_event_bus(Name=self.physical[logical_id]["Name"])
+
+    def _create_archive(self, logical_id: str, resource: dict) -> None:
+        """The archive, which moto fills as EventBridge does (a managed rule on its bus) and replays."""
+        import boto3
+
+        props = self.resolver.resolve(resource["Properties"])
+        boto3.client("events").create_archive(
+            ArchiveName=self.physical[logical_id]["Ref"], EventSourceArn=props["SourceArn"],
+            Description=props.get("Description", ""), RetentionDays=int(props.get("RetentionDays", 0)),
+            **({"EventPattern": json.dumps(props["EventPattern"])} if props.get("EventPattern") else {}))
 
     def _create_bucket(self, logical_id: str, resource: dict, *, notifications: bool) -> None:
         import boto3

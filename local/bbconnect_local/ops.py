@@ -779,5 +779,7 @@ def forecast(ctx: typer.Context, backend: OpsBackend, console: Console,
     return OK
 
 
+from bbconnect_local import ops_events  # noqa: E402, F401  (registers `subscribe` and `replay`: the tenants' status events)
+
 if __name__ == "__main__":
     ops_app()

@@ -21,13 +21,19 @@ def test_given_the_small_csv_sample_when_run_then_it_exits_0_and_the_report_acco
     assert (tmp_path / "report.csv").exists() and (tmp_path / "logs.jsonl").exists()
     assert list((tmp_path / "pdf").rglob("*.pdf"))
     assert "every row accounted for: yes" in result.stdout
+    # And the tenant's status events: one final one per row, checked by the summary against the report
+    said = " ".join(result.stdout.split())  # rich wraps a piped summary at 80 columns
+    assert "one final-status event per row, as the report says; all valid against the schema; no BSN" in said
+    events = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
+    assert sum(1 for event in events if event["detail"]["final"]) == rows
     # And no full BSN of the input appears in any log line or in the report
     import csv
 
     bsns = {row["bsn"] for row in csv.DictReader(sample.read_text(encoding="utf-8-sig").splitlines())}
     logs = (tmp_path / "logs.jsonl").read_text()
     assert logs.count("\n") > 5
-    for text in (logs, (tmp_path / "report.json").read_text(), (tmp_path / "report.csv").read_text(encoding="utf-8-sig")):
+    for text in (logs, (tmp_path / "report.json").read_text(), (tmp_path / "report.csv").read_text(encoding="utf-8-sig"),
+                 (tmp_path / "events.jsonl").read_text()):
         assert not [bsn for bsn in bsns if bsn in text]
 
 

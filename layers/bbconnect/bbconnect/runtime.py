@@ -41,6 +41,8 @@ class Settings(BaseModel):
     http_timeout_seconds: float = Field(default=60.0, alias="HTTP_TIMEOUT_SECONDS")
     # Fallback only: where the key that signs the proofs of dispatch lives (empty: no proofs).
     proof_signing_key: str = Field(default="", alias="PROOF_SIGNING_KEY")
+    # The functions that record status changes: the EventBridge bus their letter status events go on.
+    event_bus_name: str | None = Field(default=None, alias="EVENT_BUS_NAME")
 
     @property
     def accepted_logius_oins(self) -> frozenset[str]:

@@ -20,6 +20,10 @@ back to the tenant's `postage_cents`, default 0), used to report the postage a d
 saved; `print_job_max_letters`, the most letters in one print job for the print-and-post provider
 (default 2000; larger batches are split).
 
+Status events (optional): `event_targets`, where each letter's status changes go: `queue_arn`, an
+SQS queue in the tenant's own account, and/or `webhook` (an HTTPS URL, with an API key or OAuth client
+credentials whose secret is named as a reference in the tenant's own folder). See `bbconnect.event_routing`.
+
 Deadline (per stream, optional): `digital_deadline`, how long after intake a letter may take to
 reach the Berichtenbox (default two days). A fault that passes is retried until then; what is not
 delivered digitally by then goes on paper, with the reason.
@@ -56,12 +60,15 @@ __all__ = [
     "TEMPLATES",
     "Branding",
     "Connection",
+    "EventTargets",
     "Organisation",
     "PaymentSettings",
     "PostalAddress",
     "Stream",
     "TenantConfig",
     "TenantConfigError",
+    "Webhook",
+    "WebhookAuth",
     "cpa_problems",
     "load_tenant_config",
 ]
@@ -335,6 +342,93 @@ def _secret_in_tenant_folder(reference: str, tenant: str) -> bool:
     return len(parts) >= 3 and all(parts) and parts[-2] == tenant
 
 
+# ---------------------------------------------------------------- status events to the tenant
+_SQS_ARN = r"^arn:aws[a-z-]*:sqs:[a-z]{2}(-[a-z]+)+-[0-9]:[0-9]{12}:[A-Za-z0-9_-]{1,75}(\.fifo)?$"
+_HEADER_NAME = r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,512}$"
+
+
+class WebhookAuth(BaseModel):
+    """How bbconnect authenticates to a tenant's webhook: an EventBridge Connection holds the
+    credentials. `api_key`: the header `header` with the secret's value; `oauth_client_credentials`:
+    a token from `token_url` for `client_id` with the secret as client secret (and `scope`)."""
+
+    model_config = _CONFIG
+
+    type: Literal["api_key", "oauth_client_credentials"]
+    secret: str  # secretsmanager:<prefix>/<tenant>/<name> (file:<path> for the operator's own machine)
+    header: str | None = Field(default=None, pattern=_HEADER_NAME)
+    token_url: str | None = None
+    client_id: str | None = Field(default=None, min_length=1, max_length=512)
+    scope: str | None = Field(default=None, min_length=1, max_length=512)
+
+    @field_validator("secret")
+    @classmethod
+    def _secret_reference(cls, value: str) -> str:
+        if not _CERTIFICATE_RE.fullmatch(value):
+            raise ValueError("must be a reference 'secretsmanager:<secret name>' or 'file:<path>'")
+        return value
+
+    @field_validator("token_url")
+    @classmethod
+    def _https(cls, value: str | None) -> str | None:
+        if value is not None:
+            parts = urlsplit(value)
+            if parts.scheme != "https" or not parts.hostname:
+                raise ValueError("must be an https:// URL with a host")
+        return value
+
+    @model_validator(mode="after")
+    def _complete(self) -> WebhookAuth:
+        if self.type == "api_key" and not self.header:
+            raise ValueError("api_key needs header: the HTTP header that carries the key (e.g. x-api-key)")
+        if self.type == "oauth_client_credentials" and not (self.token_url and self.client_id):
+            raise ValueError("oauth_client_credentials needs token_url and client_id")
+        return self
+
+
+class Webhook(BaseModel):
+    """A tenant's HTTPS endpoint that gets each status event as a POST of the event's JSON."""
+
+    model_config = _CONFIG
+
+    url: str
+    auth: WebhookAuth
+    # EventBridge sends at most this many a second to the endpoint (it queues the rest, within its retry policy).
+    max_per_second: int = Field(default=10, ge=1, le=300)
+
+    @field_validator("url")
+    @classmethod
+    def _https(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme != "https" or not parts.hostname:
+            raise ValueError("must be an https:// URL with a host")
+        return value
+
+
+class EventTargets(BaseModel):
+    """Where the tenant's letter status events go: an SQS queue in its own account, a webhook, or
+    both (`bbconnect ops subscribe` makes the tenant's EventBridge rule and targets from this)."""
+
+    model_config = _CONFIG
+
+    queue_arn: str | None = Field(default=None, pattern=_SQS_ARN)
+    webhook: Webhook | None = None
+
+    @field_validator("queue_arn")
+    @classmethod
+    def _standard_queue(cls, value: str | None) -> str | None:
+        if value is not None and value.endswith(".fifo"):
+            raise ValueError("must be a standard queue, not FIFO: events come at least once, drop duplicates on "
+                             "detail.event_id")
+        return value
+
+    @model_validator(mode="after")
+    def _some_target(self) -> EventTargets:
+        if self.queue_arn is None and self.webhook is None:
+            raise ValueError("name a queue_arn, a webhook or both (or leave event_targets out)")
+        return self
+
+
 class PlannedRun(BaseModel):
     """A run a tenant announces: `letters` letters of `stream` on `date`."""
 
@@ -364,6 +458,8 @@ class TenantConfig(BaseModel):
     postage_cents: int = Field(default=0, ge=0, le=MAX_POSTAGE_CENTS)
     # The most letters in one print job; a larger set of paper letters is split into several jobs.
     print_job_max_letters: int = Field(default=DEFAULT_PRINT_JOB_MAX_LETTERS, ge=1, le=100_000)
+    # Where the tenant hears about each letter's status changes (none: it reads the reports only).
+    event_targets: EventTargets | None = None
 
     @model_validator(mode="after")
     def _cross_checks(self) -> TenantConfig:
@@ -422,6 +518,12 @@ class TenantConfig(BaseModel):
                         f"connections.{key}.{name}: the secret is not in tenant {self.tenant!r}'s own folder; "
                         f"a tenant names only its own secrets, as secretsmanager:<prefix>/{self.tenant}/<name>"
                     )
+        webhook = self.event_targets.webhook if self.event_targets else None
+        if webhook is not None and not _secret_in_tenant_folder(webhook.auth.secret, self.tenant):
+            yield (
+                f"event_targets.webhook.auth.secret: the secret is not in tenant {self.tenant!r}'s own folder; "
+                f"a tenant names only its own secrets, as secretsmanager:<prefix>/{self.tenant}/<name>"
+            )
 
     def _oin_problems(self) -> Iterator[str]:
         oin_owner: dict[str, str] = {}

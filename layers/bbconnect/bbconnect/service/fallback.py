@@ -22,7 +22,7 @@ from bbconnect.deadlines import at_deadline, deadline_of
 from bbconnect.logius.globe import NIL_GUID, parse_result
 from bbconnect.masking import scrub
 from bbconnect.outcomes import LogiusLine, final_state
-from bbconnect.service import keys
+from bbconnect.service import keys, letter_events
 from bbconnect.service.context import Services
 from bbconnect.service.documents import letter_document
 from bbconnect.service.proof import write_proof
@@ -86,6 +86,8 @@ def fallback(event: dict, services: Services) -> dict:
         answer["proof"] = write_proof(services, chunk, outcome)
     except Exception as error:  # a broken signing key must not hold the letters' final states hostage
         answer["proof_error"] = f"{type(error).__name__}: {error}"
+    # status events: DELIVERED and FAILED now (PAPER once its print job is made, in Finalize)
+    letter_events.chunk_settled(services, chunk, outcome, proof_key=answer.get("proof"))
     return answer
 
 

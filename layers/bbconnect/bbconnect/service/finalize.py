@@ -30,7 +30,7 @@ from bbconnect.report import (
     route_sources,
     stream_figures,
 )
-from bbconnect.service import keys
+from bbconnect.service import keys, letter_events
 from bbconnect.service.context import Services
 from bbconnect.service.printing import print_batch
 from bbconnect.status import Status
@@ -128,6 +128,9 @@ def finalize(event: dict, services: Services) -> dict:
                         "application/x-ndjson")
     services.batches.record_file(batch_id, status="completed", counts=counts, finished_at=report["finished_at"],
                                  globe_batches=globe_batches, chunks_without_globe_batch=without_globe_batch)
+    # status events: PAPER with its print job and sheet; FAILED of chunks that did not finish
+    letter_events.batch_finalized(services, tenant=tenant, batch_id=batch_id, letters=letters, manifest=manifest,
+                                  print_jobs=print_jobs, unfinished_reason=UNFINISHED, resend_of=source.get("resend_of"))
     return {"batch_id": batch_id, "tenant": tenant, "status": "completed", "counts": counts, "unfinished_chunks": unfinished,
             "print_jobs": [job["name"] for job in print_jobs], "report": keys.report(tenant, batch_id, "report.json")}
 

@@ -33,7 +33,7 @@ from bbconnect.deadlines import deadline_for, send_timeout_seconds
 from bbconnect.ids import tenant_of_key
 from bbconnect.letters import Letter, Rejection
 from bbconnect.rendering.passthrough import PassthroughError, check_passthrough
-from bbconnect.service import keys
+from bbconnect.service import keys, letter_events
 from bbconnect.service.context import Services
 from bbconnect.shaping import spread_assignments
 from bbconnect.tenants import TenantConfig, TenantConfigError
@@ -234,6 +234,8 @@ def _take(event: dict, services: Services, config: TenantConfig, intake: _Intake
                                                    "ingested_at": now.isoformat()})
     services.batches.record_file(batch_id, tenant=tenant, file=key, status="processing", received=received,
                                  accepted=len(recorded), rejected=len(rejections), chunks=len(chunks))
+    # status events: each letter ACCEPTED, each refused row REJECTED
+    letter_events.file_taken(services, tenant=tenant, batch_id=batch_id, chunks=chunks, rejections=rejections, at=now)
     streams: dict[str, dict[str, int]] = {}
     for letter in recorded:
         streams.setdefault(letter.stream, {"accepted": 0, "duplicates": 0})["accepted"] += 1

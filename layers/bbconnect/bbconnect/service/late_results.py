@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from bbconnect.logius.globe import NIL_GUID, BatchResult, outcome_of
-from bbconnect.service import keys
+from bbconnect.service import keys, letter_events
 from bbconnect.service.context import Services
 from bbconnect.status import Status
 
@@ -78,4 +78,6 @@ def apply_late_result(services: Services, record: dict, result: BatchResult) -> 
         earlier = services.outbox.get_json_or_none(key) or []
         services.outbox.put_json(key, earlier + [{"globe_batch_id": chunk["globe_batch_id"],
                                                   "received_at": datetime.now(UTC).isoformat(), "letters": changes}])
+        # status events: each change corrects the letter's earlier final state
+        letter_events.late_settled(services, chunk=chunk, outcome=outcome, changes=changes, result=result)
     return changes

@@ -15,7 +15,7 @@ import re
 from datetime import UTC, datetime
 
 from bbconnect.deadlines import deadline_for, send_timeout_seconds
-from bbconnect.service import keys
+from bbconnect.service import keys, letter_events
 from bbconnect.service.context import Services
 from bbconnect.status import Status
 
@@ -68,6 +68,9 @@ def ingest_resend(event: dict, services: Services, *, timing: dict) -> dict:
         services.letters.record_chunks(tenant, batch_id, [{
             "index": chunk["index"], "globe_batch_id": chunk["globe_batch_id"], "sender": chunk["sender"],
             "stream": chunk["stream"], "letters": reopened}])
+        # status events: the letters taken up again are ACCEPTED under the resend's batch id
+        letter_events.resend_taken(services, tenant=tenant, batch_id=batch_id, original=original, chunk=chunk,
+                                   letters=reopened, at=now)
         key = keys.chunk(batch_id, chunk["index"], "letters.json")
         # The resend has a deadline of its own, from now: the first one may well have passed.
         deadline = deadline_for(now, config.streams[chunk["stream"]].digital_deadline)

@@ -40,7 +40,7 @@ from bbconnect.adapters.throttle import ConnectionThrottle
 from bbconnect.deadlines import at_deadline, deadline_of, passed
 from bbconnect.ebms import message as ebms
 from bbconnect.ebms.reliability import Attempt, Expire, GiveUp, RetryPolicy, WaitUntil, after_expiry, expired_in_transit, next_step
-from bbconnect.service import keys
+from bbconnect.service import keys, letter_events
 from bbconnect.service.channels import channel_for
 from bbconnect.service.context import Services
 from bbconnect.service.outbound import acknowledgment_holds, build_message
@@ -395,6 +395,7 @@ def acknowledged(services: Services, sfn, globe_id: str, at: str, *, detail: str
                                     detail=f"GLOBE batch {globe_id} acknowledged (ebMS {record.get('message_id')})"
                                     + (f", {detail}" if detail else ""))
         record = services.batches.globe(globe_id)
+    letter_events.batch_acknowledged(services, record)  # status events: its letters SENT (until put once)
     return report(services, sfn, record)
 
 
