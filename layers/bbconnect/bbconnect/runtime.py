@@ -167,10 +167,11 @@ def secrets() -> SecretsProvider:
     if found is None:
         from aws_lambda_powertools.utilities.parameters import SecretsProvider
 
+        secretsmanager = client("secretsmanager")  # before the lock: `client` takes it too
         with _lock:
             found = _secrets.get(key)
             if found is None:
-                found = _secrets[key] = SecretsProvider(boto3_client=client("secretsmanager"))
+                found = _secrets[key] = SecretsProvider(boto3_client=secretsmanager)
     return found
 
 
