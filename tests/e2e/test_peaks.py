@@ -155,7 +155,7 @@ def _rendered_chunk(tenant: str, digital: int, paper: int) -> dict:
     """A chunk of gemeente-lv letters as Render leaves it: `digital` of them in the GLOBE batch."""
     work = services().work
     batch_id, globe_id = f"{tenant}-peaks-{uuid.uuid4().hex[:12]}", str(uuid.uuid4())
-    letters = [{"reference": f"{batch_id}-{n}", "bericht_id": str(uuid.uuid4())} for n in range(digital + paper)]
+    letters = [{"line": n + 1, "reference": f"{batch_id}-{n}", "bericht_id": str(uuid.uuid4())} for n in range(digital + paper)]
     work.put_json(keys.chunk(batch_id, 0, "letters.json"), {
         "tenant": tenant, "batch_id": batch_id, "index": 0, "globe_batch_id": globe_id, "sender": "lv", "stream": "AANSLAG",
         "connection": "lv-logius", "source_key": f"{tenant}/peaks.jsonl", "letters": letters})
