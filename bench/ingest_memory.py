@@ -11,20 +11,23 @@ Ingest service on it in a fresh process of its own, twice:
   (`parse_batch_file` + `validate_rows`), as Ingest did before.
 
 Each child's storage is a folder on disk and its ledger a stand-in that keeps nothing (so what is
-measured is Ingest's own memory, not moto's); its peak resident size (`ru_maxrss`) is what a
-Lambda's MemorySize must hold. It prints each child's floor (the process with everything imported),
-peak, CPU seconds and the chunks written, and last `ratio streamed/whole peak RSS: X`.
+measured is Ingest's own memory, not moto's); its own peak resident size (`VmHWM`, not
+`ru_maxrss`, which carries over the peak of the process that started it), with only the packages
+the layer ships importable (bench/lambda_process.py), is what a Lambda's MemorySize must hold.
+It prints each child's floor (the process with everything imported), peak, CPU seconds and the
+chunks written, and last `ratio streamed/whole peak RSS: X`.
 """
 from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from lambda_process import layer_packages_only, peak_rss_mb, rss_mb
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "layers" / "bbconnect"), str(REPO / "local")]
@@ -32,38 +35,30 @@ sys.path[:0] = [str(REPO / "layers" / "bbconnect"), str(REPO / "local")]
 TENANT = "gemeente-lv"
 
 
-def _rss_mb() -> float:
-    with open("/proc/self/status", encoding="ascii") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 class _Folder:
-    """The inbox, work and outbox buckets as folders (what Ingest calls of `BlobStore`)."""
+    """The inbox, work and outbox buckets as folders (what Ingest calls of `BlobStore`, with its
+    signatures). A folder keeps one version of each object: the benchmark's event names no
+    `version_id`, so Ingest asks for the current one; asking for another is refused, not ignored."""
 
     def __init__(self, root: Path, bucket: str) -> None:
         self.root, self.bucket = root, bucket
 
-    def _path(self, key: str) -> Path:
+    def _path(self, key: str, version_id: str | None = None) -> Path:
+        if version_id is not None:
+            raise NotImplementedError(f"{self.bucket}/{key}: a folder keeps no versions (asked for {version_id!r})")
         return self.root / key
 
-    def head(self, key: str):
-        path = self._path(key)
+    def head(self, key: str, *, version_id: str | None = None):
+        path = self._path(key, version_id)
         return {"ContentLength": path.stat().st_size} if path.exists() else None
 
-    def stream(self, key: str, piece_bytes: int = 4 * 1024 * 1024):
-        with open(self._path(key), "rb") as handle:
+    def stream(self, key: str, piece_bytes: int = 4 * 1024 * 1024, *, version_id: str | None = None):
+        with open(self._path(key, version_id), "rb") as handle:
             while piece := handle.read(piece_bytes):
                 yield piece
 
-    def get(self, key: str) -> bytes:
-        return self._path(key).read_bytes()
+    def get(self, key: str, *, version_id: str | None = None) -> bytes:
+        return self._path(key, version_id).read_bytes()
 
     def get_or_none(self, key: str):
         path = self._path(key)
@@ -106,6 +101,7 @@ class _Ledger:
 def child(mode: str, folder: Path) -> dict:
     from datetime import UTC, datetime
 
+    layer_packages_only()  # before bbconnect is imported, as in the function's container
     from bbconnect import runtime
     from bbconnect.adapters.tenant_configs import TenantConfigStore
     from bbconnect.batchfile import parse_batch_file
@@ -121,7 +117,7 @@ def child(mode: str, folder: Path) -> dict:
     services = Services(settings=settings, inbox=_Folder(folder / "inbox", "inbox"), outbox=_Folder(folder / "outbox", "outbox"),
                         work=_Folder(folder / "work", "work"), letters=ledger, batches=ledger, configs=configs)
     configs.get(TENANT)
-    floor = _rss_mb()
+    floor = rss_mb()
     cpu = time.process_time()
     now = datetime(2027, 2, 26, 9, 0, tzinfo=UTC)
     if mode == "streamed":
@@ -131,7 +127,7 @@ def child(mode: str, folder: Path) -> dict:
         content = services.inbox.get(f"{TENANT}/tax-run.jsonl")
         letters, rejections = validate_rows(parse_batch_file("tax-run.jsonl", content), configs.get(TENANT), now=now)
         result = {"accepted": len(letters), "rejected": len(rejections), "chunks": None}
-    return {**result, "floor_mb": round(floor, 1), "peak_mb": round(_peak_mb(), 1),
+    return {**result, "floor_mb": round(floor, 1), "peak_mb": round(peak_rss_mb(), 1),
             "cpu_seconds": round(time.process_time() - cpu, 1)}
 
 

@@ -34,13 +34,14 @@ import argparse
 import json
 import logging
 import random
-import resource
 import shutil
 import sys
 import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+
+from lambda_process import peak_rss_mb
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "local"), str(REPO / "layers" / "bbconnect")]
@@ -78,29 +79,33 @@ def _when(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
-def floor(raw: list[dict], subscribed_bsns: set[str], config_path: Path, *, pace=None) -> dict:
+def floor(raw: list[dict], subscribed_bsns: set[str], configs, logos, *, pace=None) -> dict:
     """Render the letters (digital when the citizen has a Berichtenbox, paper otherwise) and build
     the GLOBE batches of the digital ones, 1,000 a batch: the work no design can avoid, measured like
     the handlers (thread CPU time). `pace(n)` blocks until the pipeline has rendered n letters: the
     floor then runs beside the pipeline, in the same process and under the same load (one Python
-    interpreter shared by moto, the simulator and every function), letter for letter."""
+    interpreter shared by moto, the simulator and every function), letter for letter.
+
+    `configs` (a `TenantConfigStore`) and `logos` (a `LogoSource`) are where the Render function
+    finds the tenant's configuration and its logos: the config bucket (`bucket_sources`)."""
     subscribed = [row["bsn"] in subscribed_bsns for row in raw]
     from bbconnect.batchfile import RawRow
     from bbconnect.chunking import bericht_id
     from bbconnect.logius.globe import GlobeAttachment, GlobeLetter, build_batch
     from bbconnect.payment import text_with_payment
-    from bbconnect.service.documents import LogoSource, directory_reader, letter_document
+    from bbconnect.service.documents import letter_document
     from bbconnect.service.render import renderer
-    from bbconnect.tenants import TenantConfig
     from bbconnect.validation import validate_rows
 
-    config = TenantConfig.model_validate_json(Path(config_path).read_text(encoding="utf-8"))
+    config = configs.get(TENANT)  # parsed and checked as the functions do (load_tenant_config, its CPAs)
     # The letters as the pipeline renders them (validated), made before the clock starts.
     letters, rejected = validate_rows([RawRow(line=i + 1, fields=row) for i, row in enumerate(raw)], config, now=datetime.now(UTC))
     assert not rejected, rejected[:3]
     rows = [letter.model_dump(mode="json") for letter in letters]
-    logos = LogoSource(directory_reader(Path(config_path).parent))  # the logos the pipeline's letters carry
-    renderer()  # warm, as a Lambda container is after its first letter
+    for organisation in config.organisations.values():  # the logos the pipeline's letters carry, read once
+        if organisation.logo_path:
+            logos.get(organisation.logo_path)
+    renderer()  # warm, as a Lambda container is after its first letter (its logos kept too)
     wall_started, started = time.perf_counter(), time.thread_time()
     render_cpu = 0.0
     digital, pdfs, xml_bytes = [], 0, 0
@@ -127,6 +132,19 @@ def floor(raw: list[dict], subscribed_bsns: set[str], config_path: Path, *, pace
         xml_bytes += len(build_batch(f"00000000-0000-4000-8000-{pdfs:012d}", now, organisation.oin, digital))
     return {"cpu_seconds": time.thread_time() - started, "render_cpu_seconds": render_cpu, "pdfs": pdfs,
             "xml_bytes": xml_bytes, "wall_seconds": time.perf_counter() - wall_started}
+
+
+def bucket_sources(bucket: str):
+    """A tenant configuration store and a logo source on the config bucket, built as a function's
+    container builds them (`service.context`, `service.documents.container_logos`): the local
+    environment keeps the configurations there, localised, with their secrets in Secrets Manager."""
+    import boto3
+
+    from bbconnect.adapters.tenant_configs import TenantConfigStore
+    from bbconnect.service.documents import LogoSource, bucket_reader
+
+    s3 = boto3.client("s3")
+    return TenantConfigStore(s3=s3, bucket=bucket), LogoSource(bucket_reader(s3, bucket))
 
 
 # ------------------------------------------------------------------ the pipeline
@@ -158,7 +176,7 @@ def pipeline(rows: list[dict], subscribed: set[str], out: Path, chunk_size: int,
             simulator = SimulatorConfig(subscribed=set(subscribed), keep_payloads=False)
             with LocalEnvironment(config_dir=work / "config" / "tenants", simulator=simulator, chunk_size=chunk_size,
                                   workdir=work / "local", parameter_overrides={"ChunkConcurrency": chunk_concurrency}) as env:
-                config_path = work / "local" / "tenants" / f"{TENANT}.json"
+                configs, logos = bucket_sources(env.outputs["ConfigBucketName"])
                 done = threading.Event()
 
                 def pace(number: int) -> None:
@@ -166,15 +184,29 @@ def pipeline(rows: list[dict], subscribed: set[str], out: Path, chunk_size: int,
                         time.sleep(0.02)
 
                 base: dict = {}
-                beside = threading.Thread(target=lambda: base.update(floor(rows, subscribed, config_path, pace=pace)),
-                                          name="floor", daemon=True)
+                failed: list[BaseException] = []
+
+                def beside_the_pipeline() -> None:
+                    try:
+                        base.update(floor(rows, subscribed, configs, logos, pace=pace))
+                    except BaseException as error:  # handed to the main thread: the benchmark fails with it
+                        failed.append(error)
+
+                def floor_alive(_described) -> None:
+                    if failed:  # no floor, no ratio: stop waiting for the pipeline
+                        raise RuntimeError("the floor failed") from failed[0]
+
+                beside = threading.Thread(target=beside_the_pipeline, name="floor", daemon=True)
                 cpu_before, wall_before = time.process_time(), time.perf_counter()
                 key = env.drop(batch, TENANT)
                 beside.start()
-                run = env.wait_for_execution(key, timeout=6 * 3600)
+                try:
+                    run = env.wait_for_execution(key, timeout=6 * 3600, on_progress=floor_alive)
+                finally:
+                    done.set()
                 wall = time.perf_counter() - wall_before
-                done.set()
                 beside.join()
+                floor_alive(None)
                 process_cpu = time.process_time() - cpu_before
                 meter.uninstall()
                 if run.status != "SUCCEEDED":
@@ -208,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     rows, subscribed = tax_run(args.letters)
     print(f"{args.letters} letters, {len(subscribed)} citizens with a Berichtenbox; running the pipeline ...", flush=True)
     counts, report, base = pipeline(rows, subscribed, args.out, args.chunk_size, args.chunk_concurrency)
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mb = peak_rss_mb()  # the process's own (ru_maxrss would carry over its parent's)
     counts["floor"] = {key: round(value, 3) if isinstance(value, float) else value for key, value in base.items()}
     counts["peak_rss_mb"] = round(peak_mb)
     (args.out / "load-counts.json").write_text(json.dumps(counts, indent=2), encoding="utf-8")

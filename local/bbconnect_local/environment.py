@@ -328,6 +328,13 @@ class LocalEnvironment:
         import boto3
 
         sfn = boto3.client("stepfunctions")
+        for _ in range(50):
+            try:
+                return sfn.list_executions(stateMachineArn=self.outputs["BatchStateMachineArn"])["executions"]
+            except AttributeError:
+                # moto 5 lists an execution that another thread is starting before it has a status
+                # ('NoneType' object has no attribute 'value'); a moment later it has one
+                time.sleep(0.05)
         return sfn.list_executions(stateMachineArn=self.outputs["BatchStateMachineArn"])["executions"]
 
     def wait_for_execution(self, key: str, *, timeout: float | None = 300, on_progress=None) -> BatchRun:

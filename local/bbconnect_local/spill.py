@@ -5,7 +5,8 @@ back to the system.
   `MOTO_S3_DEFAULT_KEY_BUFFER_SIZE` bytes (5 MB by default) and in an unnamed temporary file above
   that. A run's small objects (chunk files, rendered.json, outcomes, results, reports) add up to
   gigabytes at 100,000 letters; with the threshold at `SPILL_ABOVE_BYTES` they are on disk, and the
-  temporary files vanish with the process.
+  temporary files vanish with the process. Each such file is an open file descriptor (about ten per
+  GLOBE batch), so the process's soft limit on open files is raised to its hard limit.
 - **Freed memory handed back.** Rendering, XML and ebMS messages allocate and free hundreds of MB per
   chunk, from many threads. glibc's malloc gives each thread an arena of its own and keeps what is
   freed in it; `install` limits the arenas to two and a daemon thread calls `malloc_trim` every few
@@ -36,11 +37,25 @@ def install(*, spill_above: int = SPILL_ABOVE_BYTES, trim_every: float = TRIM_EV
         _installed = True
     # read by moto for every object it creates (moto.settings.get_s3_default_key_buffer_size)
     os.environ["MOTO_S3_DEFAULT_KEY_BUFFER_SIZE"] = str(spill_above)
+    _raise_open_files_limit()
     libc = _glibc()
     if libc is None:
         return
     libc.mallopt(_M_ARENA_MAX, 2)
     threading.Thread(target=_trim, args=(libc, trim_every), name="malloc-trim", daemon=True).start()
+
+
+def _raise_open_files_limit() -> None:
+    try:
+        import resource
+    except ImportError:  # not a Unix
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard if hard != resource.RLIM_INFINITY else max(soft, 65536), hard))
+        except (ValueError, OSError):
+            pass
 
 
 def _glibc():

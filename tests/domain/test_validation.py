@@ -13,7 +13,30 @@ from bbconnect import letters as L
 from bbconnect.batchfile import RawRow
 from bbconnect.letters import Letter, Rejection
 from bbconnect.tenants import TenantConfig
-from bbconnect.validation import address_required, parse_when, validate_row, validate_rows
+from bbconnect.validation import (
+    RULE_CODES,
+    Rejected,
+    address_required,
+    check_act_before,
+    check_address,
+    check_attachments,
+    check_bsn,
+    check_data,
+    check_known_fields,
+    check_payment,
+    check_publish_at,
+    check_reference,
+    check_sender,
+    check_stream,
+    check_subject,
+    check_template,
+    check_text,
+    date_field,
+    given_strings,
+    parse_when,
+    validate_row,
+    validate_rows,
+)
 
 AMS = ZoneInfo("Europe/Amsterdam")
 NOW = datetime(2027, 2, 26, 9, 0, tzinfo=AMS)
@@ -404,3 +427,149 @@ def test_models_hide_personal_data_in_their_errors():
 
 def test_masking():
     assert L.mask_bsn(BSN) == "******019"
+
+
+# --- Each field validator on its own: given one bad value, it rejects with the code it carries -------
+# (the table above checks the same rules through validate_row, and their order)
+
+UTC_NOW = NOW.astimezone(UTC)  # validate_row hands the validators the UTC moment
+GOED = TENANT.streams["GOED"]
+PAPIER = TENANT.streams["PAPIER"]
+PREFIX = TENANT.streams["PREFIX"]
+ORG_A = TENANT.organisations["org-a"]
+ADDRESS = {"name": "A", "street": "S", "house_number": "1", "postcode": "1234AB", "city": "C"}
+GIVEN = {"reference": "r", "sender": "org-a", "stream": "GOED", "bsn": BSN, "subject": "s", "text": "t"}
+
+
+PAYMENT = {"amount": "10.00", "due_date": "2027-03-20"}
+
+
+def _nested(depth: int) -> tuple[dict, str]:
+    """`data` with `depth` objects inside it: one level more than allowed when depth is MAX_DATA_DEPTH."""
+    data: dict = {}
+    for _ in range(depth):
+        data = {"a": data}
+    return data, "generic"
+
+
+def _when(day: str) -> datetime:
+    return datetime.fromisoformat(day).replace(tzinfo=UTC)
+
+
+FIELD_REJECTIONS = [
+    # (validator, arguments, code, fragment of the reason)
+    (check_known_fields, ({"colour": "red"},), L.UNKNOWN_FIELD, "unknown field(s) 'colour'"),
+    (given_strings, ({**GIVEN, "bsn": ""},), L.MISSING_FIELD, "bsn is required"),
+    (given_strings, ({**GIVEN, "text": None},), L.MISSING_FIELD, "text is required"),
+    (given_strings, ({**GIVEN, "subject": 3},), L.FIELD_INVALID, "subject must be a string, not a number"),
+    (given_strings, ({**GIVEN, "template": True},), L.FIELD_INVALID, "template must be a string, not a boolean"),
+    (check_reference, (" r",), L.FIELD_INVALID, "reference has spaces at its start or end"),
+    (check_reference, ("r" * 65,), L.FIELD_TOO_LONG, "reference is 65 characters; the limit is 64"),
+    (check_reference, ("r\x01",), L.INVALID_CHARACTERS, "reference contains a control character U+0001"),
+    (check_reference, ("r\u4e2d",), L.UNSUPPORTED_CHARACTER, "reference contains U+4E2D"),
+    (check_bsn, ("12345678",), L.INVALID_BSN, "bsn must be exactly 9 digits"),
+    (check_bsn, ("000000000",), L.INVALID_BSN, "bsn may not be all zeros"),
+    (check_bsn, ("999990018",), L.INVALID_BSN, "bsn fails the 11-test"),
+    (check_sender, (TENANT, "org-z"), L.UNKNOWN_SENDER, "sender 'org-z' is not an organisation of tenant 'proef'"),
+    (check_stream, (TENANT, "org-a", "NIETS"), L.UNKNOWN_STREAM, "stream 'NIETS' is not configured"),
+    (check_stream, (TENANT, "org-a", "UIT"), L.STREAM_INACTIVE, "stream 'UIT' is not active"),
+    (check_stream, (TENANT, "org-a", "GEENBSN"), L.BSN_NOT_LAWFUL, "no legal ground to use the BSN"),
+    (check_stream, (TENANT, "org-b", "ALLEENA"), L.SENDER_NOT_ALLOWED, "berichttype 'ALLEENA' is not activated"),
+    (check_stream, (TENANT, "org-b", "GOED"), L.NO_CONNECTION, "sender 'org-b' has no Logius connection"),
+    (check_subject, ("a\tb", GOED), L.INVALID_CHARACTERS, "subject contains a control character U+0009"),
+    (check_subject, ("\U0001F389", GOED), L.UNSUPPORTED_CHARACTER, "subject contains U+1F389 PARTY POPPER"),
+    (check_subject, ("x" * 51, GOED), L.FIELD_TOO_LONG, "subject is 51 characters; Logius allows 50"),
+    (check_subject, ("x" * 40, PREFIX), L.FIELD_TOO_LONG, "including the stream's subject_prefix"),
+    (check_text, ("a\x0bb",), L.INVALID_CHARACTERS, "text contains a control character U+000B"),
+    (check_text, ("a\n\u4e2d",), L.UNSUPPORTED_CHARACTER, "text contains U+4E2D"),
+    (check_text, ("x" * 3998 + "\r\n",), L.FIELD_TOO_LONG, "text is 4002 characters counting each line break as 4"),
+    (date_field, ("publish_at", "volgende week"), L.DATE_INVALID, "publish_at is not an ISO 8601 date"),
+    (date_field, ("act_before", "2027-13-01"), L.DATE_INVALID, "act_before is not an ISO 8601 date or date-time: no such"),
+    (date_field, ("act_before", "1899-12-31"), L.DATE_INVALID, "act_before is out of range"),
+    (check_publish_at, (_when("2027-02-25T07:59:59"), UTC_NOW), L.PUBLISH_IN_PAST, "more than a day before now"),
+    (check_publish_at, (_when("2027-03-11T08:00:01"), UTC_NOW), L.PUBLISH_TOO_FAR, "more than 13 days after now"),
+    (check_act_before, (_when("2027-02-25"), None, UTC_NOW), L.ACT_BEFORE_TOO_EARLY, "lies before today"),
+    (check_act_before, (_when("2027-03-01"), _when("2027-03-02"), UTC_NOW), L.ACT_BEFORE_TOO_EARLY,
+     "act_before 2027-03-01 lies before publish_at (2027-03-02)"),
+    (check_template, ("fancy", GOED), L.UNKNOWN_TEMPLATE, "template 'fancy' is not one of"),
+    (check_data, ("x", "generic"), L.FIELD_INVALID, "data must be an object, not a str"),
+    (check_data, _nested(L.MAX_DATA_DEPTH), L.FIELD_INVALID, "data is nested more than 16 levels deep"),
+    (check_data, ({"a\x00": 1}, "generic"), L.INVALID_CHARACTERS, "a key in data contains a control character"),
+    (check_data, ({}, "aanslag"), L.DATA_INVALID, "data does not fit the aanslag template"),
+    (check_data, ({"payment": {"amount": "x"}}, "generic"), L.DATA_INVALID, "data.payment does not fit"),
+    (check_data, ({**AANSLAG_DATA, "assessment_number": "\u4e2d"}, "waterschap"), L.UNSUPPORTED_CHARACTER,
+     "data.assessment_number contains U+4E2D"),
+    (check_payment, ("generic", {"payment": {**PAYMENT, "betalingskenmerk": "1234567890123456"}}, GOED, ORG_A,
+                     "r", "t", UTC_NOW, None), L.DATA_INVALID, "data.payment.betalingskenmerk: the check digit"),
+    (check_payment, ("generic", {"payment": PAYMENT}, GOED, ORG_A, "r", "x" * 3990, UTC_NOW, None), L.FIELD_TOO_LONG,
+     "with the payment instructions added"),
+    (check_attachments, ("a.pdf",), L.FIELD_INVALID, "attachments must be a list of file names"),
+    (check_attachments, (["a.pdf", "b.pdf"],), L.TOO_MANY_ATTACHMENTS, "2 attachments; at most 1"),
+    (check_attachments, (["a\x00.pdf"],), L.ATTACHMENT_INVALID, "attachment 1 contains a control character"),
+    (check_attachments, (["map/a.pdf"],), L.ATTACHMENT_INVALID, "plain file name ending in .pdf"),
+    (check_address, (None, PAPIER), L.ADDRESS_REQUIRED, "address is required: letters of stream 'PAPIER'"),
+    (check_address, ([], GOED), L.ADDRESS_INVALID, "address must be an object, not a list"),
+    (check_address, ({**ADDRESS, "floor": "2"}, GOED), L.UNKNOWN_FIELD, "unknown address field(s) 'floor'"),
+    (check_address, ({**ADDRESS, "city": 7}, GOED), L.ADDRESS_INVALID, "address.city must be a string"),
+    (check_address, ({**ADDRESS, "city": "C\nD"}, GOED), L.ADDRESS_INVALID, "address.city contains a control character"),
+    (check_address, ({**ADDRESS, "street": "\U0001F389"}, GOED), L.UNSUPPORTED_CHARACTER, "address.street contains"),
+    (check_address, ({**ADDRESS, "city": "C" * 81}, GOED), L.FIELD_TOO_LONG, "address.city is 81 characters"),
+    (check_address, ({**ADDRESS, "country": "NLD"}, GOED), L.ADDRESS_INVALID, "two-letter ISO 3166 code"),
+    (check_address, ({**ADDRESS, "postcode": None}, GOED), L.ADDRESS_INCOMPLETE, "missing address.postcode"),
+    (check_address, ({**ADDRESS, "postcode": "12345"}, GOED), L.ADDRESS_INVALID, "address.postcode:"),
+]
+
+
+@pytest.mark.parametrize(
+    ("validator", "arguments", "code", "fragment"), FIELD_REJECTIONS, ids=[f"{v.__name__}-{c}-{i}" for i, (v, _, c, _) in enumerate(FIELD_REJECTIONS)]
+)
+def test_given_a_bad_value_when_its_field_validator_runs_then_it_rejects_with_a_code_it_carries(validator, arguments, code, fragment):
+    with pytest.raises(Rejected) as rejected:
+        validator(*arguments)
+    assert rejected.value.code == code, rejected.value.reason
+    assert code in RULE_CODES[validator.__name__]
+    assert fragment in rejected.value.reason
+
+
+def test_given_the_field_validators_then_together_they_carry_every_code_of_this_stage():
+    carried = frozenset().union(*RULE_CODES.values())
+    assert carried | {L.MALFORMED_ROW, L.DUPLICATE_REFERENCE} == L.REJECTION_CODES
+    assert not carried & {L.MALFORMED_ROW, L.DUPLICATE_REFERENCE}
+
+
+def test_given_each_field_validator_then_its_table_exercises_every_code_it_carries():
+    exercised: dict[str, set[str]] = {}
+    for validator, _, code, _ in FIELD_REJECTIONS:
+        exercised.setdefault(validator.__name__, set()).add(code)
+    assert exercised == {name: set(codes) for name, codes in RULE_CODES.items()}
+
+
+FIELD_VALUES = [
+    # (validator, arguments, the value it returns)
+    (check_reference, ("ref-1",), "ref-1"),
+    (check_bsn, (BSN,), BSN),
+    (check_sender, (TENANT, " org-a "), "org-a"),
+    (check_subject, (" Uw aanslag ", PREFIX), "Gemeente Proefstad: Uw aanslag"),
+    (check_text, ("a\r\nb\rc",), "a\nb\nc"),
+    (date_field, ("publish_at", None), None),
+    (date_field, ("publish_at", "2027-03-01"), datetime(2027, 2, 28, 23, 0, tzinfo=UTC)),
+    (check_publish_at, (None, UTC_NOW), None),
+    (check_act_before, (_when("2027-02-26"), None, UTC_NOW), _when("2027-02-26")),
+    (check_template, (None, TENANT.streams["AANSLAG"]), "aanslag"),
+    (check_template, (" generic ", TENANT.streams["AANSLAG"]), "generic"),
+    (check_data, (None, "generic"), {}),
+    (check_payment, ("generic", {"payment": dict(PAYMENT)}, GOED, ORG_A, "r", "t", UTC_NOW, None),
+     datetime(2027, 3, 19, 23, 0, tzinfo=UTC)),  # no act_before: the due date, Amsterdam midnight
+    (check_attachments, ([" a.pdf "],), ["a.pdf"]),
+    (check_address, (None, TENANT.streams["GOED"].model_copy(update={"policy": "digital_only"})), None),
+]
+
+
+@pytest.mark.parametrize(("validator", "arguments", "expected"), FIELD_VALUES, ids=[f"{v.__name__}-{i}" for i, (v, _, _) in enumerate(FIELD_VALUES)])
+def test_given_a_good_value_when_its_field_validator_runs_then_it_returns_the_value_the_letter_holds(validator, arguments, expected):
+    assert validator(*arguments) == expected
+
+
+def test_given_the_required_strings_then_given_strings_names_them_and_leaves_absent_optional_ones_none():
+    given = given_strings({**GIVEN, "publish_at": " ", "template": "generic"})
+    assert (given.reference, given.bsn, given.publish_at, given.act_before, given.template) == ("r", BSN, None, None, "generic")

@@ -81,7 +81,7 @@ def test_given_a_file_under_gemeente_lv_naming_other_tenants_senders_when_droppe
     other_oins = {org["oin"] for config in (tilburg, cgm) for org in config["organisations"].values()}
     other_oins |= {connection["oin"] for config in (tilburg, cgm) for connection in config["connections"].values()}
     for batch in sent:
-        assert (batch.from_oin, batch.client_oin, batch.cpa_id) == (lv_connection["oin"], lv_connection["oin"], lv_connection["cpa_id"])
+        assert (batch.from_oin, batch.client_oin, batch.cpa_id) == (lv_connection["oin"], lv_connection["oin"], local_env.demo_cpa_id)
         payload = etree.fromstring(batch.payload)
         assert [e.text for e in payload.iter("{*}BerichtLeverancierID")] == [lv_oin]
         assert {e.text for e in payload.iter("{*}GebruikerID")} == set(own.values())

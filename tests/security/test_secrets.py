@@ -232,3 +232,24 @@ def test_given_a_real_key_or_a_password_in_a_file_then_the_repository_scan_finds
     assert _repo_findings({"b.txt": b"aws_access_key_id = AKIAIOSFODNN7EXAMPLE"}) == ["b.txt: an AWS access key id"]
     assert _repo_findings({"c.pem": b"-----BEGIN RSA PRIVATE KEY-----\nabc\n-----END RSA PRIVATE KEY-----\n"}) == [
         "c.pem: a RSA PRIVATE KEY block"]
+
+
+def test_given_a_signing_identity_read_once_when_the_local_run_starts_anew_with_new_certificates_then_the_new_one_is_read(tmp_path):
+    # Given a connection's certificate and key, read (and kept) by a function's container
+    first, second = tmp_path / "first.pem", tmp_path / "second.pem"
+    for path, name in ((first, "ONE"), (second, "TWO")):
+        path.write_bytes(f"-----BEGIN PRIVATE KEY-----\n{name}\n-----END PRIVATE KEY-----\n"
+                         f"-----BEGIN CERTIFICATE-----\n{name}\n-----END CERTIFICATE-----\n".encode())
+    reference = f"file:{tmp_path / 'current.pem'}"
+    (tmp_path / "current.pem").write_bytes(first.read_bytes())
+    with runtime.running_in("SendFunction"):
+        assert b"ONE" in transport.signing_identity(reference)[1]
+    # When the local run starts again (new certificates under the same reference) and resets the containers
+    (tmp_path / "current.pem").write_bytes(second.read_bytes())
+    transport.reset()
+    # Then the function signs with the new one, not the one an earlier run left in memory
+    with runtime.running_in("SendFunction"):
+        assert b"TWO" in transport.signing_identity(reference)[1]
+    # And another container never shares the first's cache
+    with runtime.running_in("RefreshSubscriptionsFunction"):
+        assert b"TWO" in transport.signing_identity(reference)[1]

@@ -28,7 +28,7 @@ import collections
 import csv
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -175,7 +175,7 @@ def _is_blank(line: str) -> bool:
 class _Seen:
     """Lines passed through, noting whether any of them is not `empty`."""
 
-    def __init__(self, lines: Iterator[str], empty) -> None:
+    def __init__(self, lines: Iterator[str], empty: Callable[[str], bool]) -> None:
         self._lines = lines
         self._empty = empty
         self.any = False
@@ -230,18 +230,7 @@ def _stream_text(pieces: Iterable[bytes]) -> Iterator[str]:
         head += piece
         if len(head) >= _NUL_SAMPLE:
             break
-    if not head:
-        raise BadBatchFile("empty file: no letters")
-    for magic, what in _NOT_TEXT:
-        if head.startswith(magic):
-            raise BadBatchFile(
-                f"not a text file: the file is {what}; compressed files, archives and documents are not "
-                "taken (never unpacked): drop the plain UTF-8 .jsonl or .csv file"
-            )
-    wide = _wide_encoding(head)
-    if wide:
-        raise BadBatchFile(f"not UTF-8: the file looks like {wide}; save it as UTF-8")
-    skip = len(codecs.BOM_UTF8) if head.startswith(codecs.BOM_UTF8) else 0
+    skip = _check_first_bytes(head)
     decoder = codecs.getincrementaldecoder("utf-8")("strict")
     fed = 0  # bytes of the file given to the decoder before this piece
     newlines = 0  # line feeds in them
@@ -274,20 +263,26 @@ def _stream_text(pieces: Iterable[bytes]) -> Iterator[str]:
         yield rest
 
 
-# --- whole file ---------------------------------------------------------------------------------------
-def _decode(content: bytes) -> str:
-    if not content:
+def _check_first_bytes(head: bytes) -> int:
+    """What a file's first bytes show: no letters at all, a compressed file, archive or document, or
+    UTF-16/32 text are refused. Returns the length of a UTF-8 byte order mark to skip (0 without)."""
+    if not head:
         raise BadBatchFile("empty file: no letters")
     for magic, what in _NOT_TEXT:
-        if content.startswith(magic):
+        if head.startswith(magic):
             raise BadBatchFile(
                 f"not a text file: the file is {what}; compressed files, archives and documents are not "
                 "taken (never unpacked): drop the plain UTF-8 .jsonl or .csv file"
             )
-    wide = _wide_encoding(content)
+    wide = _wide_encoding(head)
     if wide:
         raise BadBatchFile(f"not UTF-8: the file looks like {wide}; save it as UTF-8")
-    skip = len(codecs.BOM_UTF8) if content.startswith(codecs.BOM_UTF8) else 0
+    return len(codecs.BOM_UTF8) if head.startswith(codecs.BOM_UTF8) else 0
+
+
+# --- whole file ---------------------------------------------------------------------------------------
+def _decode(content: bytes) -> str:
+    skip = _check_first_bytes(content)
     try:
         return content[skip:].decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -355,7 +350,7 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not allowed")
 
 
-def _jsonl_rows(lines: list[str], max_line_bytes: int) -> Iterator[RawRow | Rejection]:
+def _jsonl_rows(lines: Iterable[str], max_line_bytes: int) -> Iterator[RawRow | Rejection]:
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
@@ -412,57 +407,59 @@ def _read_header(lines: list[str], max_line_bytes: int, *, first_number: int = 1
     seen: dict[str, int] = {}
     problems: list[str] = []
     for position, raw_name in enumerate(names, start=1):
-        lowered = raw_name.lower()
-        if not raw_name:
-            problems.append(f"column {position} has no name")
+        named = _header_column(position, raw_name)
+        if isinstance(named, str):
+            problems.append(named)
             continue
-        found = xml_illegal_character(raw_name, allow_line_breaks=False)
-        if found:
-            problems.append(f"column {position} has a {found} in its name")
-            continue
-        if lowered in _CSV_SCALAR_COLUMNS:
-            key = lowered
-            column = _Column("attachments" if lowered == "attachments" else "scalar", (lowered,))
-        elif lowered.startswith("address."):
-            part = lowered[len("address.") :]
-            if part not in ADDRESS_COLUMNS:
-                problems.append(f"column {position} {_shown(raw_name)} is not an address part")
-                continue
-            key = lowered
-            column = _Column("address", ("address", part))
-        elif lowered.startswith("data."):
-            path = tuple(raw_name[len("data.") :].split("."))
-            if any(not segment for segment in path):
-                problems.append(f"column {position} {_shown(raw_name)} has an empty path segment")
-                continue
-            if len(path) > MAX_DATA_DEPTH:
-                problems.append(
-                    f"column {position} {_shown(raw_name)} is nested {len(path)} levels deep; at most {MAX_DATA_DEPTH}"
-                )
-                continue
-            key = "data." + ".".join(path)
-            column = _Column("data", ("data", *path))
-        else:
-            problems.append(f"column {position} {_shown(raw_name)} is not a known column")
-            continue
+        key, column = named
         if key in seen:
             problems.append(f"column {position} {_shown(raw_name)} repeats column {seen[key]}")
             continue
         seen[key] = position
         columns.append(column)
-    data_paths = {c.path for c in columns if c.kind == "data"}
-    for path in sorted(data_paths):
-        for cut in range(2, len(path)):
-            if path[:cut] in data_paths:
-                problems.append(
-                    f"column {_shown('.'.join(path))} is nested under column {_shown('.'.join(path[:cut]))}"
-                )
+    problems.extend(_nesting_problems(columns))
     missing = [name for name in REQUIRED_COLUMNS if name not in seen]
     if missing:
         problems.append("required columns are missing: " + ", ".join(missing))
     if problems:
         raise BadBatchFile(f"the CSV header on line {number} is not usable: " + "; ".join(problems))
     return index, columns
+
+
+def _header_column(position: int, raw_name: str) -> tuple[str, _Column] | str:
+    """The column a header cell names, with the key that must be unique; or what is wrong with it."""
+    lowered = raw_name.lower()
+    if not raw_name:
+        return f"column {position} has no name"
+    found = xml_illegal_character(raw_name, allow_line_breaks=False)
+    if found:
+        return f"column {position} has a {found} in its name"
+    if lowered in _CSV_SCALAR_COLUMNS:
+        return lowered, _Column("attachments" if lowered == "attachments" else "scalar", (lowered,))
+    if lowered.startswith("address."):
+        part = lowered[len("address.") :]
+        if part not in ADDRESS_COLUMNS:
+            return f"column {position} {_shown(raw_name)} is not an address part"
+        return lowered, _Column("address", ("address", part))
+    if lowered.startswith("data."):
+        path = tuple(raw_name[len("data.") :].split("."))
+        if any(not segment for segment in path):
+            return f"column {position} {_shown(raw_name)} has an empty path segment"
+        if len(path) > MAX_DATA_DEPTH:
+            return f"column {position} {_shown(raw_name)} is nested {len(path)} levels deep; at most {MAX_DATA_DEPTH}"
+        return "data." + ".".join(path), _Column("data", ("data", *path))
+    return f"column {position} {_shown(raw_name)} is not a known column"
+
+
+def _nesting_problems(columns: list[_Column]) -> list[str]:
+    """A data column may not sit inside another (`data.a` and `data.a.b`): the cell would be both."""
+    data_paths = {c.path for c in columns if c.kind == "data"}
+    return [
+        f"column {_shown('.'.join(path))} is nested under column {_shown('.'.join(path[:cut]))}"
+        for path in sorted(data_paths)
+        for cut in range(2, len(path))
+        if path[:cut] in data_paths
+    ]
 
 
 def _csv_rows(lines: list[str], max_line_bytes: int) -> Iterator[RawRow | Rejection]:
@@ -531,7 +528,8 @@ def _csv_records(
             end += 1
             inside = _ends_inside_quotes(following, True)
             size += len(following)
-        record = [source.at(position) for position in range(index, end + 1)]
+        # every line from index to end was read above: none is None
+        record = [line for position in range(index, end + 1) if (line := source.at(position)) is not None]
         if inside:
             # Unclosed quote: reject this line only and read on from the next one.
             where = "before the end of the file" if source.at(end + 1) is None else f"within {max_line_bytes} bytes"

@@ -17,6 +17,8 @@ after the chunk.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from bbconnect.status import RANK, Route, Status
 
 ROUTE_CODES = {Route.DIGITAL.value: "d", Route.PAPER.value: "p", Route.BOTH.value: "b"}
@@ -78,7 +80,7 @@ def decode_outcome(code: str, texts: list[str]) -> dict:
 
 
 # ------------------------------------------------------------------ one letter, composed
-def _entry(at, status, detail=None, reason=None) -> dict:
+def _entry(at: str | None, status: str, detail: str | None = None, reason: str | None = None) -> dict:
     entry = {"at": at, "status": status}
     if reason:
         entry["reason"] = reason
@@ -95,41 +97,11 @@ def compose(letter: dict, chunk: dict | None, positions: dict[str, int] | None =
     own_history = list(letter.get("history") or [])
     if letter.get("status") == Status.REJECTED.value or letter.get("kind") == "rejected":
         return {**view, "history": own_history}
-    reference = letter["reference"]
     history = [entry for entry in own_history if not entry.get("settled")]
     status, reason = Status.ACCEPTED.value, None
-    same_chunk = (chunk is not None and chunk.get("batch_id") == letter.get("batch_id")
-                  and int(chunk.get("chunk", -1)) == int(letter.get("chunk", -2)))
-    position = (positions if positions is not None else positions_of(chunk)).get(reference) if same_chunk else None
-    if position is not None:
-        routes = chunk.get("routes") or ""
-        route = ROUTE_OF_CODE.get(routes[position]) if position < len(routes) else None
-        set_aside = set(chunk.get("set_aside") or [])
-        # A chunk that sent nothing to Logius (all its letters on paper) has no GLOBE batch to name.
-        view.update(route=route, route_source=chunk.get("route_source") if route else None,
-                    globe_batch_id=chunk.get("globe_batch_id") if chunk.get("globe_batch_sent", True) else None)
-        for step in chunk.get("history") or []:
-            step_status = step["status"]
-            if step_status == Status.ROUTED.value:
-                if route is None:
-                    continue
-                detail = f"route {route} (decided by {chunk.get('route_source')})"
-            elif route == Route.PAPER.value or route is None or reference in set_aside:
-                continue  # rendered and sent concern the letters that went into the GLOBE batch
-            else:
-                detail = step.get("detail")
-            history.append(_entry(step["at"], step_status, detail))
-            status = step_status
-        outcome = chunk.get("outcome") or []
-        code = outcome[position] if position < len(outcome) else None
-        if code and code != "-":
-            final = decode_outcome(code, list(chunk.get("texts") or []))
-            status, reason = final["status"], final["reason"]
-            view.update(paper_copy=final["paper_copy"], code=final["code"])
-            history.append(_entry(chunk.get("settled_at"), status, reason=reason))
-            view["updated_at"] = chunk.get("settled_at")
-        elif chunk.get("history"):
-            view["updated_at"] = chunk["history"][-1]["at"]
+    position = _position_in_chunk(letter, chunk, positions)
+    if chunk is not None and position is not None:
+        status, reason = _compose_chunk(view, history, chunk, letter["reference"], position)
     settled = [entry for entry in own_history if entry.get("settled")]
     if letter.get("settled") and settled:
         status, reason = letter["status"], letter.get("reason")
@@ -140,15 +112,66 @@ def compose(letter: dict, chunk: dict | None, positions: dict[str, int] | None =
     return view
 
 
+def _position_in_chunk(letter: dict, chunk: dict | None, positions: dict[str, int] | None) -> int | None:
+    """The letter's place in `chunk` when that is the chunk the letter belongs to, else None."""
+    if chunk is None or chunk.get("batch_id") != letter.get("batch_id"):
+        return None
+    if int(chunk.get("chunk", -1)) != int(letter.get("chunk", -2)):
+        return None
+    return (positions if positions is not None else positions_of(chunk)).get(letter["reference"])
+
+
+def _compose_chunk(view: dict, history: list[dict], chunk: dict, reference: str, position: int) -> tuple[str, str | None]:
+    """What the chunk record says of the letter at `position`: its route (into `view`), its steps
+    (onto `history`) and its final state. Returns the letter's status and reason so far."""
+    routes = chunk.get("routes") or ""
+    route = ROUTE_OF_CODE.get(routes[position]) if position < len(routes) else None
+    # A chunk that sent nothing to Logius (all its letters on paper) has no GLOBE batch to name.
+    view.update(route=route, route_source=chunk.get("route_source") if route else None,
+                globe_batch_id=chunk.get("globe_batch_id") if chunk.get("globe_batch_sent", True) else None)
+    steps = _chunk_steps(chunk, route, reference in set(chunk.get("set_aside") or []))
+    history.extend(steps)
+    status = steps[-1]["status"] if steps else Status.ACCEPTED.value
+    outcome = chunk.get("outcome") or []
+    code = outcome[position] if position < len(outcome) else None
+    if code and code != "-":
+        final = decode_outcome(code, list(chunk.get("texts") or []))
+        view.update(paper_copy=final["paper_copy"], code=final["code"], updated_at=chunk.get("settled_at"))
+        history.append(_entry(chunk.get("settled_at"), final["status"], reason=final["reason"]))
+        return final["status"], final["reason"]
+    if chunk.get("history"):
+        view["updated_at"] = chunk["history"][-1]["at"]
+    return status, None
+
+
+def _chunk_steps(chunk: dict, route: str | None, set_aside: bool) -> list[dict]:
+    """The chunk's steps that concern a letter on `route`: routed when it has a route; rendered and
+    sent only when it went into the GLOBE batch (not on paper alone, not set aside)."""
+    steps = []
+    for step in chunk.get("history") or []:
+        step_status = step["status"]
+        if step_status == Status.ROUTED.value:
+            if route is None:
+                continue
+            detail = f"route {route} (decided by {chunk.get('route_source')})"
+        elif route == Route.PAPER.value or route is None or set_aside:
+            continue
+        else:
+            detail = step.get("detail")
+        steps.append(_entry(step["at"], step_status, detail))
+    return steps
+
+
 def positions_of(chunk: dict) -> dict[str, int]:
     """Where each of the chunk's letters is in its `references` (and so in `routes` and `outcome`)."""
     return {reference: index for index, reference in enumerate(chunk.get("references") or [])}
 
 
-def compose_all(items) -> list[dict]:
+def compose_all(items: Iterable[dict]) -> list[dict]:
     """Every letter (and rejected row) among `items` (a scan of the letters table), composed with
     its chunk record."""
-    chunks, letters = {}, []
+    chunks: dict[str, tuple[dict, dict[str, int]]] = {}
+    letters: list[dict] = []
     for item in items:
         if item.get("kind") == "chunk":
             chunks[item["letter_key"]] = (item, positions_of(item))
@@ -156,7 +179,8 @@ def compose_all(items) -> list[dict]:
             letters.append(item)
     views = []
     for item in letters:
-        chunk, positions = None, None
+        chunk: dict | None = None
+        positions: dict[str, int] | None = None
         if item.get("kind") != "rejected" and item.get("chunk") is not None:
             chunk, positions = chunks.get(chunk_key(item["tenant"], item["batch_id"], int(item["chunk"])), (None, None))
         views.append(compose(item, chunk, positions))

@@ -15,14 +15,15 @@ import re
 import unicodedata
 from datetime import UTC, date
 from decimal import ROUND_HALF_EVEN, Decimal
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
-    field_serializer,
+    PlainSerializer,
     field_validator,
     model_validator,
 )
@@ -270,6 +271,31 @@ def _kenmerk(value: str | None) -> str | None:
         raise ValueError(str(exc)) from None
 
 
+def _in_year_range(value: date) -> date:
+    if not MIN_YEAR <= value.year <= MAX_YEAR:
+        raise ValueError(f"a date must lie in the years {MIN_YEAR}-{MAX_YEAR}")
+    return value
+
+
+def _to_cents(value: Decimal) -> Decimal:
+    if not value.is_finite():
+        raise ValueError("an amount must be a finite number")
+    cents = value.quantize(Decimal("0.01"), rounding=ROUND_HALF_EVEN)
+    if cents != value:
+        raise ValueError("an amount has at most two decimals")
+    if abs(cents) >= Decimal("100000000"):
+        raise ValueError("an amount must be below 100,000,000")
+    return cents
+
+
+#: An amount in euros: at most two decimals, below 100 million; written as text with two decimals ("61.80").
+Euros = Annotated[Decimal, AfterValidator(_to_cents), PlainSerializer(lambda value: f"{value:.2f}", return_type=str)]
+#: A date in the years MIN_YEAR-MAX_YEAR.
+PlausibleDate = Annotated[date, AfterValidator(_in_year_range)]
+#: A betalingskenmerk (optional), stored compact once its check digit is right.
+Betalingskenmerk = Annotated[str | None, Field(max_length=24), AfterValidator(_kenmerk)]
+
+
 class AanslagLine(BaseModel):
     """One line of a municipal tax assessment (OZBE, AFV, RIOG, ...) or of a water board
     assessment (`heffing` names the levy, e.g. "Watersysteemheffing ingezetenen")."""
@@ -282,17 +308,8 @@ class AanslagLine(BaseModel):
     description: str = Field(min_length=1, max_length=120)
     period: str | None = Field(default=None, max_length=60)
     basis: str | None = Field(default=None, max_length=40)
-    amount: Decimal
+    amount: Euros
     heffing: str | None = Field(default=None, min_length=1, max_length=60)
-
-    @field_validator("amount")
-    @classmethod
-    def _cents(cls, value: Decimal) -> Decimal:
-        return _to_cents(value)
-
-    @field_serializer("amount")
-    def _amount_as_text(self, value: Decimal) -> str:
-        return f"{value:.2f}"
 
 
 class AanslagData(BaseModel):
@@ -312,30 +329,11 @@ class AanslagData(BaseModel):
 
     assessment_number: str = Field(min_length=1, max_length=MAX_ASSESSMENT_NUMBER_LENGTH)
     tax_year: int = Field(ge=1900, le=2200)
-    dagtekening: date
-    vervaldag: date
+    dagtekening: PlausibleDate
+    vervaldag: PlausibleDate
     lines: list[AanslagLine] = Field(min_length=1)
-    total: Decimal
-    betalingskenmerk: str | None = Field(default=None, max_length=24)
-
-    @field_validator("total")
-    @classmethod
-    def _cents(cls, value: Decimal) -> Decimal:
-        return _to_cents(value)
-
-    @field_validator("dagtekening", "vervaldag")
-    @classmethod
-    def _plausible_date(cls, value: date) -> date:
-        return _in_year_range(value)
-
-    @field_validator("betalingskenmerk")
-    @classmethod
-    def _betalingskenmerk(cls, value: str | None) -> str | None:
-        return _kenmerk(value)
-
-    @field_serializer("total")
-    def _total_as_text(self, value: Decimal) -> str:
-        return f"{value:.2f}"
+    total: Euros
+    betalingskenmerk: Betalingskenmerk = None
 
     @model_validator(mode="after")
     def _consistent(self) -> AanslagData:
@@ -352,46 +350,10 @@ class PaymentData(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True, coerce_numbers_to_str=True)
 
-    amount: Decimal
-    due_date: date
-    betalingskenmerk: str | None = Field(default=None, max_length=24)
+    amount: Euros
+    due_date: PlausibleDate
+    betalingskenmerk: Betalingskenmerk = None
     description: str | None = Field(default=None, min_length=1, max_length=140)
-
-    @field_validator("amount")
-    @classmethod
-    def _cents(cls, value: Decimal) -> Decimal:
-        return _to_cents(value)
-
-    @field_validator("due_date")
-    @classmethod
-    def _plausible_date(cls, value: date) -> date:
-        return _in_year_range(value)
-
-    @field_validator("betalingskenmerk")
-    @classmethod
-    def _betalingskenmerk(cls, value: str | None) -> str | None:
-        return _kenmerk(value)
-
-    @field_serializer("amount")
-    def _amount_as_text(self, value: Decimal) -> str:
-        return f"{value:.2f}"
-
-
-def _in_year_range(value: date) -> date:
-    if not MIN_YEAR <= value.year <= MAX_YEAR:
-        raise ValueError(f"a date must lie in the years {MIN_YEAR}-{MAX_YEAR}")
-    return value
-
-
-def _to_cents(value: Decimal) -> Decimal:
-    if not value.is_finite():
-        raise ValueError("an amount must be a finite number")
-    cents = value.quantize(Decimal("0.01"), rounding=ROUND_HALF_EVEN)
-    if cents != value:
-        raise ValueError("an amount has at most two decimals")
-    if abs(cents) >= Decimal("100000000"):
-        raise ValueError("an amount must be below 100,000,000")
-    return cents
 
 
 class Letter(BaseModel):

@@ -45,6 +45,7 @@ __all__ = [
     "PaymentLink",
     "PaymentSettings",
     "format_betalingskenmerk",
+    "format_date_long",
     "format_euro_text",
     "format_iban",
     "generate_betalingskenmerk",
@@ -481,7 +482,8 @@ _MONTHS = (
 )
 
 
-def _long_date(d: date) -> str:
+def format_date_long(d: date) -> str:
+    """``3 maart 2025``: a date as the letter and its Berichtenbox text write it."""
     return f"{d.day} {_MONTHS[d.month - 1]} {d.year}"
 
 
@@ -492,7 +494,7 @@ def payment_paragraph(payment: Payment) -> str:
     enforces it as well).
     """
     lines = [
-        f"Betaal {payment.amount_text} uiterlijk {_long_date(payment.due_date)} op rekening "
+        f"Betaal {payment.amount_text} uiterlijk {format_date_long(payment.due_date)} op rekening "
         f"{payment.iban_text} ten name van {payment.epc_name}"
         + (f", met betalingskenmerk {payment.kenmerk_text}." if payment.kenmerk
            else f", onder vermelding van {payment.epc_text}.")

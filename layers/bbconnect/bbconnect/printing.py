@@ -412,13 +412,14 @@ def _share_streams(page: pikepdf.Page, shared: dict[bytes, pikepdf.Object], font
     if resources is None:
         return
     xobjects = resources.get("/XObject")
-    for name in list(xobjects.keys()) if xobjects is not None else []:
-        xobject = xobjects[name]
-        if xobject.get("/Subtype") == "/Image":
-            xobjects[name] = _shared(xobject, shared)
+    if xobjects is not None:
+        for name in list(xobjects.keys()):
+            xobject = xobjects[name]
+            if xobject.get("/Subtype") == "/Image":
+                xobjects[name] = _shared(xobject, shared)
     font_resources = resources.get("/Font")
-    for name in list(font_resources.keys()) if font_resources is not None else []:
-        font = font_resources[name]
+    page_fonts = [font_resources[name] for name in list(font_resources.keys())] if font_resources is not None else []
+    for font in page_fonts:
         if "/ToUnicode" in font:
             font.ToUnicode = _shared(font.ToUnicode, shared)
         program = None

@@ -66,14 +66,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Final
+from functools import partial
+from typing import Final, Literal, overload
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from lxml import etree
-from signxml import CanonicalizationMethod, DigestAlgorithm, SignatureConstructionMethod, SignatureMethod
+from signxml import CanonicalizationMethod, DigestAlgorithm, SignatureConstructionMethod, SignatureMethod, VerifyResult
 from signxml.exceptions import InvalidInput, SignXMLException
 from signxml.xades import (
     XAdESDataObjectFormat,
@@ -84,6 +85,7 @@ from signxml.xades import (
 )
 
 from bbconnect.masking import scrub
+from bbconnect.namespaces import DS_NS, XADES_NS, XML_NS
 from bbconnect.status import Status
 from bbconnect.xmlsafe import InvalidXmlError, UnsafeXmlError, format_xs_datetime, parse_xml, parse_xs_datetime
 
@@ -99,8 +101,6 @@ __all__ = [
 
 NAMESPACE: Final = "urn:bbconnect:proof-of-dispatch:1"
 VERSION: Final = "1"
-DS_NS: Final = "http://www.w3.org/2000/09/xmldsig#"
-XADES_NS: Final = "http://uri.etsi.org/01903/v1.3.2#"
 MAX_LETTERS: Final = 1000
 
 STATEMENT_NL: Final = (
@@ -136,6 +136,10 @@ def _q(name: str) -> str:
 # --------------------------------------------------------------------------------------------------
 
 
+@overload
+def _text(value: object, what: str, *, optional: Literal[False] = False, max_len: int = 1000) -> str: ...
+@overload
+def _text(value: object, what: str, *, optional: bool, max_len: int = 1000) -> str | None: ...
 def _text(value: object, what: str, *, optional: bool = False, max_len: int = 1000) -> str | None:
     if value is None and optional:
         return None
@@ -148,6 +152,10 @@ def _text(value: object, what: str, *, optional: bool = False, max_len: int = 10
     return value
 
 
+@overload
+def _time(value: object, what: str, *, optional: Literal[False] = False) -> datetime: ...
+@overload
+def _time(value: object, what: str, *, optional: bool) -> datetime | None: ...
 def _time(value: object, what: str, *, optional: bool = False) -> datetime | None:
     if value is None and optional:
         return None
@@ -259,7 +267,7 @@ class ProofOfDispatch:
 
 
 def _sub(parent: etree._Element, name: str, text: str | None = None, **attrs: str) -> etree._Element:
-    element = etree.SubElement(parent, _q(name), **attrs)
+    element = etree.SubElement(parent, _q(name), attrib=attrs)
     if text is not None:
         element.text = text
     return element
@@ -267,8 +275,8 @@ def _sub(parent: etree._Element, name: str, text: str | None = None, **attrs: st
 
 def _proof_element(proof: ProofOfDispatch) -> etree._Element:
     root = etree.Element(_q("ProofOfDispatch"), nsmap={None: NAMESPACE}, version=VERSION)
-    _sub(root, "Statement", STATEMENT_NL).set("{http://www.w3.org/XML/1998/namespace}lang", "nl")
-    _sub(root, "Statement", STATEMENT_EN).set("{http://www.w3.org/XML/1998/namespace}lang", "en")
+    _sub(root, "Statement", STATEMENT_NL).set(f"{{{XML_NS}}}lang", "nl")
+    _sub(root, "Statement", STATEMENT_EN).set(f"{{{XML_NS}}}lang", "en")
     batch = _sub(root, "GlobeBatch")
     _sub(batch, "BatchID", proof.globe_batch_id)
     _sub(batch, "BatchFileID", proof.batch_id)
@@ -320,6 +328,10 @@ class _Reader:
         self._index = 0
         self._where = where
 
+    @overload
+    def next(self, name: str, *, optional: Literal[False] = False) -> etree._Element: ...
+    @overload
+    def next(self, name: str, *, optional: bool) -> etree._Element | None: ...
     def next(self, name: str, *, optional: bool = False) -> etree._Element | None:
         if self._index < len(self._children) and self._children[self._index].tag == _q(name):
             self._index += 1
@@ -328,6 +340,10 @@ class _Reader:
             return None
         raise ProofError(f"{self._where}: expected {name}")
 
+    @overload
+    def text(self, name: str, *, optional: Literal[False] = False) -> str: ...
+    @overload
+    def text(self, name: str, *, optional: bool) -> str | None: ...
     def text(self, name: str, *, optional: bool = False) -> str | None:
         element = self.next(name, optional=optional)
         if element is None:
@@ -336,6 +352,10 @@ class _Reader:
             raise ProofError(f"{self._where}/{name}: expected text only")
         return element.text or ""
 
+    @overload
+    def time(self, name: str, *, optional: Literal[False] = False) -> datetime: ...
+    @overload
+    def time(self, name: str, *, optional: bool) -> datetime | None: ...
     def time(self, name: str, *, optional: bool = False) -> datetime | None:
         text = self.text(name, optional=optional)
         if text is None:
@@ -372,19 +392,21 @@ def _parse_proof(root: etree._Element, *, ignore_signature: bool) -> ProofOfDisp
     top.end()
 
     batch = _Reader(batch_element, "GlobeBatch")
-    fields = {
-        "globe_batch_id": batch.text("BatchID"), "batch_id": batch.text("BatchFileID"), "tenant": batch.text("Tenant"),
-        "sender_oin": batch.text("SenderOIN"), "connection_oin": batch.text("ConnectionOIN"),
-        "receiver_oin": batch.text("ReceiverOIN", optional=True), "cpa_id": batch.text("CPAId", optional=True),
-        "message_id": batch.text("EbmsMessageId"), "sent_at": batch.time("SentAt", optional=True),
-        "acknowledged_at": batch.time("AcknowledgedAt"), "report_received_at": batch.time("ReportReceivedAt", optional=True),
-        "globe_received_at": batch.time("GlobeReceivedAt", optional=True),
-        "globe_processed_at": batch.time("GlobeProcessedAt", optional=True),
-    }
+    # read in the vocabulary's order; the letters come after the batch
+    proof_of_batch = partial(
+        ProofOfDispatch,
+        globe_batch_id=batch.text("BatchID"), batch_id=batch.text("BatchFileID"), tenant=batch.text("Tenant"),
+        sender_oin=batch.text("SenderOIN"), connection_oin=batch.text("ConnectionOIN"),
+        receiver_oin=batch.text("ReceiverOIN", optional=True), cpa_id=batch.text("CPAId", optional=True),
+        message_id=batch.text("EbmsMessageId"), sent_at=batch.time("SentAt", optional=True),
+        acknowledged_at=batch.time("AcknowledgedAt"), report_received_at=batch.time("ReportReceivedAt", optional=True),
+        globe_received_at=batch.time("GlobeReceivedAt", optional=True),
+        globe_processed_at=batch.time("GlobeProcessedAt", optional=True),
+    )
     batch.end()
 
     reader = _Reader(letters_element, "Letters")
-    letters = []
+    letters: list[LetterProof] = []
     for element in reader.many("Letter"):
         where = f"Letter {len(letters) + 1}"
         letter = _Reader(element, where)
@@ -401,7 +423,7 @@ def _parse_proof(root: etree._Element, *, ignore_signature: bool) -> ProofOfDisp
     reader.end()
     if letters_element.get("count") != str(len(letters)):
         raise ProofError(f"Letters/@count is {letters_element.get('count')!r} but {len(letters)} letters are listed")
-    return ProofOfDispatch(letters=tuple(letters), **fields)
+    return proof_of_batch(letters=tuple(letters))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -511,6 +533,32 @@ def verify_proof(xml: bytes, cert_pem: bytes | str, *, at: datetime | None = Non
     key of ``cert_pem``, whose SigningCertificateV2 names that certificate. The certificate must be
     valid at ``at`` (default: the signature's own SigningTime, which the signature covers).
     Raises :class:`ProofError` otherwise."""
+    data, signature = _signed_proof(xml)
+    trusted = _certificates(cert_pem)[0]
+    # read before verifying (the certificate is checked at that time) and confirmed after it
+    claimed_at = _signing_time(signature)
+    moment = _time(at, "at") if at is not None else claimed_at
+    config = XAdESSignatureConfiguration(
+        expect_references=3,
+        signature_methods=frozenset({SignatureMethod.RSA_SHA256, SignatureMethod.RSA_SHA384, SignatureMethod.RSA_SHA512}),
+        digest_algorithms=frozenset({DigestAlgorithm.SHA256, DigestAlgorithm.SHA384, DigestAlgorithm.SHA512}),
+        verification_time=moment,
+    )
+    try:
+        results = XAdESVerifier().verify(data, x509_cert=trusted, expect_config=config)
+    except (SignXMLException, InvalidInput, ValueError) as exc:
+        raise ProofError(f"the signature does not hold: {exc}") from None
+    signed_root, properties = _what_is_signed(results)
+    signed_at = _signing_time(properties)
+    if signed_at != claimed_at:
+        raise ProofError("the xades:SigningTime read is not the one the signature covers")
+    proof = _parse_proof(signed_root, ignore_signature=True)
+    return _with_signed_at(proof, signed_at)
+
+
+def _signed_proof(xml: object) -> tuple[bytes, etree._Element]:
+    """The proof's bytes and its one signature: the last element of the root, covering the whole
+    document (one reference URI="")."""
     if isinstance(xml, str):
         xml = xml.encode("utf-8")
     if not isinstance(xml, (bytes, bytearray, memoryview)):
@@ -530,31 +578,18 @@ def verify_proof(xml: bytes, cert_pem: bytes | str, *, at: datetime | None = Non
     uris = [r.get("URI") for r in signature.iterfind(f"{{{DS_NS}}}SignedInfo/{{{DS_NS}}}Reference")]
     if uris.count("") != 1:
         raise ProofError("the signature does not cover the whole document (no single reference URI=\"\")")
-    trusted = _certificates(cert_pem)[0]
-    # read before verifying (the certificate is checked at that time) and confirmed after it
-    claimed_at = _signing_time(signature)
-    moment = _time(at, "at") if at is not None else claimed_at
-    config = XAdESSignatureConfiguration(
-        expect_references=3,
-        signature_methods=frozenset({SignatureMethod.RSA_SHA256, SignatureMethod.RSA_SHA384, SignatureMethod.RSA_SHA512}),
-        digest_algorithms=frozenset({DigestAlgorithm.SHA256, DigestAlgorithm.SHA384, DigestAlgorithm.SHA512}),
-        verification_time=moment,
-    )
-    try:
-        results = XAdESVerifier().verify(data, x509_cert=trusted, expect_config=config)
-    except (SignXMLException, InvalidInput, ValueError) as exc:
-        raise ProofError(f"the signature does not hold: {exc}") from None
+    return data, signature
+
+
+def _what_is_signed(results: list[VerifyResult]) -> tuple[etree._Element, etree._Element]:
+    """From signxml's verified references: the proof's root and the signed XAdES properties."""
     signed_roots = [r.signed_xml for r in results if r.signed_xml is not None and r.signed_xml.tag == _q("ProofOfDispatch")]
     if len(signed_roots) != 1:
         raise ProofError("the signature does not cover the proof")
     properties = [r.signed_properties for r in results if isinstance(r, XAdESVerifyResult)]
     if len(properties) != 1:
         raise ProofError("the signature has no signed XAdES properties")
-    signed_at = _signing_time(properties[0])
-    if signed_at != claimed_at:
-        raise ProofError("the xades:SigningTime read is not the one the signature covers")
-    proof = _parse_proof(signed_roots[0], ignore_signature=True)
-    return _with_signed_at(proof, signed_at)
+    return signed_roots[0], properties[0]
 
 
 def _with_signed_at(proof: ProofOfDispatch, signed_at: datetime) -> ProofOfDispatch:

@@ -129,6 +129,8 @@ def stream_figures(letters: Iterable[Mapping], postage_cents: Mapping[str, int])
             continue
         row = figures.setdefault(stream, {"accepted": 0, "delivered": 0, "paper": 0, "failed": 0, "paper_copies": 0,
                                           "saved_letters": 0})
+        if status is None:
+            raise ValueError(f"letter {letter.get('reference')!r} of stream {stream!r} has no status")
         row["accepted"] += 1
         row[status.lower()] += 1
         if status == "DELIVERED":

@@ -236,7 +236,10 @@ def spread_assignments(letters: Iterable, config: TenantConfig, *, now: datetime
         if letter.publish_at is None and stream is not None and stream.spread_publication_days:
             by_stream.setdefault(letter.stream, []).append(letter)
     for code, group in by_stream.items():
-        slots = spread_slots(now, config.streams[code].spread_publication_days)
+        days = config.streams[code].spread_publication_days
+        if not days:  # only streams that spread are grouped above
+            continue
+        slots = spread_slots(now, days)
         group.sort(key=lambda letter: letter.line)
         for letter, day in zip(group, spread_day_indexes(len(group), len(slots))):
             spread_by_line[letter.line] = _not_after_deadline(slots[: day + 1], letter.act_before)

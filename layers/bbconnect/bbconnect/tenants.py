@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import date, timedelta
 from pathlib import PurePosixPath
 from typing import Any, Literal
@@ -367,34 +367,49 @@ class TenantConfig(BaseModel):
 
     @model_validator(mode="after")
     def _cross_checks(self) -> TenantConfig:
-        problems: list[str] = []
-        for key, org in self.organisations.items():
-            if org.id != key:
-                problems.append(f"organisations.{key}.id: is {org.id!r}, must equal its key {key!r}")
+        problems = [
+            *(f"organisations.{key}.id: is {org.id!r}, must equal its key {key!r}"
+              for key, org in self.organisations.items() if org.id != key),
+            *self._stream_problems(),
+            *self._connection_problems(),
+            *self._secret_problems(),
+            *self._oin_problems(),
+        ]
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+    def _stream_problems(self) -> Iterator[str]:
         for key, stream in self.streams.items():
             if stream.code != key:
-                problems.append(f"streams.{key}.code: is {stream.code!r}, must equal its key {key!r}")
+                yield f"streams.{key}.code: is {stream.code!r}, must equal its key {key!r}"
             for sender in stream.senders:
                 if sender not in self.organisations:
-                    problems.append(f"streams.{key}.senders: unknown organisation {sender!r}")
+                    yield f"streams.{key}.senders: unknown organisation {sender!r}"
             if len(set(stream.senders)) != len(stream.senders):
-                problems.append(f"streams.{key}.senders: lists an organisation twice")
+                yield f"streams.{key}.senders: lists an organisation twice"
+
+    def _connection_problems(self) -> Iterator[str]:
+        """Each connection's key, and its senders: known organisations, each on one connection only."""
         on_connection: dict[str, str] = {}
         for key, connection in self.connections.items():
             if connection.id != key:
-                problems.append(f"connections.{key}.id: is {connection.id!r}, must equal its key {key!r}")
+                yield f"connections.{key}.id: is {connection.id!r}, must equal its key {key!r}"
             for sender in connection.senders:
                 if sender not in self.organisations:
-                    problems.append(f"connections.{key}.senders: unknown organisation {sender!r}")
+                    yield f"connections.{key}.senders: unknown organisation {sender!r}"
                 elif sender in on_connection and on_connection[sender] != key:
-                    problems.append(
+                    yield (
                         f"connections.{key}.senders: organisation {sender!r} is already on connection "
                         f"{on_connection[sender]!r}; an organisation sends over at most one connection"
                     )
                 elif sender in on_connection:
-                    problems.append(f"connections.{key}.senders: lists organisation {sender!r} twice")
+                    yield f"connections.{key}.senders: lists organisation {sender!r} twice"
                 else:
                     on_connection[sender] = key
+
+    def _secret_problems(self) -> Iterator[str]:
+        """A connection names only secrets in the tenant's own folder."""
         for key, connection in self.connections.items():
             references = {"certificate": connection.certificate,
                           "logius_signing_certificate": connection.logius_signing_certificate}
@@ -403,18 +418,17 @@ class TenantConfig(BaseModel):
                                    for name in ("certificate", "ca_bundle", "authorization")})
             for name, reference in references.items():
                 if reference and not _secret_in_tenant_folder(reference, self.tenant):
-                    problems.append(
+                    yield (
                         f"connections.{key}.{name}: the secret is not in tenant {self.tenant!r}'s own folder; "
                         f"a tenant names only its own secrets, as secretsmanager:<prefix>/{self.tenant}/<name>"
                     )
+
+    def _oin_problems(self) -> Iterator[str]:
         oin_owner: dict[str, str] = {}
         for key, org in self.organisations.items():
             if org.oin in oin_owner:
-                problems.append(f"organisations.{key}.oin: same OIN as organisation {oin_owner[org.oin]!r}")
+                yield f"organisations.{key}.oin: same OIN as organisation {oin_owner[org.oin]!r}"
             oin_owner.setdefault(org.oin, key)
-        if problems:
-            raise ValueError("\n".join(problems))
-        return self
 
     def connection_for(self, org_id: str) -> Connection | None:
         """The connection the organisation sends over, or None (paper only)."""

@@ -41,15 +41,20 @@ and the field). The set is `rendering.fonts.letter_characters()`, read from the 
 renderer embeds: nothing rejected could have been rendered, nothing accepted fails to render.
 
 Reasons name the field and the limit; they never contain the BSN, the subject or the text.
+
+Each rule lives in one field validator (`check_reference`, `check_bsn`, `check_stream`, ...) that
+raises `Rejected` with its code; `RULE_CODES` names the codes each one gives. `validate_row` calls
+them in the order above.
 """
 from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
@@ -64,8 +69,27 @@ __all__ = [
     "AMSTERDAM",
     "PUBLISH_MAX_AHEAD",
     "PUBLISH_MAX_BEHIND",
+    "RULE_CODES",
+    "GivenStrings",
+    "Rejected",
     "RowValidator",
     "address_required",
+    "check_act_before",
+    "check_address",
+    "check_attachments",
+    "check_bsn",
+    "check_data",
+    "check_known_fields",
+    "check_payment",
+    "check_publish_at",
+    "check_reference",
+    "check_sender",
+    "check_stream",
+    "check_subject",
+    "check_template",
+    "check_text",
+    "date_field",
+    "given_strings",
     "parse_when",
     "unsupported_character",
     "validate_row",
@@ -84,11 +108,29 @@ _ATTACHMENT_RE = re.compile(r"[^/\\]+\.pdf", re.IGNORECASE)
 _ISO_SHAPE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
-class _Reject(Exception):
+class Rejected(Exception):
+    """A row breaks a rule: its rejection `code` and a `reason` that names the field and the limit."""
+
     def __init__(self, code: str, reason: str) -> None:
         super().__init__(code)
         self.code = code
         self.reason = reason
+
+
+_Check = TypeVar("_Check", bound=Callable[..., Any])
+
+RULE_CODES: dict[str, frozenset[str]] = {}
+"""Each field validator's name -> the rejection codes it gives (and no other)."""
+
+
+def _rule(*codes: str) -> Callable[[_Check], _Check]:
+    """Declare the rejection codes a field validator carries."""
+
+    def declare(check: _Check) -> _Check:
+        RULE_CODES[check.__name__] = frozenset(codes)
+        return check
+
+    return declare
 
 
 def address_required(stream: Stream) -> bool:
@@ -141,14 +183,20 @@ def _reference_of(fields: dict[str, Any]) -> str | None:
     return value
 
 
-def _string(fields: dict[str, Any], name: str, *, required: bool) -> str | None:
+def _string(fields: dict[str, Any], name: str) -> str | None:
+    """A string field, None when absent (an empty string or JSON null counts as absent)."""
     value = fields.get(name)
     if value is None or (isinstance(value, str) and not value.strip()):
-        if required:
-            raise _Reject(L.MISSING_FIELD, f"{name} is required and missing or empty")
         return None
     if not isinstance(value, str):
-        raise _Reject(L.FIELD_INVALID, f"{name} must be a string, not {_json_type(value)}")
+        raise Rejected(L.FIELD_INVALID, f"{name} must be a string, not {_json_type(value)}")
+    return value
+
+
+def _required_string(fields: dict[str, Any], name: str) -> str:
+    value = _string(fields, name)
+    if value is None:
+        raise Rejected(L.MISSING_FIELD, f"{name} is required and missing or empty")
     return value
 
 
@@ -168,7 +216,7 @@ def _no_controls(name: str, value: str, *, allow_line_breaks: bool, code: str = 
     found = L.xml_illegal_character(value, allow_line_breaks=allow_line_breaks)
     if found:
         allowed = " (only tab and line breaks are allowed)" if allow_line_breaks else ""
-        raise _Reject(code, f"{name} contains a {found}{allowed}")
+        raise Rejected(code, f"{name} contains a {found}{allowed}")
 
 
 _UNSHOWABLE: dict[bool, re.Pattern[str]] = {}
@@ -207,7 +255,7 @@ def _showable(name: str, value: str | None, *, allow_line_breaks: bool = False) 
         return
     found = unsupported_character(value, allow_line_breaks=allow_line_breaks)
     if found:
-        raise _Reject(L.UNSUPPORTED_CHARACTER, f"{name} contains {found}, which the letter's font cannot show")
+        raise Rejected(L.UNSUPPORTED_CHARACTER, f"{name} contains {found}, which the letter's font cannot show")
 
 
 def _check_shown_data(template: str, data: dict[str, Any]) -> None:
@@ -231,7 +279,7 @@ def _check_data_strings(value: Any, path: str, depth: int = 1) -> None:
         _no_controls(path, value, allow_line_breaks=True)
     elif isinstance(value, (dict, list)):
         if depth > L.MAX_DATA_DEPTH:
-            raise _Reject(L.FIELD_INVALID, f"data is nested more than {L.MAX_DATA_DEPTH} levels deep")
+            raise Rejected(L.FIELD_INVALID, f"data is nested more than {L.MAX_DATA_DEPTH} levels deep")
         if isinstance(value, dict):
             for key, item in value.items():
                 _no_controls(f"a key in {path}", str(key), allow_line_breaks=False)
@@ -243,127 +291,28 @@ def _check_data_strings(value: Any, path: str, depth: int = 1) -> None:
 
 
 def _validate(row: RawRow, tenant: TenantConfig, now: datetime) -> Letter:
+    """Each field's validator in the documented order: the first rule broken is the one reported."""
     fields = row.fields
-    unknown = [key for key in fields if key not in COLUMNS]
-    if unknown:
-        names = ", ".join(_shown(str(key)) for key in unknown)
-        raise _Reject(L.UNKNOWN_FIELD, f"unknown field(s) {names}; known fields are {', '.join(COLUMNS)}")
-
-    values = {name: _string(fields, name, required=True) for name in _REQUIRED}
-    optional = {name: _string(fields, name, required=False) for name in _OPTIONAL_STRINGS}
-
-    # reference: taken as given
-    reference = values["reference"]
-    if reference != reference.strip():
-        raise _Reject(L.FIELD_INVALID, "reference has spaces at its start or end; it is taken exactly as given")
-    if len(reference) > L.MAX_REFERENCE_LENGTH:
-        raise _Reject(
-            L.FIELD_TOO_LONG,
-            f"reference is {len(reference)} characters; the limit is {L.MAX_REFERENCE_LENGTH}",
-        )
-    _no_controls("reference", reference, allow_line_breaks=False)
-    _showable("reference", reference)
-
-    # bsn: taken as given, never trimmed or repaired
-    bsn = values["bsn"]
-    if not re.fullmatch(r"[0-9]{9}", bsn):
-        raise _Reject(L.INVALID_BSN, "bsn must be exactly 9 digits, as given (no spaces or other characters)")
-    if bsn == "000000000":
-        raise _Reject(L.INVALID_BSN, "bsn may not be all zeros")
-    if not L.is_valid_bsn(bsn):
-        raise _Reject(L.INVALID_BSN, "bsn fails the 11-test (elfproef)")
-
-    # tenant rules
-    sender = values["sender"].strip()
-    stream_code = values["stream"].strip()
-    if sender not in tenant.organisations:
-        raise _Reject(L.UNKNOWN_SENDER, f"sender {_shown(sender)} is not an organisation of tenant {tenant.tenant!r}")
-    stream = tenant.streams.get(stream_code)
-    if stream is None:
-        raise _Reject(L.UNKNOWN_STREAM, f"stream {_shown(stream_code)} is not configured for tenant {tenant.tenant!r}")
-    if not stream.active:
-        raise _Reject(L.STREAM_INACTIVE, f"stream {stream.code!r} is not active")
-    if not stream.bsn_lawful:
-        raise _Reject(
-            L.BSN_NOT_LAWFUL, f"stream {stream.code!r} has no legal ground to use the BSN (bsn_lawful is false)"
-        )
-    if not tenant.may_send(sender, stream.code):
-        raise _Reject(
-            L.SENDER_NOT_ALLOWED, f"berichttype {stream.code!r} is not activated for sender {sender!r}"
-        )
-    if stream.policy != "paper_only" and tenant.connection_for(sender) is None:
-        raise _Reject(
-            L.NO_CONNECTION,
-            f"sender {sender!r} has no Logius connection, and stream {stream.code!r} is {stream.policy}",
-        )
-
-    # subject and text
-    subject = values["subject"].strip()
-    _no_controls("subject", subject, allow_line_breaks=False)
-    full_subject = stream.subject_for(subject)
-    _showable("subject", full_subject)
-    if len(full_subject) > L.MAX_SUBJECT_LENGTH:
-        with_prefix = " including the stream's subject_prefix" if stream.subject_prefix else ""
-        raise _Reject(
-            L.FIELD_TOO_LONG,
-            f"subject is {len(full_subject)} characters{with_prefix}; Logius allows {L.MAX_SUBJECT_LENGTH}",
-        )
-    text = values["text"]
-    _no_controls("text", text, allow_line_breaks=True)
-    _showable("text", text, allow_line_breaks=True)
-    text = L.normalise_line_breaks(text)
-    text_length = L.logius_text_length(text)
-    if text_length > L.MAX_TEXT_LENGTH:
-        raise _Reject(
-            L.FIELD_TOO_LONG,
-            f"text is {text_length} characters counting each line break as 4; Logius allows {L.MAX_TEXT_LENGTH}",
-        )
-
-    # dates
-    publish_at = _when("publish_at", optional["publish_at"])
-    act_before = _when("act_before", optional["act_before"])
-    if publish_at is not None:
-        if publish_at < now - PUBLISH_MAX_BEHIND:
-            raise _Reject(
-                L.PUBLISH_IN_PAST,
-                f"publish_at {_day(publish_at)} is more than a day before now ({_day(now)})",
-            )
-        if publish_at > now + PUBLISH_MAX_AHEAD:
-            raise _Reject(
-                L.PUBLISH_TOO_FAR,
-                f"publish_at {_day(publish_at)} is more than 13 days after now; the latest allowed is "
-                f"{_day(now + PUBLISH_MAX_AHEAD)}",
-            )
-    if act_before is not None:
-        published = publish_at if publish_at is not None else now
-        if _day(act_before) < _day(published):
-            which = "publish_at" if publish_at is not None else "today, the publication date"
-            raise _Reject(
-                L.ACT_BEFORE_TOO_EARLY,
-                f"act_before {_day(act_before)} lies before {which} ({_day(published)})",
-            )
-
-    # template and data
-    template = optional["template"].strip() if optional["template"] else stream.template
-    if template not in TEMPLATES:
-        raise _Reject(L.UNKNOWN_TEMPLATE, f"template {_shown(template)} is not one of {', '.join(TEMPLATES)}")
-    data = fields.get("data")
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise _Reject(L.FIELD_INVALID, f"data must be an object, not {_json_type(data)}")
-    _check_data_strings(data, "data")
-    if template in ("aanslag", "waterschap"):
-        data = _aanslag_data(data, template)
-    elif "payment" in data:
-        data = _generic_payment_data(data)
-    _check_shown_data(template, data)
-    act_before = _payment_checks(template, data, stream, tenant.organisations[sender], reference, text,
-                                 publish_at if publish_at is not None else now, act_before)
-
-    attachments = _attachments(fields.get("attachments"))
-    address = _address(fields.get("address"), stream)
-
+    check_known_fields(fields)
+    given = given_strings(fields)
+    reference = check_reference(given.reference)
+    bsn = check_bsn(given.bsn)
+    sender = check_sender(tenant, given.sender)
+    stream = check_stream(tenant, sender, given.stream)
+    subject = check_subject(given.subject, stream)
+    text = check_text(given.text)
+    publish_at = date_field("publish_at", given.publish_at)
+    act_before = date_field("act_before", given.act_before)
+    publish_at = check_publish_at(publish_at, now)
+    act_before = check_act_before(act_before, publish_at, now)
+    template = check_template(given.template, stream)
+    data = check_data(fields.get("data"), template)
+    published = publish_at if publish_at is not None else now
+    act_before = check_payment(
+        template, data, stream, tenant.organisations[sender], reference, text, published, act_before
+    )
+    attachments = check_attachments(fields.get("attachments"))
+    address = check_address(fields.get("address"), stream)
     try:
         return Letter(
             line=row.line,
@@ -371,7 +320,7 @@ def _validate(row: RawRow, tenant: TenantConfig, now: datetime) -> Letter:
             sender=sender,
             stream=stream.code,
             bsn=bsn,
-            subject=full_subject,
+            subject=subject,
             text=text,
             publish_at=publish_at,
             act_before=act_before,
@@ -383,32 +332,206 @@ def _validate(row: RawRow, tenant: TenantConfig, now: datetime) -> Letter:
     except ValidationError as exc:  # a rule above should have caught it; input is hidden in errors
         first = exc.errors(include_url=False, include_input=False)[0]
         where = ".".join(str(part) for part in first["loc"])
-        raise _Reject(L.FIELD_INVALID, f"{where}: {first['msg']}") from None
+        raise Rejected(L.FIELD_INVALID, f"{where}: {first['msg']}") from None
 
 
-def _day(moment: datetime) -> str:
-    return moment.astimezone(AMSTERDAM).date().isoformat()
+@dataclass(frozen=True)
+class GivenStrings:
+    """A row's string fields as given: the required ones present, the optional ones None if absent."""
+
+    reference: str
+    sender: str
+    stream: str
+    bsn: str
+    subject: str
+    text: str
+    publish_at: str | None
+    act_before: str | None
+    template: str | None
 
 
-def _when(name: str, value: str | None) -> datetime | None:
+@_rule(L.UNKNOWN_FIELD)
+def check_known_fields(fields: dict[str, Any]) -> None:
+    unknown = [key for key in fields if key not in COLUMNS]
+    if unknown:
+        names = ", ".join(_shown(str(key)) for key in unknown)
+        raise Rejected(L.UNKNOWN_FIELD, f"unknown field(s) {names}; known fields are {', '.join(COLUMNS)}")
+
+
+@_rule(L.MISSING_FIELD, L.FIELD_INVALID)
+def given_strings(fields: dict[str, Any]) -> GivenStrings:
+    """The required strings first (in `_REQUIRED`'s order), then the optional ones."""
+    required = [_required_string(fields, name) for name in _REQUIRED]
+    optional = [_string(fields, name) for name in _OPTIONAL_STRINGS]
+    return GivenStrings(*required, *optional)
+
+
+@_rule(L.FIELD_INVALID, L.FIELD_TOO_LONG, L.INVALID_CHARACTERS, L.UNSUPPORTED_CHARACTER)
+def check_reference(reference: str) -> str:
+    """Taken exactly as given: never trimmed."""
+    if reference != reference.strip():
+        raise Rejected(L.FIELD_INVALID, "reference has spaces at its start or end; it is taken exactly as given")
+    if len(reference) > L.MAX_REFERENCE_LENGTH:
+        raise Rejected(
+            L.FIELD_TOO_LONG,
+            f"reference is {len(reference)} characters; the limit is {L.MAX_REFERENCE_LENGTH}",
+        )
+    _no_controls("reference", reference, allow_line_breaks=False)
+    _showable("reference", reference)
+    return reference
+
+
+@_rule(L.INVALID_BSN)
+def check_bsn(bsn: str) -> str:
+    """Taken exactly as given: never trimmed or repaired."""
+    if not re.fullmatch(r"[0-9]{9}", bsn):
+        raise Rejected(L.INVALID_BSN, "bsn must be exactly 9 digits, as given (no spaces or other characters)")
+    if bsn == "000000000":
+        raise Rejected(L.INVALID_BSN, "bsn may not be all zeros")
+    if not L.is_valid_bsn(bsn):
+        raise Rejected(L.INVALID_BSN, "bsn fails the 11-test (elfproef)")
+    return bsn
+
+
+@_rule(L.UNKNOWN_SENDER)
+def check_sender(tenant: TenantConfig, value: str) -> str:
+    sender = value.strip()
+    if sender not in tenant.organisations:
+        raise Rejected(L.UNKNOWN_SENDER, f"sender {_shown(sender)} is not an organisation of tenant {tenant.tenant!r}")
+    return sender
+
+
+@_rule(L.UNKNOWN_STREAM, L.STREAM_INACTIVE, L.BSN_NOT_LAWFUL, L.SENDER_NOT_ALLOWED, L.NO_CONNECTION)
+def check_stream(tenant: TenantConfig, sender: str, value: str) -> Stream:
+    """The stream exists, is active, may use the BSN and is open to `sender` (a known one), who has a
+    connection unless the stream is `paper_only`."""
+    stream = tenant.streams.get(value.strip())
+    if stream is None:
+        raise Rejected(L.UNKNOWN_STREAM, f"stream {_shown(value.strip())} is not configured for tenant {tenant.tenant!r}")
+    if not stream.active:
+        raise Rejected(L.STREAM_INACTIVE, f"stream {stream.code!r} is not active")
+    if not stream.bsn_lawful:
+        raise Rejected(
+            L.BSN_NOT_LAWFUL, f"stream {stream.code!r} has no legal ground to use the BSN (bsn_lawful is false)"
+        )
+    if not tenant.may_send(sender, stream.code):
+        raise Rejected(L.SENDER_NOT_ALLOWED, f"berichttype {stream.code!r} is not activated for sender {sender!r}")
+    if stream.policy != "paper_only" and tenant.connection_for(sender) is None:
+        raise Rejected(
+            L.NO_CONNECTION,
+            f"sender {sender!r} has no Logius connection, and stream {stream.code!r} is {stream.policy}",
+        )
+    return stream
+
+
+@_rule(L.INVALID_CHARACTERS, L.UNSUPPORTED_CHARACTER, L.FIELD_TOO_LONG)
+def check_subject(value: str, stream: Stream) -> str:
+    """The full Onderwerp: the stream's `subject_prefix` before the trimmed subject."""
+    subject = value.strip()
+    _no_controls("subject", subject, allow_line_breaks=False)
+    full_subject = stream.subject_for(subject)
+    _showable("subject", full_subject)
+    if len(full_subject) > L.MAX_SUBJECT_LENGTH:
+        with_prefix = " including the stream's subject_prefix" if stream.subject_prefix else ""
+        raise Rejected(
+            L.FIELD_TOO_LONG,
+            f"subject is {len(full_subject)} characters{with_prefix}; Logius allows {L.MAX_SUBJECT_LENGTH}",
+        )
+    return full_subject
+
+
+@_rule(L.INVALID_CHARACTERS, L.UNSUPPORTED_CHARACTER, L.FIELD_TOO_LONG)
+def check_text(value: str) -> str:
+    """The text with its line breaks normalised, within Logius' length counting each as 4."""
+    _no_controls("text", value, allow_line_breaks=True)
+    _showable("text", value, allow_line_breaks=True)
+    text = L.normalise_line_breaks(value)
+    text_length = L.logius_text_length(text)
+    if text_length > L.MAX_TEXT_LENGTH:
+        raise Rejected(
+            L.FIELD_TOO_LONG,
+            f"text is {text_length} characters counting each line break as 4; Logius allows {L.MAX_TEXT_LENGTH}",
+        )
+    return text
+
+
+@_rule(L.DATE_INVALID)
+def date_field(name: str, value: str | None) -> datetime | None:
+    """A date field (`publish_at`, `act_before`) as a UTC-aware moment, None when absent."""
     if value is None:
         return None
     try:
         return parse_when(value)
     except ValueError as exc:
         if str(exc) == "not an ISO 8601 date or date-time":
-            raise _Reject(
+            raise Rejected(
                 L.DATE_INVALID,
                 f"{name} is not an ISO 8601 date or date-time (e.g. 2027-03-01 or 2027-03-01T09:00:00+01:00)",
             ) from None
-        raise _Reject(L.DATE_INVALID, f"{name} is {exc}") from None
+        raise Rejected(L.DATE_INVALID, f"{name} is {exc}") from None
+
+
+@_rule(L.PUBLISH_IN_PAST, L.PUBLISH_TOO_FAR)
+def check_publish_at(publish_at: datetime | None, now: datetime) -> datetime | None:
+    if publish_at is None:
+        return None
+    if publish_at < now - PUBLISH_MAX_BEHIND:
+        raise Rejected(L.PUBLISH_IN_PAST, f"publish_at {_day(publish_at)} is more than a day before now ({_day(now)})")
+    if publish_at > now + PUBLISH_MAX_AHEAD:
+        raise Rejected(
+            L.PUBLISH_TOO_FAR,
+            f"publish_at {_day(publish_at)} is more than 13 days after now; the latest allowed is "
+            f"{_day(now + PUBLISH_MAX_AHEAD)}",
+        )
+    return publish_at
+
+
+@_rule(L.ACT_BEFORE_TOO_EARLY)
+def check_act_before(act_before: datetime | None, publish_at: datetime | None, now: datetime) -> datetime | None:
+    """Not before the publication day (`publish_at`, else today), in Amsterdam calendar days."""
+    if act_before is None:
+        return None
+    published = publish_at if publish_at is not None else now
+    if _day(act_before) < _day(published):
+        which = "publish_at" if publish_at is not None else "today, the publication date"
+        raise Rejected(L.ACT_BEFORE_TOO_EARLY, f"act_before {_day(act_before)} lies before {which} ({_day(published)})")
+    return act_before
+
+
+@_rule(L.UNKNOWN_TEMPLATE)
+def check_template(value: str | None, stream: Stream) -> str:
+    """The template that applies: the one asked for, else the stream's."""
+    template = value.strip() if value else stream.template
+    if template not in TEMPLATES:
+        raise Rejected(L.UNKNOWN_TEMPLATE, f"template {_shown(template)} is not one of {', '.join(TEMPLATES)}")
+    return template
+
+
+@_rule(L.FIELD_INVALID, L.INVALID_CHARACTERS, L.DATA_INVALID, L.UNSUPPORTED_CHARACTER)
+def check_data(value: Any, template: str) -> dict[str, Any]:
+    """`data` for `template`: an object, clean strings, and for an assessment (or a generic letter's
+    payment) its model's canonical JSON form."""
+    data = {} if value is None else value
+    if not isinstance(data, dict):
+        raise Rejected(L.FIELD_INVALID, f"data must be an object, not {_json_type(data)}")
+    _check_data_strings(data, "data")
+    if template in ("aanslag", "waterschap"):
+        data = _aanslag_data(data, template)
+    elif "payment" in data:
+        data = _generic_payment_data(data)
+    _check_shown_data(template, data)
+    return data
+
+
+def _day(moment: datetime) -> str:
+    return moment.astimezone(AMSTERDAM).date().isoformat()
 
 
 def _aanslag_data(data: dict[str, Any], template: str = "aanslag") -> dict[str, Any]:
     try:
         return AanslagData.model_validate(data).model_dump(mode="json", exclude_none=True)
     except ValidationError as exc:
-        raise _Reject(L.DATA_INVALID, f"data does not fit the {template} template: " + _problems(exc)) from None
+        raise Rejected(L.DATA_INVALID, f"data does not fit the {template} template: " + _problems(exc)) from None
 
 
 def _problems(exc: ValidationError, prefix: tuple[str, ...] = ("data",)) -> str:
@@ -424,11 +547,12 @@ def _generic_payment_data(data: dict[str, Any]) -> dict[str, Any]:
     try:
         payment = PaymentData.model_validate(data["payment"]).model_dump(mode="json", exclude_none=True)
     except ValidationError as exc:
-        raise _Reject(L.DATA_INVALID, "data.payment does not fit: " + _problems(exc, ("data", "payment"))) from None
+        raise Rejected(L.DATA_INVALID, "data.payment does not fit: " + _problems(exc, ("data", "payment"))) from None
     return {**data, "payment": payment}
 
 
-def _payment_checks(
+@_rule(L.DATA_INVALID, L.FIELD_TOO_LONG)
+def check_payment(
     template: str,
     data: dict[str, Any],
     stream: Stream,
@@ -454,7 +578,7 @@ def _payment_checks(
     try:
         kenmerk = resolve_betalingskenmerk(holder.get("betalingskenmerk"), settings.betalingskenmerk, number)
     except PaymentError as exc:
-        raise _Reject(L.DATA_INVALID, f"{where}: {exc}") from None
+        raise Rejected(L.DATA_INVALID, f"{where}: {exc}") from None
     if kenmerk is not None:
         holder["betalingskenmerk"] = kenmerk
     try:
@@ -463,12 +587,12 @@ def _payment_checks(
             reference=reference, sender=organisation.id,
         )
     except PaymentError as exc:
-        raise _Reject(L.DATA_INVALID, f"payment: {exc}") from None
+        raise Rejected(L.DATA_INVALID, f"payment: {exc}") from None
     if payment is None:
         return act_before
     length = L.logius_text_length(text_with_payment(text, payment))
     if length > L.MAX_TEXT_LENGTH:
-        raise _Reject(
+        raise Rejected(
             L.FIELD_TOO_LONG,
             f"text is {length} characters with the payment instructions added (counting each line break "
             f"as 4); Logius allows {L.MAX_TEXT_LENGTH}",
@@ -480,14 +604,15 @@ def _payment_checks(
     return act_before
 
 
-def _attachments(value: Any) -> list[str]:
+@_rule(L.FIELD_INVALID, L.TOO_MANY_ATTACHMENTS, L.ATTACHMENT_INVALID)
+def check_attachments(value: Any) -> list[str]:
     if value is None:
         return []
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        raise _Reject(L.FIELD_INVALID, "attachments must be a list of file names")
+        raise Rejected(L.FIELD_INVALID, "attachments must be a list of file names")
     names = [item.strip() for item in value if item.strip()]
     if len(names) > L.MAX_ATTACHMENTS:
-        raise _Reject(
+        raise Rejected(
             L.TOO_MANY_ATTACHMENTS,
             f"{len(names)} attachments; at most {L.MAX_ATTACHMENTS} (Logius takes 2 PDFs per letter and the "
             "letter itself is the first)",
@@ -495,72 +620,85 @@ def _attachments(value: Any) -> list[str]:
     for position, name in enumerate(names, start=1):
         _no_controls(f"attachment {position}", name, allow_line_breaks=False, code=L.ATTACHMENT_INVALID)
         if len(name) > L.MAX_ATTACHMENT_NAME_LENGTH:
-            raise _Reject(
+            raise Rejected(
                 L.ATTACHMENT_INVALID,
                 f"attachment {position} has a name of {len(name)} characters; the limit is "
                 f"{L.MAX_ATTACHMENT_NAME_LENGTH}",
             )
         if not _ATTACHMENT_RE.fullmatch(name) or name.startswith("."):
-            raise _Reject(
+            raise Rejected(
                 L.ATTACHMENT_INVALID,
                 f"attachment {position} must be a plain file name ending in .pdf, without a folder",
             )
     if len({name.lower() for name in names}) != len(names):
-        raise _Reject(L.ATTACHMENT_INVALID, "attachments lists the same file twice")
+        raise Rejected(L.ATTACHMENT_INVALID, "attachments lists the same file twice")
     return names
 
 
-def _address(value: Any, stream: Stream) -> Address | None:
+@_rule(
+    L.ADDRESS_REQUIRED, L.ADDRESS_INVALID, L.ADDRESS_INCOMPLETE, L.UNKNOWN_FIELD, L.UNSUPPORTED_CHARACTER,
+    L.FIELD_TOO_LONG,
+)
+def check_address(value: Any, stream: Stream) -> Address | None:
+    """Required when the stream's letters can go on paper (`address_required`), and complete: a name,
+    street, house number and city, and a postcode in the Netherlands."""
     if value is None or value == {}:
         if address_required(stream):
-            raise _Reject(
+            raise Rejected(
                 L.ADDRESS_REQUIRED,
                 f"address is required: letters of stream {stream.code!r} ({stream.policy}) can go on paper",
             )
         return None
     if not isinstance(value, dict):
-        raise _Reject(L.ADDRESS_INVALID, f"address must be an object, not {_json_type(value)}")
+        raise Rejected(L.ADDRESS_INVALID, f"address must be an object, not {_json_type(value)}")
     unknown = [key for key in value if key not in ADDRESS_COLUMNS]
     if unknown:
         names = ", ".join(_shown(str(key)) for key in unknown)
-        raise _Reject(L.UNKNOWN_FIELD, f"unknown address field(s) {names}; known are {', '.join(ADDRESS_COLUMNS)}")
-    parts: dict[str, str] = {}
-    for name in ADDRESS_COLUMNS:
-        item = value.get(name)
-        if item is None or (isinstance(item, str) and not item.strip()):
-            continue
-        if not isinstance(item, str):
-            raise _Reject(L.ADDRESS_INVALID, f"address.{name} must be a string, not {_json_type(item)}")
-        item = item.strip()
-        _no_controls(f"address.{name}", item, allow_line_breaks=False, code=L.ADDRESS_INVALID)
-        _showable(f"address.{name}", item)
-        if name != "country" and len(item) > L.ADDRESS_LIMITS[name]:
-            raise _Reject(
-                L.FIELD_TOO_LONG,
-                f"address.{name} is {len(item)} characters; the limit is {L.ADDRESS_LIMITS[name]}",
-            )
-        parts[name] = item
-    country = parts.get("country", "NL").upper()
-    if not re.fullmatch(r"[A-Z]{2}", country):
-        raise _Reject(L.ADDRESS_INVALID, "address.country must be a two-letter ISO 3166 code such as NL")
-    parts["country"] = country
-    required = _REQUIRED_ADDRESS_PARTS + (("postcode",) if country == "NL" else ())
-    missing = [name for name in required if name not in parts]
-    if missing:
-        raise _Reject(
-            L.ADDRESS_INCOMPLETE, "address is incomplete: missing " + ", ".join(f"address.{m}" for m in missing)
-        )
-    if country == "NL":
-        try:
-            parts["postcode"] = L.normalise_dutch_postcode(parts["postcode"])
-        except ValueError as exc:
-            raise _Reject(L.ADDRESS_INVALID, f"address.postcode: {exc}") from None
+        raise Rejected(L.UNKNOWN_FIELD, f"unknown address field(s) {names}; known are {', '.join(ADDRESS_COLUMNS)}")
+    parts = {name: part for name in ADDRESS_COLUMNS if (part := _address_part(name, value.get(name))) is not None}
+    parts["country"] = _address_country(parts.get("country", "NL"))
+    _address_complete(parts)
     try:
         return Address(**parts)
     except ValidationError as exc:
         first = exc.errors(include_url=False, include_input=False)[0]
         where = ".".join(str(part) for part in ("address", *first["loc"]))
-        raise _Reject(L.ADDRESS_INVALID, f"{where}: {first['msg']}") from None
+        raise Rejected(L.ADDRESS_INVALID, f"{where}: {first['msg']}") from None
+
+
+def _address_part(name: str, value: Any) -> str | None:
+    """One address field trimmed (None when absent): a string, clean, showable, within its limit."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if not isinstance(value, str):
+        raise Rejected(L.ADDRESS_INVALID, f"address.{name} must be a string, not {_json_type(value)}")
+    part = value.strip()
+    _no_controls(f"address.{name}", part, allow_line_breaks=False, code=L.ADDRESS_INVALID)
+    _showable(f"address.{name}", part)
+    if name != "country" and len(part) > L.ADDRESS_LIMITS[name]:
+        raise Rejected(L.FIELD_TOO_LONG, f"address.{name} is {len(part)} characters; the limit is {L.ADDRESS_LIMITS[name]}")
+    return part
+
+
+def _address_country(value: str) -> str:
+    country = value.upper()
+    if not re.fullmatch(r"[A-Z]{2}", country):
+        raise Rejected(L.ADDRESS_INVALID, "address.country must be a two-letter ISO 3166 code such as NL")
+    return country
+
+
+def _address_complete(parts: dict[str, str]) -> None:
+    """Every required part present; a Dutch postcode normalised in `parts` (`1234 AB`)."""
+    dutch = parts["country"] == "NL"
+    required = _REQUIRED_ADDRESS_PARTS + (("postcode",) if dutch else ())
+    missing = [name for name in required if name not in parts]
+    if missing:
+        raise Rejected(L.ADDRESS_INCOMPLETE, "address is incomplete: missing " + ", ".join(f"address.{m}" for m in missing))
+    if dutch:
+        try:
+            parts["postcode"] = L.normalise_dutch_postcode(parts["postcode"])
+        except ValueError as exc:
+            raise Rejected(L.ADDRESS_INVALID, f"address.postcode: {exc}") from None
 
 
 def _check_now(now: datetime) -> None:
@@ -573,7 +711,7 @@ def validate_row(row: RawRow, tenant: TenantConfig, *, now: datetime) -> Letter 
     _check_now(now)
     try:
         return _validate(row, tenant, now.astimezone(UTC))
-    except _Reject as rejected:
+    except Rejected as rejected:
         return Rejection(
             line=row.line, reference=_reference_of(row.fields), code=rejected.code, reason=rejected.reason
         )
@@ -616,5 +754,8 @@ def validate_rows(
     rejections: list[Rejection] = []
     for row in rows:
         result = validator.validate(row)
-        (letters if isinstance(result, Letter) else rejections).append(result)
+        if isinstance(result, Letter):
+            letters.append(result)
+        else:
+            rejections.append(result)
     return letters, rejections

@@ -18,6 +18,7 @@ __all__ = [
     "DEFAULT_MAX_BYTES",
     "InvalidXmlError",
     "UnsafeXmlError",
+    "aware_moment",
     "format_xs_datetime",
     "parse_xml",
     "parse_xs_datetime",
@@ -140,6 +141,16 @@ _XS_DATETIME = re.compile(
     r"T(?P<hour>\d{2}):(?P<minute>\d{2}):(?P<second>\d{2})(?:\.(?P<fraction>\d+))?"
     r"(?P<tz>Z|[+-]\d{2}:\d{2})?"
 )
+
+
+def aware_moment(now: datetime | None) -> datetime:
+    """The moment a dated document (a CPA's validity, a WS-Security Timestamp) is checked at: ``now``,
+    which must be timezone-aware, or else the current time."""
+    if now is None:
+        return datetime.now(UTC)
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise ValueError("now must be timezone-aware")
+    return now
 
 
 def format_xs_datetime(value: datetime) -> str:

@@ -3,6 +3,7 @@ an independent one, ``xmlsec1 --verify`` (Debian package xmlsec1) with ``--id-at
 from __future__ import annotations
 
 import base64
+import logging
 import shutil
 import subprocess
 from datetime import UTC, datetime, timedelta
@@ -295,3 +296,14 @@ def test_given_a_key_and_a_certificate_that_do_not_belong_together_when_signing_
 def test_given_an_xxe_envelope_when_verified_then_it_is_refused(ours):
     with pytest.raises(WusSignatureError, match="refused"):
         verify_wus(b'<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><x>&e;</x>', ours[1], now=NOW)
+
+
+def test_given_the_root_logger_at_debug_when_a_request_is_signed_and_verified_then_no_log_record_holds_a_bsn(ours, caplog):
+    # Given an operator who set the root logger to DEBUG (signxml logs the canonicalized document at DEBUG)
+    caplog.set_level(logging.DEBUG)
+
+    # When a subscription request with BSNs is signed and its signature verified
+    verify_wus(sign_wus(request(), ours[0], ours[1], now=NOW), ours[1], now=NOW)
+
+    # Then no record, from signxml or anyone else, holds one of them
+    assert not [record.name for record in caplog.records if any(bsn in record.getMessage() for bsn in BSNS)]

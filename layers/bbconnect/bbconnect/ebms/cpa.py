@@ -31,15 +31,16 @@ import binascii
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Final, Literal
+from datetime import datetime, timedelta
+from typing import Final, Literal, NamedTuple, cast
 from urllib.parse import urlsplit
 
 from cryptography import x509
 from lxml import etree
 
 from bbconnect.ebms.message import Party, ttl_for
-from bbconnect.xmlsafe import InvalidXmlError, UnsafeXmlError, parse_xml, parse_xs_datetime
+from bbconnect.namespaces import CPA_NS, DS_NS
+from bbconnect.xmlsafe import InvalidXmlError, UnsafeXmlError, aware_moment, parse_xml, parse_xs_datetime
 
 __all__ = [
     "CPA_NS",
@@ -67,8 +68,6 @@ __all__ = [
     "parse_xs_duration",
 ]
 
-CPA_NS: Final = "http://www.oasis-open.org/committees/ebxml-cppa/schema/cpp-cpa-2_0.xsd"
-DS_NS: Final = "http://www.w3.org/2000/09/xmldsig#"
 OIN_TYPE: Final = "urn:osb:oin"
 USABLE_STATUSES: Final = ("agreed", "signed")
 SYNC_REPLY_MODES: Final = ("none", "mshSignalsOnly")
@@ -374,7 +373,7 @@ class Cpa:
 
     def check_valid(self, now: datetime | None = None) -> None:
         """Raise :class:`CpaError` unless the CPA is agreed and ``start <= now <= end``."""
-        now = _now(now)
+        now = aware_moment(now)
         if self.status not in USABLE_STATUSES:
             raise CpaError(f"CPA {self.cpa_id!r} has status {self.status!r}; only 'agreed' or 'signed' can be used")
         if now < self.start:
@@ -544,28 +543,8 @@ class Cpa:
         channel_id: str,
         warnings: list[str],
     ) -> tuple[int, timedelta | None, timedelta | None]:
-        sender_rm = sender_binding.reliable_messaging if sender_binding else None
-        receiver_rm = receiver_binding.reliable_messaging if receiver_binding else None
-        if sender_rm and receiver_rm and (sender_rm.retries, sender_rm.retry_interval) != (
-            receiver_rm.retries,
-            receiver_rm.retry_interval,
-        ):
-            warnings.append(
-                f"sender binding Retries/RetryInterval ({sender_rm.retries}, {sender_rm.retry_interval}) differ from "
-                f"the receiver binding's ({receiver_rm.retries}, {receiver_rm.retry_interval}); using the sender's"
-            )
-        retries = next((rm.retries for rm in (sender_rm, receiver_rm) if rm and rm.retries is not None), None)
-        interval = next(
-            (rm.retry_interval for rm in (sender_rm, receiver_rm) if rm and rm.retry_interval is not None), None
-        )
-        sender_persist = sender_binding.persist_duration if sender_binding else None
-        receiver_persist = receiver_binding.persist_duration if receiver_binding else None
-        if sender_persist and receiver_persist and sender_persist != receiver_persist:
-            warnings.append(
-                f"PersistDuration differs between sender ({sender_persist}) and receiver ({receiver_persist}) "
-                "binding; using the receiver's"
-            )
-        persist = receiver_persist or sender_persist
+        retries, interval = _retry_schedule(sender_binding, receiver_binding, warnings)
+        persist = _persist_duration(sender_binding, receiver_binding, warnings)
         if not reliable:
             return 0, None, persist
         if retries is None or interval is None:
@@ -598,6 +577,46 @@ class Cpa:
             )
         return nr
 
+    def _exchange(
+        self,
+        my_party_oin: str,
+        direction: Literal["send", "receive"],
+        service: str,
+        service_type: str | None,
+        action: str,
+        role: str | None,
+        now: datetime | None,
+    ) -> _Exchange:
+        """The two sides of ``action`` as ``my_party_oin`` sends or receives it: each party's action
+        binding and channel, the sending channel's (checked) MessagingCharacteristics, and the
+        sender's and receiver's ebXML bindings of the DocExchanges."""
+        self.check_valid(now)
+        me = self.party(my_party_oin)
+        other = self.other_party(me)
+        binding = self._find_binding(me, direction, service, service_type, action, role)
+        counterpart = self._counterpart(binding, other)
+        mine = _Side(me, binding, self._channel(me, _first_channel(binding, self.cpa_id)))
+        theirs = _Side(other, counterpart, self._channel(other, _first_channel(counterpart, self.cpa_id)))
+        sending, receiving = (mine, theirs) if direction == "send" else (theirs, mine)
+        characteristics = self._characteristics(sending.channel)
+        return _Exchange(
+            mine=mine,
+            theirs=theirs,
+            sending=sending,
+            receiving=receiving,
+            characteristics=characteristics,
+            sender_binding=self._doc_exchange(sending.party, sending.channel).sender_binding,
+            receiver_binding=self._doc_exchange(receiving.party, receiving.channel).receiver_binding,
+            my_id=me.party_id(my_party_oin),
+            their_id=other.party_id(),
+        )
+
+    def _tls_certificates(self, certificate_id: str | None, security_details_id: str | None) -> tuple[bytes, ...]:
+        """The certificates a TLS peer may show: the one its transport names, then our trust anchors."""
+        found = [self.certificates[certificate_id]] if certificate_id else []
+        found.extend(self.anchors(security_details_id))
+        return tuple(dict.fromkeys(found))
+
     def send_channel(
         self,
         my_party_oin: str,
@@ -610,67 +629,26 @@ class Cpa:
     ) -> SendChannel:
         """Resolve how ``my_party_oin`` sends ``action`` (ebms2.md §5.2). ``now`` defaults to the
         current time; the CPA must be valid then. Raises :class:`CpaError`."""
-        self.check_valid(now)
-        warnings: list[str] = []
-        me = self.party(my_party_oin)
-        other = self.other_party(me)
-        binding = self._find_binding(me, "send", service, service_type, action, role)
-        counterpart = self._counterpart(binding, other)
-
-        send_channel = self._channel(me, _first_channel(binding, self.cpa_id))
-        receive_channel = self._channel(other, _first_channel(counterpart, self.cpa_id))
-        mine = self._characteristics(send_channel)
-        their = receive_channel.messaging
-        for name in ("sync_reply_mode", "ack_requested", "ack_signature_requested", "duplicate_elimination"):
-            if getattr(mine, name) != getattr(their, name):
-                warnings.append(
-                    f"{name} of our channel {send_channel.channel_id!r} ({getattr(mine, name)!r}) differs from the "
-                    f"receiving channel {receive_channel.channel_id!r} ({getattr(their, name)!r})"
-                )
-        sender_binding = self._doc_exchange(me, send_channel).sender_binding
-        receiver_binding = self._doc_exchange(other, receive_channel).receiver_binding
-        nr = self._signing(binding, sender_binding, warnings)
-        # perMessage: the sending application decides. bbconnect asks for an acknowledgment when the
-        # channel gives a retry schedule (a GLOBE batch must arrive), dedupes what it retries, and
-        # asks for a signed acknowledgment when it signs (osb-rm-s).
-        schedule_given = any(
-            b is not None and b.reliable_messaging is not None and b.reliable_messaging.retries is not None
-            and b.reliable_messaging.retry_interval is not None for b in (sender_binding, receiver_binding)
-        )
-        ack = mine.ack_requested == "always" or (mine.ack_requested == "perMessage" and schedule_given)
-        dedupe = mine.duplicate_elimination == "always" or (mine.duplicate_elimination == "perMessage" and ack)
-        ack_signed = ack and (
-            mine.ack_signature_requested == "always" or (mine.ack_signature_requested == "perMessage" and nr is not None)
-        )
-        for name, value, chosen in (("ackRequested", mine.ack_requested, ack),
-                                    ("duplicateElimination", mine.duplicate_elimination, dedupe),
-                                    ("ackSignatureRequested", mine.ack_signature_requested, ack_signed)):
-            if value == "perMessage":
-                warnings.append(f"channel {send_channel.channel_id!r} has {name}='perMessage' (or no {name}); "
-                                f"bbconnect chooses {'yes' if chosen else 'no'}")
-        sync_mode: SyncReplyMode = mine.sync_reply_mode  # type: ignore[assignment]
+        exchange = self._exchange(my_party_oin, "send", service, service_type, action, role, now)
+        mine, theirs, chars = exchange.mine, exchange.theirs, exchange.characteristics
+        warnings = _characteristics_differ(mine.channel, chars, theirs.channel)
+        nr = self._signing(mine.binding, exchange.sender_binding, warnings)
+        ack, dedupe, ack_signed = _per_message_choices(mine.channel, chars, exchange.schedule_given, nr is not None, warnings)
         retries, interval, persist = self._schedule(
-            sender_binding, receiver_binding, ack, send_channel.channel_id, warnings
+            exchange.sender_binding, exchange.receiver_binding, ack, mine.channel.channel_id, warnings
         )
         if ack_signed and nr is None:
             warnings.append("ackSignatureRequested='always' on an unsigned channel")
-
-        my_transport = self._transport(me, send_channel)
-        their_transport = self._transport(other, receive_channel)
-        server_certs = []
-        if their_transport.server_certificate_id:
-            server_certs.append(self.certificates[their_transport.server_certificate_id])
-        server_certs.extend(self.anchors(my_transport.server_security_details_id))
-        my_id = me.party_id(my_party_oin)
-        their_id = other.party_id()
+        my_transport = self._transport(mine.party, mine.channel)
+        their_transport = self._transport(theirs.party, theirs.channel)
         return SendChannel(
             cpa_id=self.cpa_id,
-            from_party=Party(my_id.value, binding.role, my_id.type),
-            to_party=Party(their_id.value, counterpart.role, their_id.type),
+            from_party=Party(exchange.my_id.value, mine.binding.role, exchange.my_id.type),
+            to_party=Party(exchange.their_id.value, theirs.binding.role, exchange.their_id.type),
             service=service,
             service_type=service_type,
             action=action,
-            endpoint=self._endpoint(other, receive_channel, required=True) or "",
+            endpoint=self._endpoint(theirs.party, theirs.channel, required=True) or "",
             retries=retries,
             retry_interval=interval,
             persist_duration=persist,
@@ -678,16 +656,18 @@ class Cpa:
             ack_requested=ack,
             ack_signature_requested=ack_signed,
             duplicate_elimination=dedupe,
-            sync_reply_mode=sync_mode,
+            sync_reply_mode=_sync_reply_mode(chars),
             signed=nr is not None,
             hash_function=nr.hash_function if nr else None,
             signature_algorithm=nr.signature_algorithms[0] if nr else None,
             signing_certificate=self.certificate(nr.certificate_id) if nr else None,
             client_certificate=self.certificate(my_transport.client_certificate_id),
-            server_certificates=tuple(dict.fromkeys(server_certs)),
+            server_certificates=self._tls_certificates(
+                their_transport.server_certificate_id, my_transport.server_security_details_id
+            ),
             reply_endpoint=self.msh_channel(my_party_oin, "Acknowledgment").endpoint,
-            send_channel_id=send_channel.channel_id,
-            receive_channel_id=receive_channel.channel_id,
+            send_channel_id=mine.channel.channel_id,
+            receive_channel_id=theirs.channel.channel_id,
             warnings=tuple(warnings),
         )
 
@@ -703,47 +683,28 @@ class Cpa:
     ) -> ReceiveChannel:
         """Resolve how ``my_party_oin`` receives ``action``: who may send it and what to expect.
         ``now`` defaults to the current time. Raises :class:`CpaError`."""
-        self.check_valid(now)
+        exchange = self._exchange(my_party_oin, "receive", service, service_type, action, role, now)
+        mine, theirs, chars = exchange.mine, exchange.theirs, exchange.characteristics
         warnings: list[str] = []
-        me = self.party(my_party_oin)
-        other = self.other_party(me)
-        binding = self._find_binding(me, "receive", service, service_type, action, role)
-        counterpart = self._counterpart(binding, other)
-
-        receive_channel = self._channel(me, _first_channel(binding, self.cpa_id))
-        send_channel = self._channel(other, _first_channel(counterpart, self.cpa_id))
-        theirs = self._characteristics(send_channel)
-        ack = theirs.ack_requested == "always"
-        ack_signed = theirs.ack_signature_requested == "always"
-        dedupe = theirs.duplicate_elimination == "always"
-        sync_mode: SyncReplyMode = theirs.sync_reply_mode  # type: ignore[assignment]
-        sender_binding = self._doc_exchange(other, send_channel).sender_binding
-        receiver_binding = self._doc_exchange(me, receive_channel).receiver_binding
+        ack = chars.ack_requested == "always"
         retries, interval, persist = self._schedule(
-            sender_binding, receiver_binding, ack, send_channel.channel_id, warnings
+            exchange.sender_binding, exchange.receiver_binding, ack, theirs.channel.channel_id, warnings
         )
-        nr = self._signing(counterpart, sender_binding, warnings)
-
-        their_transport = self._transport(other, send_channel)
-        my_transport = self._transport(me, receive_channel)
-        client_certs = []
-        if their_transport.client_certificate_id:
-            client_certs.append(self.certificates[their_transport.client_certificate_id])
-        client_certs.extend(self.anchors(my_transport.client_security_details_id))
-        my_id = me.party_id(my_party_oin)
-        their_id = other.party_id()
+        nr = self._signing(theirs.binding, exchange.sender_binding, warnings)
+        their_transport = self._transport(theirs.party, theirs.channel)
+        my_transport = self._transport(mine.party, mine.channel)
         return ReceiveChannel(
             cpa_id=self.cpa_id,
-            from_party=Party(their_id.value, counterpart.role, their_id.type),
-            to_party=Party(my_id.value, binding.role, my_id.type),
+            from_party=Party(exchange.their_id.value, theirs.binding.role, exchange.their_id.type),
+            to_party=Party(exchange.my_id.value, mine.binding.role, exchange.my_id.type),
             service=service,
             service_type=service_type,
             action=action,
-            endpoint=self._endpoint(me, receive_channel, required=False),
+            endpoint=self._endpoint(mine.party, mine.channel, required=False),
             ack_requested=ack,
-            ack_signature_requested=ack_signed,
-            duplicate_elimination=dedupe,
-            sync_reply_mode=sync_mode,
+            ack_signature_requested=chars.ack_signature_requested == "always",
+            duplicate_elimination=chars.duplicate_elimination == "always",
+            sync_reply_mode=_sync_reply_mode(chars),
             signed=nr is not None,
             retries=retries,
             retry_interval=interval,
@@ -751,17 +712,19 @@ class Cpa:
             hash_function=nr.hash_function if nr else None,
             signature_algorithms=nr.signature_algorithms if nr else (),
             signing_certificate=self.certificate(nr.certificate_id) if nr else None,
-            client_certificates=tuple(dict.fromkeys(client_certs)),
-            ack_endpoint=self.msh_channel(their_id.value, "Acknowledgment").endpoint,
-            send_channel_id=send_channel.channel_id,
-            receive_channel_id=receive_channel.channel_id,
+            client_certificates=self._tls_certificates(
+                their_transport.client_certificate_id, my_transport.client_security_details_id
+            ),
+            ack_endpoint=self.msh_channel(exchange.their_id.value, "Acknowledgment").endpoint,
+            send_channel_id=theirs.channel.channel_id,
+            receive_channel_id=mine.channel.channel_id,
             warnings=tuple(warnings),
-            ack_requested_mode=theirs.ack_requested,
-            ack_signature_mode=theirs.ack_signature_requested,
-            duplicate_elimination_mode=theirs.duplicate_elimination,
-            actor=theirs.actor,
-            from_party_ids=other.party_ids,
-            to_party_ids=me.party_ids,
+            ack_requested_mode=chars.ack_requested,
+            ack_signature_mode=chars.ack_signature_requested,
+            duplicate_elimination_mode=chars.duplicate_elimination,
+            actor=chars.actor,
+            from_party_ids=theirs.party.party_ids,
+            to_party_ids=mine.party.party_ids,
         )
 
     def receive_channels(self, my_party_oin: str, *, now: datetime | None = None) -> tuple[ReceiveChannel, ...]:
@@ -771,6 +734,113 @@ class Cpa:
             self.receive_channel(my_party_oin, b.service, b.service_type, b.action, role=b.role, now=now)
             for b in me.action_bindings("receive")
         )
+
+
+class _Side(NamedTuple):
+    """One party's side of an action: its action binding and the delivery channel that binding uses."""
+
+    party: PartyInfo
+    binding: ActionBinding
+    channel: DeliveryChannel
+
+
+@dataclass(frozen=True)
+class _Exchange:
+    """An action resolved between the two parties (see :meth:`Cpa._exchange`)."""
+
+    mine: _Side
+    theirs: _Side
+    sending: _Side
+    receiving: _Side
+    characteristics: MessagingCharacteristics  # of the sending channel
+    sender_binding: EbxmlBinding | None
+    receiver_binding: EbxmlBinding | None
+    my_id: PartyId
+    their_id: PartyId
+
+    @property
+    def schedule_given(self) -> bool:
+        """Does either side's ebXML binding give a full retry schedule (Retries and RetryInterval)?"""
+        return any(
+            b is not None and b.reliable_messaging is not None and b.reliable_messaging.retries is not None
+            and b.reliable_messaging.retry_interval is not None for b in (self.sender_binding, self.receiver_binding)
+        )
+
+
+def _retry_schedule(
+    sender_binding: EbxmlBinding | None, receiver_binding: EbxmlBinding | None, warnings: list[str]
+) -> tuple[int | None, timedelta | None]:
+    """Retries and RetryInterval: the sender binding's, else the receiver binding's (warned when both
+    give one and they differ)."""
+    sender_rm = sender_binding.reliable_messaging if sender_binding else None
+    receiver_rm = receiver_binding.reliable_messaging if receiver_binding else None
+    if sender_rm and receiver_rm and (sender_rm.retries, sender_rm.retry_interval) != (
+        receiver_rm.retries,
+        receiver_rm.retry_interval,
+    ):
+        warnings.append(
+            f"sender binding Retries/RetryInterval ({sender_rm.retries}, {sender_rm.retry_interval}) differ from "
+            f"the receiver binding's ({receiver_rm.retries}, {receiver_rm.retry_interval}); using the sender's"
+        )
+    retries = next((rm.retries for rm in (sender_rm, receiver_rm) if rm and rm.retries is not None), None)
+    interval = next((rm.retry_interval for rm in (sender_rm, receiver_rm) if rm and rm.retry_interval is not None), None)
+    return retries, interval
+
+
+def _persist_duration(
+    sender_binding: EbxmlBinding | None, receiver_binding: EbxmlBinding | None, warnings: list[str]
+) -> timedelta | None:
+    """PersistDuration: the receiver binding's, else the sender binding's (warned when they differ)."""
+    sender_persist = sender_binding.persist_duration if sender_binding else None
+    receiver_persist = receiver_binding.persist_duration if receiver_binding else None
+    if sender_persist and receiver_persist and sender_persist != receiver_persist:
+        warnings.append(
+            f"PersistDuration differs between sender ({sender_persist}) and receiver ({receiver_persist}) "
+            "binding; using the receiver's"
+        )
+    return receiver_persist or sender_persist
+
+
+def _sync_reply_mode(characteristics: MessagingCharacteristics) -> SyncReplyMode:
+    mode = characteristics.sync_reply_mode
+    if mode not in SYNC_REPLY_MODES:  # Cpa._characteristics refused any other already
+        raise CpaError(f"syncReplyMode {mode!r} is not one Digikoppeling allows")
+    return cast(SyncReplyMode, mode)
+
+
+def _characteristics_differ(
+    ours: DeliveryChannel, mine: MessagingCharacteristics, receiving: DeliveryChannel
+) -> list[str]:
+    """Warnings for each MessagingCharacteristic our sending channel sets otherwise than the receiver's."""
+    their = receiving.messaging
+    return [
+        f"{name} of our channel {ours.channel_id!r} ({getattr(mine, name)!r}) differs from the "
+        f"receiving channel {receiving.channel_id!r} ({getattr(their, name)!r})"
+        for name in ("sync_reply_mode", "ack_requested", "ack_signature_requested", "duplicate_elimination")
+        if getattr(mine, name) != getattr(their, name)
+    ]
+
+
+def _per_message_choices(
+    channel: DeliveryChannel, mine: MessagingCharacteristics, schedule_given: bool, signed: bool, warnings: list[str]
+) -> tuple[bool, bool, bool]:
+    """Whether to ask for an acknowledgment, eliminate duplicates and ask for a signed acknowledgment.
+
+    perMessage: the sending application decides. bbconnect asks for an acknowledgment when the
+    channel gives a retry schedule (a GLOBE batch must arrive), dedupes what it retries, and asks
+    for a signed acknowledgment when it signs (osb-rm-s)."""
+    ack = mine.ack_requested == "always" or (mine.ack_requested == "perMessage" and schedule_given)
+    dedupe = mine.duplicate_elimination == "always" or (mine.duplicate_elimination == "perMessage" and ack)
+    ack_signed = ack and (
+        mine.ack_signature_requested == "always" or (mine.ack_signature_requested == "perMessage" and signed)
+    )
+    for name, value, chosen in (("ackRequested", mine.ack_requested, ack),
+                                ("duplicateElimination", mine.duplicate_elimination, dedupe),
+                                ("ackSignatureRequested", mine.ack_signature_requested, ack_signed)):
+        if value == "perMessage":
+            warnings.append(f"channel {channel.channel_id!r} has {name}='perMessage' (or no {name}); "
+                            f"bbconnect chooses {'yes' if chosen else 'no'}")
+    return ack, dedupe, ack_signed
 
 
 # --------------------------------------------------------------------------------------------------
@@ -837,22 +907,32 @@ def check_connection(cpa: Cpa, *, cpa_id: str, oin: str, logius_oin: str, endpoi
             their = ", ".join(p.value for p in logius.party_ids)
             problems.append(f"the other party of the CPA is {their}, not Logius' OIN {logius_oin}")
     if logius is not None and logius is not ours:
-        endpoints = []
-        for binding in logius.action_bindings("receive"):
-            for channel_id in binding.channel_ids[:1]:
-                channel = logius.delivery_channels.get(channel_id)
-                transport = logius.transports.get(channel.transport_id) if channel else None
-                if transport is not None:
-                    endpoints.extend(e.uri for e in transport.endpoints)
-        endpoints = list(dict.fromkeys(endpoints))
-        if endpoints and _normalise_url(endpoint) not in {_normalise_url(e) for e in endpoints}:
-            problems.append(
-                f"the connection's endpoint {endpoint} is not where the CPA says the other party receives "
-                f"({', '.join(endpoints)})"
-            )
-        elif not endpoints:
-            problems.append("the CPA gives no endpoint where the other party receives")
+        problems.extend(_endpoint_problems(logius, endpoint))
     return problems
+
+
+def _receiving_endpoints(party: PartyInfo) -> list[str]:
+    """Where ``party`` receives: the endpoints of the transport of each CanReceive's first channel."""
+    endpoints: list[str] = []
+    for binding in party.action_bindings("receive"):
+        for channel_id in binding.channel_ids[:1]:
+            channel = party.delivery_channels.get(channel_id)
+            transport = party.transports.get(channel.transport_id) if channel else None
+            if transport is not None:
+                endpoints.extend(e.uri for e in transport.endpoints)
+    return list(dict.fromkeys(endpoints))
+
+
+def _endpoint_problems(logius: PartyInfo, endpoint: str) -> list[str]:
+    endpoints = _receiving_endpoints(logius)
+    if not endpoints:
+        return ["the CPA gives no endpoint where the other party receives"]
+    if _normalise_url(endpoint) not in {_normalise_url(e) for e in endpoints}:
+        return [
+            f"the connection's endpoint {endpoint} is not where the CPA says the other party receives "
+            f"({', '.join(endpoints)})"
+        ]
+    return []
 
 
 # --------------------------------------------------------------------------------------------------
@@ -879,14 +959,6 @@ def parse_xs_duration(text: str) -> timedelta:
         minutes=int(match["minutes"] or 0),
         seconds=float(match["seconds"] or 0),
     )
-
-
-def _now(now: datetime | None) -> datetime:
-    if now is None:
-        return datetime.now(UTC)
-    if now.tzinfo is None or now.utcoffset() is None:
-        raise ValueError("now must be timezone-aware")
-    return now
 
 
 def _service_text(service: str, service_type: str | None) -> str:
@@ -1122,45 +1194,12 @@ def _party_info(
     service_bindings = tuple(_service_binding(r) for r in _children(element, "CollaborationRole"))
     if not service_bindings:
         raise CpaError(f"CPA PartyInfo {name!r} has no CollaborationRole")
-    cert_ids = []
-    for cert in _children(element, "Certificate"):
-        cert_id, der = _certificate(cert)
-        _unique(certificates, cert_id, der, "Certificates")
-        cert_ids.append(cert_id)
-    for details in _children(element, "SecurityDetails"):
-        anchors = _child(details, "TrustAnchors")
-        refs = tuple(
-            r for r in (_attr(a, "certId") for a in (_children(anchors, "AnchorCertificateRef") if anchors is not None else [])) if r
-        )
-        _unique(security_details, _required_attr(details, "securityId"), refs, "SecurityDetails")
+    cert_ids = _party_certificates(element, certificates)
+    _security_details(element, security_details)
     channels: dict[str, DeliveryChannel] = {}
     for channel in _children(element, "DeliveryChannel"):
-        mc = _child(channel, "MessagingCharacteristics")
-        if mc is None:
-            raise CpaError(f"CPA DeliveryChannel {_attr(channel, 'channelId')!r} lacks MessagingCharacteristics")
-        characteristics = MessagingCharacteristics(
-            sync_reply_mode=_attr(mc, "syncReplyMode") or "none",
-            ack_requested=_attr(mc, "ackRequested") or "perMessage",
-            ack_signature_requested=_attr(mc, "ackSignatureRequested") or "perMessage",
-            duplicate_elimination=_attr(mc, "duplicateElimination") or "perMessage",
-            actor=_attr(mc, "actor"),
-        )
-        for label, value in (
-            ("ackRequested", characteristics.ack_requested),
-            ("ackSignatureRequested", characteristics.ack_signature_requested),
-            ("duplicateElimination", characteristics.duplicate_elimination),
-        ):
-            if value not in PER_MESSAGE_VALUES:
-                raise CpaError(f"CPA MessagingCharacteristics {label}={value!r} is not always|never|perMessage")
-        channel_id = _required_attr(channel, "channelId")
-        _unique(
-            channels,
-            channel_id,
-            DeliveryChannel(
-                channel_id, _required_attr(channel, "transportId"), _required_attr(channel, "docExchangeId"), characteristics
-            ),
-            "DeliveryChannels",
-        )
+        parsed_channel = _delivery_channel(channel)
+        _unique(channels, parsed_channel.channel_id, parsed_channel, "DeliveryChannels")
     if not channels:
         raise CpaError(f"CPA PartyInfo {name!r} has no DeliveryChannel")
     transports: dict[str, Transport] = {}
@@ -1169,18 +1208,8 @@ def _party_info(
         _unique(transports, parsed.transport_id, parsed, "Transports")
     doc_exchanges: dict[str, DocExchange] = {}
     for doc_exchange in _children(element, "DocExchange"):
-        doc_id = _required_attr(doc_exchange, "docExchangeId")
-        where = f"DocExchange {doc_id!r}"
-        _unique(
-            doc_exchanges,
-            doc_id,
-            DocExchange(
-                doc_id,
-                _ebxml_binding(_child(doc_exchange, "ebXMLSenderBinding"), "sender", where),
-                _ebxml_binding(_child(doc_exchange, "ebXMLReceiverBinding"), "receiver", where),
-            ),
-            "DocExchanges",
-        )
+        parsed_exchange = _doc_exchange(doc_exchange)
+        _unique(doc_exchanges, parsed_exchange.doc_exchange_id, parsed_exchange, "DocExchanges")
     overrides = {
         _required_attr(o, "action"): _required_attr(o, "channelId") for o in _children(element, "OverrideMshActionBinding")
     }
@@ -1198,6 +1227,60 @@ def _party_info(
     )
     _check_references(info)
     return info
+
+
+def _party_certificates(element: etree._Element, certificates: dict[str, bytes]) -> list[str]:
+    """The party's Certificates, added to the CPA's ``certificates``; their ids in order."""
+    cert_ids = []
+    for cert in _children(element, "Certificate"):
+        cert_id, der = _certificate(cert)
+        _unique(certificates, cert_id, der, "Certificates")
+        cert_ids.append(cert_id)
+    return cert_ids
+
+
+def _security_details(element: etree._Element, security_details: dict[str, tuple[str, ...]]) -> None:
+    """The party's SecurityDetails (their trust anchors' certIds), added to ``security_details``."""
+    for details in _children(element, "SecurityDetails"):
+        anchors = _child(details, "TrustAnchors")
+        refs = tuple(
+            r for r in (_attr(a, "certId") for a in (_children(anchors, "AnchorCertificateRef") if anchors is not None else [])) if r
+        )
+        _unique(security_details, _required_attr(details, "securityId"), refs, "SecurityDetails")
+
+
+def _delivery_channel(channel: etree._Element) -> DeliveryChannel:
+    mc = _child(channel, "MessagingCharacteristics")
+    if mc is None:
+        raise CpaError(f"CPA DeliveryChannel {_attr(channel, 'channelId')!r} lacks MessagingCharacteristics")
+    characteristics = MessagingCharacteristics(
+        sync_reply_mode=_attr(mc, "syncReplyMode") or "none",
+        ack_requested=_attr(mc, "ackRequested") or "perMessage",
+        ack_signature_requested=_attr(mc, "ackSignatureRequested") or "perMessage",
+        duplicate_elimination=_attr(mc, "duplicateElimination") or "perMessage",
+        actor=_attr(mc, "actor"),
+    )
+    for label, value in (
+        ("ackRequested", characteristics.ack_requested),
+        ("ackSignatureRequested", characteristics.ack_signature_requested),
+        ("duplicateElimination", characteristics.duplicate_elimination),
+    ):
+        if value not in PER_MESSAGE_VALUES:
+            raise CpaError(f"CPA MessagingCharacteristics {label}={value!r} is not always|never|perMessage")
+    return DeliveryChannel(
+        _required_attr(channel, "channelId"), _required_attr(channel, "transportId"),
+        _required_attr(channel, "docExchangeId"), characteristics,
+    )
+
+
+def _doc_exchange(doc_exchange: etree._Element) -> DocExchange:
+    doc_id = _required_attr(doc_exchange, "docExchangeId")
+    where = f"DocExchange {doc_id!r}"
+    return DocExchange(
+        doc_id,
+        _ebxml_binding(_child(doc_exchange, "ebXMLSenderBinding"), "sender", where),
+        _ebxml_binding(_child(doc_exchange, "ebXMLReceiverBinding"), "receiver", where),
+    )
 
 
 def _check_references(info: PartyInfo) -> None:

@@ -38,7 +38,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Final
+from typing import Final, NoReturn
 from urllib.parse import unquote
 
 from cryptography import x509
@@ -198,7 +198,7 @@ def read_head(envelope: InboundEnvelope) -> Head:
     needs: a MessageId and CPAId fit to echo, a ConversationId, a From and a To PartyId."""
     header = envelope.root.find(f"{{{SOAP_NS}}}Header")
     mh = header.find(_q("MessageHeader")) if header is not None else None
-    if mh is None:
+    if header is None or mh is None:
         raise Fault("the SOAP Header has no eb:MessageHeader: this is not an ebMS message")
     data = mh.find(_q("MessageData"))
     message_id = _text(data.find(_q("MessageId"))) if data is not None else ""
@@ -211,21 +211,29 @@ def read_head(envelope: InboundEnvelope) -> Head:
     if not conversation_id:
         raise Fault("eb:ConversationId is missing: an answer could not carry it")
     from_element, to_element = mh.find(_q("From")), mh.find(_q("To"))
-    from_ids, to_ids = _party_ids(from_element), _party_ids(to_element)
-    for name, ids in (("From", from_ids), ("To", to_ids)):
-        if not ids or any(not p.value or _TOKEN_BAD.search(p.value) for p in ids):
-            raise Fault(f"eb:{name} has no usable eb:PartyId: an answer could not be addressed")
+    from_ids, to_ids = _usable_party_ids("From", from_element), _usable_party_ids("To", to_element)
     service = mh.find(_q("Service"))
     return Head(
         message_id=message_id, cpa_id=cpa_id, conversation_id=conversation_id, from_ids=from_ids, to_ids=to_ids,
-        from_role=_text(from_element.find(_q("Role"))) or None if from_element is not None else None,
-        to_role=_text(to_element.find(_q("Role"))) or None if to_element is not None else None,
+        from_role=_role(from_element), to_role=_role(to_element),
         service=_text(service), service_type=_eb_attr(service, "type") if service is not None else None,
         action=_text(mh.find(_q("Action"))),
         timestamp=_text(data.find(_q("Timestamp"))) if data is not None else "",
         ref_to_message_id=(_text(data.find(_q("RefToMessageId"))) or None) if data is not None else None,
         sync_reply=header.find(_q("SyncReply")) is not None,
     )
+
+
+def _usable_party_ids(name: str, party: etree._Element | None) -> tuple[PartyId, ...]:
+    """eb:From's or eb:To's PartyIds, refused (a Fault) when an answer could not be addressed to them."""
+    ids = _party_ids(party)
+    if not ids or any(not p.value or _TOKEN_BAD.search(p.value) for p in ids):
+        raise Fault(f"eb:{name} has no usable eb:PartyId: an answer could not be addressed")
+    return ids
+
+
+def _role(party: etree._Element | None) -> str | None:
+    return (_text(party.find(_q("Role"))) or None) if party is not None else None
 
 
 def check_envelope(envelope: InboundEnvelope) -> EbmsError | None:
@@ -387,7 +395,7 @@ class _Broken(Exception):
         self.error = EbmsError(code, "Error", description, location=location)
 
 
-def _fail(code: str, description: str, location: str) -> None:
+def _fail(code: str, description: str, location: str) -> NoReturn:
     raise _Broken(code, description, location)
 
 
@@ -475,7 +483,6 @@ def _match_action(head: Head, agreement: Agreement) -> Expected:
     allowed = ", ".join(sorted(e.action or "" for e in typed))
     _fail("ValueNotRecognized", f"action {head.action!r} is not one the other party may send us under CPA "
                                 f"{agreement.cpa_id} (it may send: {allowed})", f"{_MH}/eb:Action")
-    raise AssertionError("unreachable")
 
 
 def _check_ids_and_times(head: Head, now: datetime) -> None:
@@ -501,7 +508,6 @@ def _check_time_to_live(root: etree._Element, head: Head, now: datetime) -> None
     ttl = _when(text)
     if ttl is None:
         _fail("OtherXml", "eb:TimeToLive is not an xs:dateTime", where)
-    assert ttl is not None
     if ttl < now:
         _fail("TimeToLiveExpired", f"the message arrived after its TimeToLive ({text})", where)
     timestamp = _when(head.timestamp)
@@ -518,19 +524,13 @@ def _presence(mode: str, present: bool, what: str, rule: str, where: str) -> Non
 
 def _check_reliability(root: etree._Element, head: Head, expected: Expected) -> None:
     header = root.find(f"{{{SOAP_NS}}}Header")
-    assert header is not None
-    mh = header.find(_q("MessageHeader"))
-    assert mh is not None
+    mh = header.find(_q("MessageHeader")) if header is not None else None
+    if header is None or mh is None:  # read_head refused such a message already
+        raise Fault("the SOAP Header has no eb:MessageHeader: this is not an ebMS message")
     ack = header.find(_q("AckRequested"))
     sync = header.find(_q("SyncReply"))
     if ack is not None:
-        actor = ack.get(f"{{{SOAP_NS}}}actor")
-        if actor == NEXT_MSH:
-            _fail("NotSupported", "AckRequested for the nextMSH is not used in Digikoppeling (no intermediaries)",
-                  "//eb:AckRequested/@SOAP:actor")
-        if actor not in (None, TO_PARTY_MSH):
-            _fail("Inconsistent", f"eb:AckRequested has SOAP:actor {actor!r}; it must be {TO_PARTY_MSH}",
-                  "//eb:AckRequested/@SOAP:actor")
+        _check_ack_actor(ack)
     if header.find(_q("MessageOrder")) is not None:
         _fail("NotSupported", "eb:MessageOrder is not supported (Digikoppeling)", "//eb:MessageOrder")
     if head.is_signal:
@@ -543,18 +543,37 @@ def _check_reliability(root: etree._Element, head: Head, expected: Expected) -> 
               "eb:DuplicateElimination", "duplicateElimination", f"{_MH}/eb:DuplicateElimination")
     _presence(expected.ack_requested, ack is not None, "eb:AckRequested", "ackRequested", "//eb:AckRequested")
     if ack is not None:
-        signed = (_eb_attr(ack, "signed") or "").strip() in ("true", "1")
-        if expected.ack_signature == "always" and not signed:
-            _fail("Inconsistent", "the CPA has ackSignatureRequested='always': eb:AckRequested needs eb:signed='true'",
-                  "//eb:AckRequested/@eb:signed")
-        if expected.ack_signature == "never" and signed:
-            _fail("Inconsistent", "the CPA has ackSignatureRequested='never': eb:AckRequested needs eb:signed='false'",
-                  "//eb:AckRequested/@eb:signed")
-    if expected.sync_reply_mode == "none" and sync is not None:
+        _check_ack_signature(ack, expected.ack_signature)
+    _check_sync_reply(expected.sync_reply_mode, sync)
+
+
+def _check_ack_actor(ack: etree._Element) -> None:
+    actor = ack.get(f"{{{SOAP_NS}}}actor")
+    if actor == NEXT_MSH:
+        _fail("NotSupported", "AckRequested for the nextMSH is not used in Digikoppeling (no intermediaries)",
+              "//eb:AckRequested/@SOAP:actor")
+    if actor not in (None, TO_PARTY_MSH):
+        _fail("Inconsistent", f"eb:AckRequested has SOAP:actor {actor!r}; it must be {TO_PARTY_MSH}",
+              "//eb:AckRequested/@SOAP:actor")
+
+
+def _check_ack_signature(ack: etree._Element, mode: str) -> None:
+    """eb:AckRequested's eb:signed against the CPA's ackSignatureRequested."""
+    signed = (_eb_attr(ack, "signed") or "").strip() in ("true", "1")
+    if mode == "always" and not signed:
+        _fail("Inconsistent", "the CPA has ackSignatureRequested='always': eb:AckRequested needs eb:signed='true'",
+              "//eb:AckRequested/@eb:signed")
+    if mode == "never" and signed:
+        _fail("Inconsistent", "the CPA has ackSignatureRequested='never': eb:AckRequested needs eb:signed='false'",
+              "//eb:AckRequested/@eb:signed")
+
+
+def _check_sync_reply(mode: str, sync: etree._Element | None) -> None:
+    """eb:SyncReply against the CPA's syncReplyMode, and its actor."""
+    if mode == "none" and sync is not None:
         _fail("Inconsistent", "the CPA has syncReplyMode='none': eb:SyncReply is not allowed", "//eb:SyncReply")
-    if expected.sync_reply_mode != "none" and sync is None:
-        _fail("Inconsistent", f"the CPA has syncReplyMode='{expected.sync_reply_mode}': eb:SyncReply is required",
-              "//eb:SyncReply")
+    if mode != "none" and sync is None:
+        _fail("Inconsistent", f"the CPA has syncReplyMode='{mode}': eb:SyncReply is required", "//eb:SyncReply")
     if sync is not None:
         _check_sync_reply_block(sync)
 
@@ -581,7 +600,6 @@ def _manifest_parts(envelope: InboundEnvelope) -> dict[str, bytes]:
         part = envelope.parts.get(content_id)
         if part is None:
             _fail("MimeProblem", f"no MIME part has the Content-ID <{content_id[:80]}> that {href[:80]!r} names", where)
-        assert part is not None
         parts[content_id] = part.data
     return parts
 
@@ -594,7 +612,6 @@ def _check_signature(envelope: InboundEnvelope, head: Head, expected: Expected,
     if expected.signing_certificate is None:
         _fail("SecurityFailure", "the CPA asks for a signature but names no signing certificate to check it with",
               where)
-    assert expected.signing_certificate is not None
     certificate = x509.load_der_x509_certificate(expected.signing_certificate)
     try:
         references = verify_ebms(
@@ -603,7 +620,6 @@ def _check_signature(envelope: InboundEnvelope, head: Head, expected: Expected,
         )
     except EbmsSignatureError as error:
         _fail("SecurityFailure", f"the signature does not hold: {error}", where)
-        raise AssertionError("unreachable") from None
     timestamp = _when(head.timestamp)
     if timestamp is not None and not (certificate.not_valid_before_utc <= timestamp <= certificate.not_valid_after_utc):
         _fail("SecurityFailure", "the signing certificate from the CPA was not valid at the message's Timestamp",

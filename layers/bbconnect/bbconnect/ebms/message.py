@@ -37,6 +37,7 @@ from urllib.parse import quote, unquote
 
 from lxml import etree
 
+from bbconnect.namespaces import DS_NS, EB_NS, SOAP_NS, XLINK_NS, XML_NS
 from bbconnect.xmlsafe import InvalidXmlError, UnsafeXmlError, format_xs_datetime, parse_xml, parse_xs_datetime
 
 __all__ = [
@@ -85,10 +86,6 @@ __all__ = [
     "ttl_for",
 ]
 
-SOAP_NS: Final = "http://schemas.xmlsoap.org/soap/envelope/"
-EB_NS: Final = "http://www.oasis-open.org/committees/ebxml-msg/schema/msg-header-2_0.xsd"
-XLINK_NS: Final = "http://www.w3.org/1999/xlink"
-XML_NS: Final = "http://www.w3.org/XML/1998/namespace"
 
 SOAP_ACTION: Final = '"ebXML"'  # the HTTP header value, quotes included
 SERVICE_TYPE: Final = "urn:osb:services"
@@ -321,7 +318,6 @@ def _add_party(parent: etree._Element, name: str, party: Party, *, with_role: bo
         _add(element, "Role", _check_text(party.role, f"{name} role"))
 
 
-DS_NS: Final = "http://www.w3.org/2000/09/xmldsig#"
 
 
 def _ds_reference(xml: bytes) -> etree._Element:
@@ -336,6 +332,19 @@ def _ds_reference(xml: bytes) -> etree._Element:
 
 
 def _validate(msg: EbmsMessage) -> None:
+    _check_identifiers(msg)
+    _check_payloads(msg)
+    if msg.ack_references and msg.acknowledgment_ref is None:
+        raise ValueError("ack_references belong to an Acknowledgment")
+    for reference in msg.ack_references:
+        _ds_reference(reference)
+    if msg.ack_signature_requested and not msg.ack_requested:
+        raise ValueError("ack_signature_requested needs ack_requested (it is AckRequested's eb:signed)")
+    _check_status(msg)
+    _check_errors(msg)
+
+
+def _check_identifiers(msg: EbmsMessage) -> None:
     _check_token(msg.message_id, "message_id")
     _check_text(msg.cpa_id, "cpa_id")
     _check_text(msg.conversation_id, "conversation_id")
@@ -349,6 +358,9 @@ def _validate(msg: EbmsMessage) -> None:
         _check_token(msg.acknowledgment_ref, "acknowledgment_ref")
         if msg.ack_requested:
             raise ValueError("an Acknowledgment must never carry AckRequested (it would loop)")
+
+
+def _check_payloads(msg: EbmsMessage) -> None:
     content_ids = set()
     for payload in msg.payloads:
         if not isinstance(payload, Payload):
@@ -363,12 +375,10 @@ def _validate(msg: EbmsMessage) -> None:
             raise ValueError(f"payload {payload.content_id!r} needs a one-line content_type")
         if not isinstance(payload.data, (bytes, bytearray)):
             raise ValueError(f"payload {payload.content_id!r} data must be bytes")
-    if msg.ack_references and msg.acknowledgment_ref is None:
-        raise ValueError("ack_references belong to an Acknowledgment")
-    for reference in msg.ack_references:
-        _ds_reference(reference)
-    if msg.ack_signature_requested and not msg.ack_requested:
-        raise ValueError("ack_signature_requested needs ack_requested (it is AckRequested's eb:signed)")
+
+
+def _check_status(msg: EbmsMessage) -> None:
+    """A StatusRequest or StatusResponse (ebMS 2.0 §7): what it reports on, and no payload."""
     if msg.status_request_ref is not None:
         _check_token(msg.status_request_ref, "status_request_ref")
     if msg.status_response is not None:
@@ -383,6 +393,9 @@ def _validate(msg: EbmsMessage) -> None:
             raise ValueError("the StatusResponse timestamp must be a timezone-aware datetime")
     if (msg.status_request_ref is not None or msg.status_response is not None) and msg.payloads:
         raise ValueError("a StatusRequest or StatusResponse carries no payload")
+
+
+def _check_errors(msg: EbmsMessage) -> None:
     for error in msg.errors:
         if not isinstance(error, EbmsError):
             raise ValueError(f"errors must be EbmsError, got {type(error).__name__}")
@@ -396,7 +409,15 @@ def _validate(msg: EbmsMessage) -> None:
 def _envelope(msg: EbmsMessage) -> bytes:
     env = etree.Element(_q(SOAP_NS, "Envelope"), nsmap={"SOAP": SOAP_NS, "eb": EB_NS, "xlink": XLINK_NS})
     header = etree.SubElement(env, _q(SOAP_NS, "Header"))
+    _message_header(header, msg)
+    _signal_blocks(header, msg)
+    if msg.errors:
+        _error_list(header, msg.errors)
+    _body(etree.SubElement(env, _q(SOAP_NS, "Body")), msg)
+    return _XML_DECLARATION + etree.tostring(env, encoding="UTF-8")
 
+
+def _message_header(header: etree._Element, msg: EbmsMessage) -> None:
     mh = _header_block(header, "MessageHeader")
     _add_party(mh, "From", msg.from_party)
     _add_party(mh, "To", msg.to_party)
@@ -416,6 +437,9 @@ def _envelope(msg: EbmsMessage) -> bytes:
     if msg.duplicate_elimination:
         _add(mh, "DuplicateElimination")
 
+
+def _signal_blocks(header: etree._Element, msg: EbmsMessage) -> None:
+    """SyncReply, AckRequested and Acknowledgment, as the message asks."""
     if msg.sync_reply:
         _header_block(header, "SyncReply", SOAP_ACTOR_NEXT)
     if msg.ack_requested:
@@ -429,21 +453,25 @@ def _envelope(msg: EbmsMessage) -> bytes:
         _add_party(ack, "From", msg.from_party, with_role=False)
         for reference in msg.ack_references:
             ack.append(_ds_reference(reference))
-    if msg.errors:
-        highest = "Error" if any(e.severity == "Error" for e in msg.errors) else "Warning"
-        error_list = _header_block(header, "ErrorList")
-        error_list.set(_q(EB_NS, "highestSeverity"), highest)
-        for error in msg.errors:
-            item = _add(error_list, "Error")
-            item.set(_q(EB_NS, "codeContext"), ERROR_CODE_CONTEXT)
-            item.set(_q(EB_NS, "errorCode"), error.code)
-            item.set(_q(EB_NS, "severity"), error.severity)
-            if error.location:
-                item.set(_q(EB_NS, "location"), error.location)
-            if error.description:
-                _add(item, "Description", error.description).set(_q(XML_NS, "lang"), "en-US")
 
-    body = etree.SubElement(env, _q(SOAP_NS, "Body"))
+
+def _error_list(header: etree._Element, errors: Sequence[EbmsError]) -> None:
+    highest = "Error" if any(e.severity == "Error" for e in errors) else "Warning"
+    error_list = _header_block(header, "ErrorList")
+    error_list.set(_q(EB_NS, "highestSeverity"), highest)
+    for error in errors:
+        item = _add(error_list, "Error")
+        item.set(_q(EB_NS, "codeContext"), ERROR_CODE_CONTEXT)
+        item.set(_q(EB_NS, "errorCode"), error.code)
+        item.set(_q(EB_NS, "severity"), error.severity)
+        if error.location:
+            item.set(_q(EB_NS, "location"), error.location)
+        if error.description:
+            _add(item, "Description", error.description).set(_q(XML_NS, "lang"), "en-US")
+
+
+def _body(body: etree._Element, msg: EbmsMessage) -> None:
+    """A StatusResponse or StatusRequest, and the Manifest of the payloads."""
     if msg.status_response is not None:
         status, when = msg.status_response
         response = _add(body, "StatusResponse")
@@ -463,12 +491,11 @@ def _envelope(msg: EbmsMessage) -> bytes:
             reference = _add(manifest, "Reference")
             reference.set(_q(XLINK_NS, "href"), "cid:" + quote(payload.content_id, safe=_CID_SAFE))
             reference.set(_q(XLINK_NS, "type"), "simple")
-    return _XML_DECLARATION + etree.tostring(env, encoding="UTF-8")
 
 
 def _needs_binary_encoding(content_type: str) -> bool:
     media = content_type.split(";", 1)[0].strip().lower()
-    return not (media.startswith("text/") or media.endswith("/xml") or media.endswith("+xml"))
+    return not (media.startswith("text/") or media.endswith(("/xml", "+xml")))
 
 
 def _boundary(msg: EbmsMessage, parts: Sequence[bytes]) -> str:
@@ -887,27 +914,15 @@ def _check_version(element: etree._Element, name: str) -> None:
 
 
 def _read_envelope(envelope: bytes, parts: dict[str, _Part]) -> EbmsMessage:
-    try:
-        root = parse_xml(envelope)
-    except (UnsafeXmlError, InvalidXmlError) as exc:
-        raise EbmsParseError(f"SOAP envelope refused: {exc}") from None
-    if root.tag != _q(SOAP_NS, "Envelope"):
-        raise EbmsParseError(f"expected a SOAP 1.1 Envelope, got {root.tag!r}")
-    header = root.find(_q(SOAP_NS, "Header"))
-    body = root.find(_q(SOAP_NS, "Body"))
-    if body is None:
-        raise EbmsParseError("SOAP Envelope has no Body")
-    fault = body.find(_q(SOAP_NS, "Fault"))
-    if fault is not None:
-        raise EbmsParseError(f"SOAP Fault received: {(fault.findtext('faultstring') or '').strip()[:200]}")
-    mh = header.find(_q(EB_NS, "MessageHeader")) if header is not None else None
+    header, body = _soap_header_and_body(envelope)
+    mh = header.find(_q(EB_NS, "MessageHeader"))
     if mh is None:
         raise EbmsParseError("SOAP Header lacks eb:MessageHeader")
     _check_version(mh, "MessageHeader")
 
     service_element = _find(mh, "Service")
     service = (service_element.text or "").strip() if service_element is not None else ""
-    if not service:
+    if service_element is None or not service:
         raise EbmsParseError("eb:MessageHeader lacks eb:Service")
     data = _find(mh, "MessageData")
     if data is None:
@@ -921,40 +936,9 @@ def _read_envelope(envelope: bytes, parts: dict[str, _Part]) -> EbmsMessage:
     ack_requested = header.find(_q(EB_NS, "AckRequested"))
     if ack_requested is not None and ack_requested.get(_q(SOAP_NS, "actor")) == NEXT_MSH:
         raise EbmsParseError("AckRequested for nextMSH is not supported (Digikoppeling)", "NotSupported")
-    acknowledgment = header.find(_q(EB_NS, "Acknowledgment"))
-    acknowledgment_ref = None
-    ack_references: tuple[bytes, ...] = ()
-    if acknowledgment is not None:
-        acknowledgment_ref = _required_text(acknowledgment, "RefToMessageId", "eb:Acknowledgment")
-        ack_references = tuple(etree.tostring(r, method="c14n") for r in acknowledgment.iterfind(_q(DS_NS, "Reference")))
-
-    errors: list[EbmsError] = []
-    error_list = header.find(_q(EB_NS, "ErrorList"))
-    if error_list is not None:
-        for item in error_list.iterfind(_q(EB_NS, "Error")):
-            code = _attr(item, "errorCode")
-            if not code:
-                raise EbmsParseError("eb:Error lacks errorCode")
-            description = _optional_text(item, "Description")
-            errors.append(
-                EbmsError(code, _attr(item, "severity") or "Error", description, ref_to, _attr(item, "location"))
-            )
-
-    status_request_ref = None
-    status_response = None
-    status_response_element = body.find(_q(EB_NS, "StatusResponse"))
-    status_request_element = body.find(_q(EB_NS, "StatusRequest"))
-    if status_response_element is not None:
-        _check_version(status_response_element, "StatusResponse")
-        status = _attr(status_response_element, "messageStatus")
-        if status not in MESSAGE_STATUSES:
-            raise EbmsParseError(f"eb:StatusResponse has messageStatus {status!r}", "ValueNotRecognized")
-        status_request_ref = _required_text(status_response_element, "RefToMessageId", "eb:StatusResponse")
-        when = _optional_text(status_response_element, "Timestamp")
-        status_response = (status, _datetime(when, "eb:StatusResponse/eb:Timestamp") if when else None)
-    elif status_request_element is not None:
-        _check_version(status_request_element, "StatusRequest")
-        status_request_ref = _required_text(status_request_element, "RefToMessageId", "eb:StatusRequest")
+    acknowledgment_ref, ack_references = _read_acknowledgment(header)
+    errors = _read_errors(header, ref_to)
+    status_request_ref, status_response = _read_status(body)
 
     message_id = _required_text(data, "MessageId", "eb:MessageData")
     message = EbmsMessage(
@@ -975,12 +959,75 @@ def _read_envelope(envelope: bytes, parts: dict[str, _Part]) -> EbmsMessage:
         ack_signature_requested=ack_requested is not None and _attr(ack_requested, "signed") in ("true", "1"),
         acknowledgment_ref=acknowledgment_ref,
         ack_references=ack_references,
-        errors=tuple(errors),
+        errors=errors,
         status_request_ref=status_request_ref,
         status_response=status_response,
         soap_envelope=envelope,
     )
     return replace(message, payloads=_read_payloads(body, parts))
+
+
+def _soap_header_and_body(envelope: bytes) -> tuple[etree._Element, etree._Element]:
+    """The SOAP 1.1 Header and Body of an ebMS message (a SOAP Fault is refused as such)."""
+    try:
+        root = parse_xml(envelope)
+    except (UnsafeXmlError, InvalidXmlError) as exc:
+        raise EbmsParseError(f"SOAP envelope refused: {exc}") from None
+    if root.tag != _q(SOAP_NS, "Envelope"):
+        raise EbmsParseError(f"expected a SOAP 1.1 Envelope, got {root.tag!r}")
+    header = root.find(_q(SOAP_NS, "Header"))
+    body = root.find(_q(SOAP_NS, "Body"))
+    if body is None:
+        raise EbmsParseError("SOAP Envelope has no Body")
+    fault = body.find(_q(SOAP_NS, "Fault"))
+    if fault is not None:
+        raise EbmsParseError(f"SOAP Fault received: {(fault.findtext('faultstring') or '').strip()[:200]}")
+    if header is None:
+        raise EbmsParseError("SOAP Header lacks eb:MessageHeader")
+    return header, body
+
+
+def _read_acknowledgment(header: etree._Element) -> tuple[str | None, tuple[bytes, ...]]:
+    """An eb:Acknowledgment's RefToMessageId and its ds:References (canonical), or (None, ())."""
+    acknowledgment = header.find(_q(EB_NS, "Acknowledgment"))
+    if acknowledgment is None:
+        return None, ()
+    ref = _required_text(acknowledgment, "RefToMessageId", "eb:Acknowledgment")
+    return ref, tuple(etree.tostring(r, method="c14n") for r in acknowledgment.iterfind(_q(DS_NS, "Reference")))
+
+
+def _read_errors(header: etree._Element, ref_to: str | None) -> tuple[EbmsError, ...]:
+    errors: list[EbmsError] = []
+    error_list = header.find(_q(EB_NS, "ErrorList"))
+    if error_list is not None:
+        for item in error_list.iterfind(_q(EB_NS, "Error")):
+            code = _attr(item, "errorCode")
+            if not code:
+                raise EbmsParseError("eb:Error lacks errorCode")
+            description = _optional_text(item, "Description")
+            errors.append(
+                EbmsError(code, _attr(item, "severity") or "Error", description, ref_to, _attr(item, "location"))
+            )
+    return tuple(errors)
+
+
+def _read_status(body: etree._Element) -> tuple[str | None, tuple[str, datetime | None] | None]:
+    """A StatusResponse's (RefToMessageId, (messageStatus, Timestamp)), a StatusRequest's
+    (RefToMessageId, None), or (None, None)."""
+    status_response_element = body.find(_q(EB_NS, "StatusResponse"))
+    status_request_element = body.find(_q(EB_NS, "StatusRequest"))
+    if status_response_element is not None:
+        _check_version(status_response_element, "StatusResponse")
+        status = _attr(status_response_element, "messageStatus")
+        if status not in MESSAGE_STATUSES:
+            raise EbmsParseError(f"eb:StatusResponse has messageStatus {status!r}", "ValueNotRecognized")
+        ref = _required_text(status_response_element, "RefToMessageId", "eb:StatusResponse")
+        when = _optional_text(status_response_element, "Timestamp")
+        return ref, (status, _datetime(when, "eb:StatusResponse/eb:Timestamp") if when else None)
+    if status_request_element is not None:
+        _check_version(status_request_element, "StatusRequest")
+        return _required_text(status_request_element, "RefToMessageId", "eb:StatusRequest"), None
+    return None, None
 
 
 def _read_payloads(body: etree._Element, parts: dict[str, _Part]) -> tuple[Payload, ...]:

@@ -24,16 +24,16 @@ their name (the signature verifier reads them).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
 
 from lxml import etree
 
-from bbconnect.ebms.message import EB_NS, SOAP_NS, XLINK_NS, XML_NS
+from bbconnect.namespaces import DS_NS, EB_NS, SOAP_NS, XLINK_NS, XML_NS
 
 __all__ = ["SchemaProblem", "schema_error"]
 
-DS_NS: Final = "http://www.w3.org/2000/09/xmldsig#"
 _PREFIXES: Final = {SOAP_NS: "SOAP", EB_NS: "eb", DS_NS: "ds", XLINK_NS: "xlink", XML_NS: "xml"}
 
 _DATETIME = re.compile(
@@ -240,6 +240,11 @@ def _has_text(element: etree._Element) -> bool:
     return any((child.tail or "").strip() for child in element)
 
 
+def _tag(element: etree._Element) -> str:
+    """The element's tag as Clark notation text (`{namespace}local`)."""
+    return etree.QName(element).text
+
+
 def _is_other(tag: str) -> bool:
     namespace = etree.QName(tag).namespace
     return bool(namespace) and namespace != EB_NS
@@ -254,8 +259,8 @@ def _check_attributes(element: etree._Element, declaration: _Element) -> SchemaP
             return SchemaProblem(f"{_name(element)} lacks the required attribute {_attribute_name(attribute.name)}{hint}",
                                  _path(element))
     for name, value in element.attrib.items():
-        attribute = declared.get(name)
-        if attribute is None:
+        declared_attribute = declared.get(name)
+        if declared_attribute is None:
             namespace = etree.QName(name).namespace
             allowed = declaration.any_attribute == "##any" or (
                 declaration.any_attribute == "##other" and namespace and namespace != EB_NS
@@ -267,7 +272,7 @@ def _check_attributes(element: etree._Element, declaration: _Element) -> SchemaP
             if type_name is None:
                 continue
         else:
-            type_name = attribute.type
+            type_name = declared_attribute.type
         if not _TYPES[type_name](value):
             return SchemaProblem(f"{_attribute_name(name)} of {_name(element)} is not a valid {type_name}: {value[:60]!r}",
                                  f"{_path(element)}/{_attribute_name(name)}")
@@ -277,31 +282,48 @@ def _check_attributes(element: etree._Element, declaration: _Element) -> SchemaP
 def _check_element(element: etree._Element, *, lax: bool = True) -> SchemaProblem | None:
     """Check an element: as its parent's content model names it (``lax=False``), or as a lax
     wildcard meets it, which uses only global declarations and lets undeclared elements be."""
-    if element.tag in _OPAQUE:
+    tag = _tag(element)
+    if tag in _OPAQUE:
         return None
-    declaration = _ELEMENTS.get(element.tag)
-    if declaration is None or (lax and element.tag in _LOCAL_ONLY):
+    declaration = _ELEMENTS.get(tag)
+    if declaration is None or (lax and tag in _LOCAL_ONLY):
         return _check_global_attributes(element)
     problem = _check_attributes(element, declaration)
     if problem:
         return problem
     children = _elements(element)
     if declaration.text is not None:
-        if children:
-            return SchemaProblem(f"{_name(element)} holds text only, not the element {_name(children[0])}",
-                                 _path(children[0]))
-        if not _TYPES[declaration.text](element.text or ""):
-            what = {"non-empty": "a non-empty string", "dateTime": "an xs:dateTime"}.get(declaration.text, declaration.text)
-            return SchemaProblem(f"{_name(element)} must be {what}: {(element.text or '')[:60]!r}", _path(element))
-        return None
+        return _check_text_only(element, declaration.text, children)
     if _has_text(element):
         return SchemaProblem(f"{_name(element)} may not hold text", _path(element))
+    return _check_sequence(element, declaration, children) or _first_problem(
+        _check_element(child, lax=_is_other(_tag(child)) and _tag(child) not in _named_children(declaration))
+        for child in children
+    )
+
+
+def _first_problem(problems: Iterable[SchemaProblem | None]) -> SchemaProblem | None:
+    """The first problem of a lazily checked series, or None."""
+    return next((problem for problem in problems if problem), None)
+
+
+def _check_text_only(element: etree._Element, text_type: str, children: list[etree._Element]) -> SchemaProblem | None:
+    if children:
+        return SchemaProblem(f"{_name(element)} holds text only, not the element {_name(children[0])}", _path(children[0]))
+    if not _TYPES[text_type](element.text or ""):
+        what = {"non-empty": "a non-empty string", "dateTime": "an xs:dateTime"}.get(text_type, text_type)
+        return SchemaProblem(f"{_name(element)} must be {what}: {(element.text or '')[:60]!r}", _path(element))
+    return None
+
+
+def _check_sequence(element: etree._Element, declaration: _Element, children: list[etree._Element]) -> SchemaProblem | None:
+    """The children against the declaration's sequence: each in its place, as often as allowed."""
     index = 0
     for tag, minimum, maximum in declaration.children:
         count = 0
         while index < len(children) and (maximum is None or count < maximum):
             child = children[index]
-            if (tag == "##other" and _is_other(child.tag)) or child.tag == tag:
+            if (tag == "##other" and _is_other(_tag(child))) or _tag(child) == tag:
                 count += 1
                 index += 1
             else:
@@ -312,10 +334,6 @@ def _check_element(element: etree._Element, *, lax: bool = True) -> SchemaProble
             return SchemaProblem(f"{_name(element)} lacks {local} (or has it out of order){found}", _path(element))
     if index < len(children):
         return SchemaProblem(f"{_name(element)} may not hold {_name(children[index])} there", _path(children[index]))
-    for child in children:
-        problem = _check_element(child, lax=_is_other(child.tag) and child.tag not in _named_children(declaration))
-        if problem:
-            return problem
     return None
 
 
@@ -357,46 +375,53 @@ def schema_error(root: etree._Element) -> SchemaProblem | None:
     """The first way the envelope ``root`` breaks the SOAP 1.1 and ebMS 2.0 schemas, or None."""
     if root.tag != f"{{{SOAP_NS}}}Envelope":
         return SchemaProblem(f"the document element is {_name(root)}, not a SOAP 1.1 Envelope", _path(root))
-    problem = _check_wildcard_attributes(root, lambda namespace: bool(namespace) and namespace != SOAP_NS)
+    problem = _check_wildcard_attributes(root, _not_soap)
     if problem:
         return problem
     if _has_text(root):
         return SchemaProblem("SOAP:Envelope may not hold text", "/SOAP:Envelope")
     children = _elements(root)
-    index = 0
-    header = None
-    if children and children[0].tag == f"{{{SOAP_NS}}}Header":
-        header = children[0]
-        index = 1
+    header = children[0] if children and children[0].tag == f"{{{SOAP_NS}}}Header" else None
+    index = 0 if header is None else 1
     if index >= len(children) or children[index].tag != f"{{{SOAP_NS}}}Body":
         return SchemaProblem("SOAP:Envelope lacks its Body (after an optional Header)", "/SOAP:Envelope")
-    body = children[index]
-    for extra in children[index + 1:]:
-        if not _is_other(extra.tag) or etree.QName(extra).namespace == SOAP_NS:
-            return SchemaProblem(f"SOAP:Envelope may not hold {_name(extra)} after the Body", _path(extra))
-        problem = _check_element(extra)
-        if problem:
-            return problem
-    if header is not None:
-        problem = _check_wildcard_attributes(header, lambda namespace: bool(namespace) and namespace != SOAP_NS)
-        if problem:
-            return problem
-        if _has_text(header):
-            return SchemaProblem("SOAP:Header may not hold text", _path(header))
-        for block in _elements(header):
-            namespace = etree.QName(block).namespace
-            if not namespace or namespace == SOAP_NS:
-                return SchemaProblem(f"{_name(block)} is not a namespace-qualified header block", _path(block))
-            problem = _check_element(block)
-            if problem:
-                return problem
-    if _has_text(body):
-        return SchemaProblem("SOAP:Body may not hold text", _path(body))
-    problem = _check_wildcard_attributes(body, lambda namespace: True)
+    return (
+        _first_problem(_check_after_body(extra) for extra in children[index + 1:])
+        or (_check_header(header) if header is not None else None)
+        or _check_body(children[index])
+    )
+
+
+def _not_soap(namespace: str | None) -> bool:
+    return bool(namespace) and namespace != SOAP_NS
+
+
+def _check_after_body(extra: etree._Element) -> SchemaProblem | None:
+    if not _is_other(_tag(extra)) or etree.QName(extra).namespace == SOAP_NS:
+        return SchemaProblem(f"SOAP:Envelope may not hold {_name(extra)} after the Body", _path(extra))
+    return _check_element(extra)
+
+
+def _check_header(header: etree._Element) -> SchemaProblem | None:
+    problem = _check_wildcard_attributes(header, _not_soap)
     if problem:
         return problem
-    for child in _elements(body):
-        problem = _check_element(child)
-        if problem:
-            return problem
-    return None
+    if _has_text(header):
+        return SchemaProblem("SOAP:Header may not hold text", _path(header))
+    return _first_problem(_check_header_block(block) for block in _elements(header))
+
+
+def _check_header_block(block: etree._Element) -> SchemaProblem | None:
+    namespace = etree.QName(block).namespace
+    if not namespace or namespace == SOAP_NS:
+        return SchemaProblem(f"{_name(block)} is not a namespace-qualified header block", _path(block))
+    return _check_element(block)
+
+
+def _check_body(body: etree._Element) -> SchemaProblem | None:
+    if _has_text(body):
+        return SchemaProblem("SOAP:Body may not hold text", _path(body))
+    return _check_wildcard_attributes(body, lambda namespace: True) or _first_problem(
+        _check_element(child) for child in _elements(body)
+    )
+

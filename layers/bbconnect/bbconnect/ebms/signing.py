@@ -25,7 +25,7 @@ import copy
 import hashlib
 import hmac
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final
 from urllib.parse import quote, unquote
@@ -36,7 +36,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from lxml import etree
 
-from bbconnect.ebms.message import _CID_SAFE, NEXT_MSH, SOAP_ACTOR_NEXT, SOAP_NS, Payload
+from bbconnect.ebms.message import _CID_SAFE, NEXT_MSH, SOAP_ACTOR_NEXT, Payload
+from bbconnect.namespaces import DS_NS, EXC_C14N_NS, SOAP_NS
 from bbconnect.xmlsafe import InvalidXmlError, UnsafeXmlError, parse_xml
 
 __all__ = [
@@ -56,11 +57,9 @@ __all__ = [
     "verify_ebms",
 ]
 
-DS_NS: Final = "http://www.w3.org/2000/09/xmldsig#"
-EXC_C14N_NS: Final = "http://www.w3.org/2001/10/xml-exc-c14n#"
 C14N: Final = "http://www.w3.org/TR/2001/REC-xml-c14n-20010315"
-EXC_C14N: Final = "http://www.w3.org/2001/10/xml-exc-c14n#"
-ENVELOPED_SIGNATURE: Final = "http://www.w3.org/2000/09/xmldsig#enveloped-signature"
+EXC_C14N: Final = EXC_C14N_NS  # the algorithm is named by its namespace
+ENVELOPED_SIGNATURE: Final = f"{DS_NS}enveloped-signature"
 XPATH_FILTER: Final = "http://www.w3.org/TR/1999/REC-xpath-19991116"
 SHA256: Final = "http://www.w3.org/2001/04/xmlenc#sha256"
 SHA384: Final = "http://www.w3.org/2001/04/xmldsig-more#sha384"
@@ -70,7 +69,9 @@ RSA_SHA384: Final = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha384"
 RSA_SHA512: Final = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha512"
 
 _DIGESTS: Final = {SHA256: "sha256", SHA384: "sha384", SHA512: "sha512"}
-_SIGNATURE_HASHES: Final = {RSA_SHA256: hashes.SHA256, RSA_SHA384: hashes.SHA384, RSA_SHA512: hashes.SHA512}
+_SIGNATURE_HASHES: Final[dict[str, Callable[[], hashes.HashAlgorithm]]] = {
+    RSA_SHA256: hashes.SHA256, RSA_SHA384: hashes.SHA384, RSA_SHA512: hashes.SHA512,
+}
 _C14N_METHODS: Final = (C14N, EXC_C14N)
 _EXCLUDED_ACTORS: Final = (NEXT_MSH, SOAP_ACTOR_NEXT)
 _XML_DECLARATION = b'<?xml version="1.0" encoding="UTF-8"?>'
@@ -159,9 +160,8 @@ def _excluded_by_xpath(root: etree._Element) -> list[etree._Element]:
     for element in root.iter():
         if not isinstance(element.tag, str):
             continue
-        if element.get(f"{{{SOAP_NS}}}actor") in _EXCLUDED_ACTORS:
-            if not any(e in found for e in element.iterancestors()):
-                found.append(element)
+        if element.get(f"{{{SOAP_NS}}}actor") in _EXCLUDED_ACTORS and not any(e in found for e in element.iterancestors()):
+            found.append(element)
     return found
 
 
@@ -172,9 +172,9 @@ def _envelope_octets(
     transform), without nextMSH/next-actor blocks (XPath filter), canonicalised."""
     indices = []
     node = signature
-    while node.getparent() is not None:
-        indices.append(node.getparent().index(node))
-        node = node.getparent()
+    while (parent := node.getparent()) is not None:
+        indices.append(parent.index(node))
+        node = parent
     clone = copy.deepcopy(tree)
     target = clone.getroot()
     for index in reversed(indices):
@@ -252,7 +252,8 @@ def sign_ebms(
     parts = _payload_map(payloads)
     key = _load_key(key_pem)
     cert = _load_cert(cert_pem)
-    if cert.public_key().public_numbers() != key.public_key().public_numbers():
+    cert_key = cert.public_key()
+    if not isinstance(cert_key, rsa.RSAPublicKey) or cert_key.public_numbers() != key.public_key().public_numbers():
         raise EbmsSignatureError("the certificate does not belong to the signing key")
     tree, root, header = _parse(envelope_xml)
     if root.find(f".//{_ds('Signature')}") is not None:
@@ -393,45 +394,8 @@ def verify_ebms(
     if not isinstance(public_key, rsa.RSAPublicKey):
         raise EbmsSignatureError("the signing certificate must hold an RSA key")
     tree, root, header = _parse(envelope_xml)
-    signatures = root.findall(f".//{_ds('Signature')}")
-    if not signatures:
-        raise EbmsSignatureError("the message is not signed (no ds:Signature)")
-    if len(signatures) > 1:
-        raise EbmsSignatureError(f"the message has {len(signatures)} ds:Signature elements; exactly one is allowed")
-    signature = signatures[0]
-    if signature.getparent() is not header:
-        raise EbmsSignatureError("ds:Signature must be a child of SOAP:Header")
-    for element in _excluded_by_xpath(root):
-        if element.getparent() is not header:
-            raise EbmsSignatureError("only SOAP Header blocks may carry a nextMSH or next actor")
-
-    signed_info = signature.find(_ds("SignedInfo"))
-    if signed_info is None:
-        raise EbmsSignatureError("ds:Signature lacks SignedInfo")
-    c14n_element = signed_info.find(_ds("CanonicalizationMethod"))
-    c14n_method = _algorithm(c14n_element, "CanonicalizationMethod")
-    if c14n_method not in _C14N_METHODS:
-        raise EbmsSignatureError(f"canonicalisation {c14n_method!r} is not accepted")
-    signature_method = _algorithm(signed_info.find(_ds("SignatureMethod")), "SignatureMethod")
-    allowed = tuple(signature_methods) if signature_methods is not None else tuple(_SIGNATURE_HASHES)
-    if signature_method not in _SIGNATURE_HASHES or signature_method not in allowed:
-        raise EbmsSignatureError(f"signature method {signature_method!r} is not accepted")
-
-    value_element = signature.find(_ds("SignatureValue"))
-    try:
-        raw_signature = base64.b64decode("".join((value_element.text or "").split()), validate=True)
-    except (AttributeError, binascii.Error):
-        raise EbmsSignatureError("SignatureValue is missing or not base64") from None
-    try:
-        public_key.verify(
-            raw_signature,
-            _signed_info_octets(signed_info, c14n_method, _prefix_list(c14n_element)),
-            padding.PKCS1v15(),
-            _SIGNATURE_HASHES[signature_method](),
-        )
-    except InvalidSignature:
-        raise EbmsSignatureError("the signature value does not verify with the sender's certificate") from None
-
+    signature = _the_signature(root, header)
+    signed_info = _verified_signed_info(signature, public_key, signature_methods)
     results: list[SignedReference] = []
     envelope_seen = False
     signed_parts: set[str] = set()
@@ -450,30 +414,87 @@ def verify_ebms(
                 raise EbmsSignatureError("two references to the envelope")
             envelope_seen = True
             xpath, c14n, prefixes = _envelope_transforms(reference)
-            actual = _digest(method, _envelope_octets(tree, signature, xpath=xpath, c14n=c14n, prefixes=prefixes))
+            octets = _envelope_octets(tree, signature, xpath=xpath, c14n=c14n, prefixes=prefixes)
             what = "the SOAP envelope"
-        elif uri is not None and uri.lower().startswith("cid:"):
-            if reference.find(_ds("Transforms")) is not None:
-                raise EbmsSignatureError(f"transforms on payload reference {uri!r} are not accepted")
-            content_id = unquote(uri[4:])
-            if content_id not in parts:
-                raise EbmsSignatureError(f"signed payload {uri!r} is not in the message")
-            if content_id in signed_parts:
-                raise EbmsSignatureError(f"payload {uri!r} is referenced twice")
-            signed_parts.add(content_id)
-            actual = _digest(method, parts[content_id])
-            what = f"payload {uri}"
         else:
-            raise EbmsSignatureError(f"reference URI {uri!r} is not accepted (only \"\" and cid:)")
-        if not hmac.compare_digest(actual, expected):
+            content_id = _payload_reference(reference, uri, parts, signed_parts)
+            signed_parts.add(content_id)
+            octets = parts[content_id]
+            what = f"payload {uri}"
+        if not hmac.compare_digest(_digest(method, octets), expected):
             raise EbmsSignatureError(f"digest of {what} does not match: the message was changed")
-        results.append(SignedReference(uri, method, digest_text, etree.tostring(reference, method="c14n")))
+        results.append(SignedReference(uri or "", method, digest_text, etree.tostring(reference, method="c14n")))
     if not envelope_seen:
         raise EbmsSignatureError("the signature does not cover the SOAP envelope (no URI=\"\" reference)")
     unsigned = set(parts) - signed_parts
     if unsigned:
         raise EbmsSignatureError(f"payload(s) not covered by the signature: {', '.join(sorted(unsigned))}")
     return tuple(results)
+
+
+def _the_signature(root: etree._Element, header: etree._Element) -> etree._Element:
+    """The one ds:Signature, a child of SOAP:Header, where only header blocks are left out by the
+    XPath filter."""
+    signatures = root.findall(f".//{_ds('Signature')}")
+    if not signatures:
+        raise EbmsSignatureError("the message is not signed (no ds:Signature)")
+    if len(signatures) > 1:
+        raise EbmsSignatureError(f"the message has {len(signatures)} ds:Signature elements; exactly one is allowed")
+    signature = signatures[0]
+    if signature.getparent() is not header:
+        raise EbmsSignatureError("ds:Signature must be a child of SOAP:Header")
+    for element in _excluded_by_xpath(root):
+        if element.getparent() is not header:
+            raise EbmsSignatureError("only SOAP Header blocks may carry a nextMSH or next actor")
+    return signature
+
+
+def _verified_signed_info(
+    signature: etree._Element, public_key: rsa.RSAPublicKey, signature_methods: Iterable[str] | None
+) -> etree._Element:
+    """The SignedInfo, once its algorithms are accepted and the SignatureValue verifies over it."""
+    signed_info = signature.find(_ds("SignedInfo"))
+    if signed_info is None:
+        raise EbmsSignatureError("ds:Signature lacks SignedInfo")
+    c14n_element = signed_info.find(_ds("CanonicalizationMethod"))
+    c14n_method = _algorithm(c14n_element, "CanonicalizationMethod")
+    if c14n_element is None or c14n_method not in _C14N_METHODS:
+        raise EbmsSignatureError(f"canonicalisation {c14n_method!r} is not accepted")
+    signature_method = _algorithm(signed_info.find(_ds("SignatureMethod")), "SignatureMethod")
+    allowed = tuple(signature_methods) if signature_methods is not None else tuple(_SIGNATURE_HASHES)
+    if signature_method not in _SIGNATURE_HASHES or signature_method not in allowed:
+        raise EbmsSignatureError(f"signature method {signature_method!r} is not accepted")
+    value_element = signature.find(_ds("SignatureValue"))
+    if value_element is None:
+        raise EbmsSignatureError("SignatureValue is missing or not base64")
+    try:
+        raw_signature = base64.b64decode("".join((value_element.text or "").split()), validate=True)
+    except binascii.Error:
+        raise EbmsSignatureError("SignatureValue is missing or not base64") from None
+    try:
+        public_key.verify(
+            raw_signature,
+            _signed_info_octets(signed_info, c14n_method, _prefix_list(c14n_element)),
+            padding.PKCS1v15(),
+            _SIGNATURE_HASHES[signature_method](),
+        )
+    except InvalidSignature:
+        raise EbmsSignatureError("the signature value does not verify with the sender's certificate") from None
+    return signed_info
+
+
+def _payload_reference(reference: etree._Element, uri: str | None, parts: Mapping[str, bytes], signed: set[str]) -> str:
+    """The Content-ID a ``cid:`` reference signs: a payload of the message, referenced once, untransformed."""
+    if uri is None or not uri.lower().startswith("cid:"):
+        raise EbmsSignatureError(f"reference URI {uri!r} is not accepted (only \"\" and cid:)")
+    if reference.find(_ds("Transforms")) is not None:
+        raise EbmsSignatureError(f"transforms on payload reference {uri!r} are not accepted")
+    content_id = unquote(uri[4:])
+    if content_id not in parts:
+        raise EbmsSignatureError(f"signed payload {uri!r} is not in the message")
+    if content_id in signed:
+        raise EbmsSignatureError(f"payload {uri!r} is referenced twice")
+    return content_id
 
 
 # --------------------------------------------------------------------------------------------------
@@ -485,7 +506,7 @@ def signature_references(envelope_xml: bytes) -> tuple[SignedReference, ...]:
     """The ds:Reference elements of the signature in an envelope we signed ourselves (not verified:
     for verifying a received one use :func:`verify_ebms`, which returns the same). They are what a
     signed Acknowledgment of the message must carry."""
-    _tree, root, header = _parse(envelope_xml)
+    _tree, _root, header = _parse(envelope_xml)
     signature = header.find(_ds("Signature"))
     if signature is None:
         raise EbmsSignatureError("the envelope is not signed (no ds:Signature in the SOAP Header)")

@@ -42,7 +42,8 @@ class BulkAnswer:
     subscriptions: tuple[Subscription, ...]
 
     def __repr__(self) -> str:  # never print the BSNs
-        return f"BulkAnswer(sender_oin={self.sender_oin!r}, request_id={self.request_id!r}, as_of={self.as_of}, n={len(self.subscriptions)})"
+        return (f"BulkAnswer(sender_oin={self.sender_oin!r}, request_id={self.request_id!r}, as_of={self.as_of}, "
+                f"n={len(self.subscriptions)})")
 
 
 def build_request(sender_oin: str, request_id: str, *, bsns: Sequence[str] | None = None,

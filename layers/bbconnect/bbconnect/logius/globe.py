@@ -21,6 +21,7 @@ from typing import Final, Literal
 from lxml import etree
 from stdnum.nl import bsn as stdnum_bsn
 
+from bbconnect.namespaces import XSI_NS
 from bbconnect.xmlsafe import UnsafeXmlError, format_xs_datetime, parse_xml, parse_xs_datetime
 
 __all__ = [
@@ -539,7 +540,7 @@ def _child(parent: etree._Element, name: str) -> etree._Element | None:
     return next(iter(_children(parent, name)), None)
 
 
-_XSI_NIL = "{http://www.w3.org/2001/XMLSchema-instance}nil"
+_XSI_NIL = f"{{{XSI_NS}}}nil"
 
 
 def _text(parent: etree._Element, name: str) -> str | None:

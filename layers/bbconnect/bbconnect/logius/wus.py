@@ -27,6 +27,7 @@ from typing import Final, NamedTuple
 from lxml import etree
 from stdnum.nl import bsn as stdnum_bsn
 
+from bbconnect.namespaces import SOAP_NS, WSA_NS, XSI_NS
 from bbconnect.xmlsafe import parse_xml
 
 __all__ = [
@@ -52,12 +53,9 @@ __all__ = [
     "parse_response",
 ]
 
-SOAP_NS: Final = "http://schemas.xmlsoap.org/soap/envelope/"
-WSA_NS: Final = "http://www.w3.org/2005/08/addressing"
 SERVICE_NS: Final = "http://schemas.rdw.nl/GEB/BerichtenboxValidatieService/2009/01"
 TYPES_NS: Final = "http://schemas.rdw.nl/GEB/BerichtenboxValidatieService/Types/2009/01"
 SHARED_NS: Final = "http://schemas.rdw.nl/GEB/Shared/Types/2009/01"
-XSI_NS: Final = "http://www.w3.org/2001/XMLSchema-instance"
 
 ACTION_NS: Final = f"{SERVICE_NS}/IBerichtenboxValidatieService"
 SOAP_ACTION: Final = f"{ACTION_NS}/ValidateAbonnementen"
@@ -373,7 +371,7 @@ def build_fault(code: str, message: str, *, relates_to: str | None = None) -> by
     elif code == "ApplicationFault":
         headers.append(("Action", APPLICATION_FAULT_ACTION))
     else:
-        headers.append(("Action", "http://www.w3.org/2005/08/addressing/soap/fault"))
+        headers.append(("Action", f"{WSA_NS}/soap/fault"))
     if relates_to:
         headers.append(("RelatesTo", relates_to))
     env, body = _envelope(headers)

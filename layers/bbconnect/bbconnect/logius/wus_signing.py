@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import base64
 import uuid
-from datetime import UTC, datetime, timedelta
-from typing import Final
+from datetime import datetime, timedelta
+from typing import Final, Literal, overload
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from lxml import etree
 from signxml import (
     CanonicalizationMethod,
@@ -36,7 +37,15 @@ from signxml import (
 from signxml.exceptions import InvalidInput, SignXMLException
 from signxml.verifier import SignatureConfiguration
 
-from bbconnect.xmlsafe import InvalidXmlError, UnsafeXmlError, format_xs_datetime, parse_xml, parse_xs_datetime
+from bbconnect.namespaces import DS_NS, EXC_C14N_NS, SOAP12_NS, SOAP_NS, WSA_2004_NS, WSA_NS, WSSE_NS, WSU_NS
+from bbconnect.xmlsafe import (
+    InvalidXmlError,
+    UnsafeXmlError,
+    aware_moment,
+    format_xs_datetime,
+    parse_xml,
+    parse_xs_datetime,
+)
 
 __all__ = [
     "BASE64_BINARY",
@@ -51,17 +60,13 @@ __all__ = [
     "verify_wus",
 ]
 
-SOAP11_NS: Final = "http://schemas.xmlsoap.org/soap/envelope/"
-SOAP12_NS: Final = "http://www.w3.org/2003/05/soap-envelope"
-WSSE_NS: Final = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
-WSU_NS: Final = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd"
-DS_NS: Final = "http://www.w3.org/2000/09/xmldsig#"
-WSA_NAMESPACES: Final = ("http://www.w3.org/2005/08/addressing", "http://schemas.xmlsoap.org/ws/2004/08/addressing")
+SOAP11_NS: Final = SOAP_NS
+WSA_NAMESPACES: Final = (WSA_NS, WSA_2004_NS)
 X509_V3: Final = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-x509-token-profile-1.0#X509v3"
 BASE64_BINARY: Final = (
     "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-soap-message-security-1.0#Base64Binary"
 )
-EXC_C14N: Final = "http://www.w3.org/2001/10/xml-exc-c14n#"
+EXC_C14N: Final = EXC_C14N_NS  # the algorithm is named by its namespace
 DEFAULT_TTL: Final = timedelta(minutes=5)
 DEFAULT_SKEW: Final = timedelta(minutes=5)
 
@@ -95,14 +100,6 @@ def _q(ns: str, name: str) -> str:
 
 def _new_id(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex}"
-
-
-def _now(now: datetime | None) -> datetime:
-    if now is None:
-        return datetime.now(UTC)
-    if now.tzinfo is None or now.utcoffset() is None:
-        raise ValueError("now must be timezone-aware")
-    return now
 
 
 def _as_bytes(value: bytes | str) -> bytes:
@@ -172,7 +169,7 @@ def sign_wus(
     """
     if ttl <= timedelta(0):
         raise ValueError("ttl must be positive")
-    created = _now(now)
+    created = aware_moment(now)
     cert = _load_cert(cert_pem)
     try:
         key = serialization.load_pem_private_key(_as_bytes(key_pem), password=None)
@@ -182,6 +179,8 @@ def sign_wus(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     ) != key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo):
         raise WusSignatureError("the certificate does not belong to the signing key")
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise WusSignatureError("the signing key must be an RSA key (RSA-SHA256)")
 
     root, soap = _parse(envelope_xml)
     root = _with_wsu_declared(root)
@@ -241,6 +240,10 @@ def sign_wus(
     return _XML_DECLARATION + etree.tostring(root, encoding="UTF-8")
 
 
+@overload
+def _timestamp_value(timestamp: etree._Element, name: str, required: Literal[True]) -> datetime: ...
+@overload
+def _timestamp_value(timestamp: etree._Element, name: str, required: bool) -> datetime | None: ...
 def _timestamp_value(timestamp: etree._Element, name: str, required: bool) -> datetime | None:
     text = timestamp.findtext(_q(WSU_NS, name))
     if text is None:
@@ -268,83 +271,23 @@ def verify_wus(
     that is expired or created in the future (``now`` default: the current time; ``max_skew``
     allowed either way). Raises :class:`WusSignatureError`.
     """
-    moment = _now(now)
+    moment = aware_moment(now)
     cert = _load_cert(cert_pem)
     root, soap = _parse(envelope_xml)
     header = root.find(_q(soap, "Header"))
     body = root.find(_q(soap, "Body"))
     if header is None or body is None:
         raise WusSignatureError("SOAP Envelope lacks a Header or Body")
-    securities = header.findall(_q(WSSE_NS, "Security"))
-    if len(securities) != 1:
-        raise WusSignatureError(f"expected one wsse:Security header, found {len(securities)}")
-    security = securities[0]
-    signatures = root.findall(f".//{_q(DS_NS, 'Signature')}")
-    if len(signatures) != 1 or signatures[0].getparent() is not security:
-        raise WusSignatureError("expected exactly one ds:Signature, inside wsse:Security")
-    signature = signatures[0]
-    timestamps = security.findall(_q(WSU_NS, "Timestamp"))
-    if len(timestamps) != 1:
-        raise WusSignatureError("wsse:Security must hold exactly one wsu:Timestamp")
-    timestamp = timestamps[0]
-
-    # ids must be unique, or a reference could be pointed at a copy (signature wrapping)
-    seen: set[str] = set()
-    for element in root.iter():
-        if not isinstance(element.tag, str):
-            continue
-        for name, value in element.attrib.items():
-            if etree.QName(name).localname in ("Id", "ID", "id"):
-                if value in seen:
-                    raise WusSignatureError(f"id {value!r} occurs more than once")
-                seen.add(value)
-
-    # the token, if present, must be the trusted certificate and the one KeyInfo points at
+    security, signature, timestamp = _security_parts(root, header)
+    _check_unique_ids(root)
     token = security.find(_q(WSSE_NS, "BinarySecurityToken"))
-    token_ref = signature.find(f"{_q(DS_NS, 'KeyInfo')}/{_q(WSSE_NS, 'SecurityTokenReference')}/{_q(WSSE_NS, 'Reference')}")
     if token is not None:
-        try:
-            token_der = base64.b64decode("".join((token.text or "").split()), validate=True)
-        except ValueError:
-            raise WusSignatureError("wsse:BinarySecurityToken is not base64") from None
-        if token_der != cert.public_bytes(serialization.Encoding.DER):
-            raise WusSignatureError("the message was signed with another certificate than the trusted one")
-        if token_ref is None or token_ref.get("URI") != f"#{token.get(_WSU_ID)}":
-            raise WusSignatureError("KeyInfo does not reference the wsse:BinarySecurityToken")
-
-    signed_info = signature.find(_q(DS_NS, "SignedInfo"))
-    if signed_info is None:
-        raise WusSignatureError("ds:Signature lacks SignedInfo")
-    c14n = signed_info.find(_q(DS_NS, "CanonicalizationMethod"))
-    if c14n is None or c14n.get("Algorithm") != EXC_C14N:
-        raise WusSignatureError("SignedInfo must use exclusive canonicalisation")
-    uris: list[str] = []
-    for reference in signed_info.iterfind(_q(DS_NS, "Reference")):
-        uri = reference.get("URI") or ""
-        if not uri.startswith("#") or len(uri) < 2:
-            raise WusSignatureError(f"reference URI {uri!r} is not a same-document #id reference")
-        transforms = reference.findall(f"{_q(DS_NS, 'Transforms')}/{_q(DS_NS, 'Transform')}")
-        if [t.get("Algorithm") for t in transforms] not in ([], [EXC_C14N]):
-            raise WusSignatureError(f"reference {uri!r} has transforms other than one exc-c14n")
-        uris.append(uri[1:])
+        _check_token(token, signature, cert)
+    uris = _reference_uris(signature)
     signed_ids = frozenset(uris)
     if len(signed_ids) != len(uris):
         raise WusSignatureError("an element is referenced twice")
-
-    required = {"the SOAP Body": body, "the wsu:Timestamp": timestamp}
-    for element in _wsa_headers(header):
-        required[f"WS-Addressing header {etree.QName(element).localname}"] = element
-    allowed_ids = set()
-    for what, element in required.items():
-        element_id = element.get(_WSU_ID)
-        if not element_id or element_id not in signed_ids:
-            raise WusSignatureError(f"the signature does not cover {what}")
-        allowed_ids.add(element_id)
-    if token is not None and token.get(_WSU_ID):
-        allowed_ids.add(token.get(_WSU_ID))
-    stray = signed_ids - allowed_ids
-    if stray:
-        raise WusSignatureError(f"the signature references unexpected elements: {', '.join(sorted(stray))}")
+    _check_coverage(signed_ids, header, body, timestamp, token)
 
     config = SignatureConfiguration(
         require_x509=True,
@@ -361,9 +304,92 @@ def verify_wus(
 
     created = _timestamp_value(timestamp, "Created", True)
     expires = _timestamp_value(timestamp, "Expires", False)
-    assert created is not None
     if created > moment + max_skew:
         raise WusSignatureError("wsu:Timestamp was created in the future")
     if expires is not None and expires < moment - max_skew:
         raise WusSignatureError("wsu:Timestamp has expired")
     return WusVerification(signed_ids, created, expires)
+
+
+def _security_parts(root: etree._Element, header: etree._Element) -> tuple[etree._Element, etree._Element, etree._Element]:
+    """The one wsse:Security header, the one ds:Signature (inside it) and its one wsu:Timestamp."""
+    securities = header.findall(_q(WSSE_NS, "Security"))
+    if len(securities) != 1:
+        raise WusSignatureError(f"expected one wsse:Security header, found {len(securities)}")
+    security = securities[0]
+    signatures = root.findall(f".//{_q(DS_NS, 'Signature')}")
+    if len(signatures) != 1 or signatures[0].getparent() is not security:
+        raise WusSignatureError("expected exactly one ds:Signature, inside wsse:Security")
+    timestamps = security.findall(_q(WSU_NS, "Timestamp"))
+    if len(timestamps) != 1:
+        raise WusSignatureError("wsse:Security must hold exactly one wsu:Timestamp")
+    return security, signatures[0], timestamps[0]
+
+
+def _check_unique_ids(root: etree._Element) -> None:
+    """Ids must be unique, or a reference could be pointed at a copy (signature wrapping)."""
+    seen: set[str] = set()
+    for element in root.iter():
+        if not isinstance(element.tag, str):
+            continue
+        for name, value in element.attrib.items():
+            if etree.QName(name).localname in ("Id", "ID", "id"):
+                if value in seen:
+                    raise WusSignatureError(f"id {value!r} occurs more than once")
+                seen.add(value)
+
+
+def _check_token(token: etree._Element, signature: etree._Element, cert: x509.Certificate) -> None:
+    """The token must be the trusted certificate and the one KeyInfo points at."""
+    token_ref = signature.find(f"{_q(DS_NS, 'KeyInfo')}/{_q(WSSE_NS, 'SecurityTokenReference')}/{_q(WSSE_NS, 'Reference')}")
+    try:
+        token_der = base64.b64decode("".join((token.text or "").split()), validate=True)
+    except ValueError:
+        raise WusSignatureError("wsse:BinarySecurityToken is not base64") from None
+    if token_der != cert.public_bytes(serialization.Encoding.DER):
+        raise WusSignatureError("the message was signed with another certificate than the trusted one")
+    if token_ref is None or token_ref.get("URI") != f"#{token.get(_WSU_ID)}":
+        raise WusSignatureError("KeyInfo does not reference the wsse:BinarySecurityToken")
+
+
+def _reference_uris(signature: etree._Element) -> list[str]:
+    """The ids the SignedInfo references (exclusive c14n, same-document #id references only)."""
+    signed_info = signature.find(_q(DS_NS, "SignedInfo"))
+    if signed_info is None:
+        raise WusSignatureError("ds:Signature lacks SignedInfo")
+    c14n = signed_info.find(_q(DS_NS, "CanonicalizationMethod"))
+    if c14n is None or c14n.get("Algorithm") != EXC_C14N:
+        raise WusSignatureError("SignedInfo must use exclusive canonicalisation")
+    uris: list[str] = []
+    for reference in signed_info.iterfind(_q(DS_NS, "Reference")):
+        uri = reference.get("URI") or ""
+        if not uri.startswith("#") or len(uri) < 2:
+            raise WusSignatureError(f"reference URI {uri!r} is not a same-document #id reference")
+        transforms = reference.findall(f"{_q(DS_NS, 'Transforms')}/{_q(DS_NS, 'Transform')}")
+        if [t.get("Algorithm") for t in transforms] not in ([], [EXC_C14N]):
+            raise WusSignatureError(f"reference {uri!r} has transforms other than one exc-c14n")
+        uris.append(uri[1:])
+    return uris
+
+
+def _check_coverage(
+    signed_ids: frozenset[str], header: etree._Element, body: etree._Element, timestamp: etree._Element,
+    token: etree._Element | None,
+) -> None:
+    """The signature covers the Body, the Timestamp and every WS-Addressing header, and nothing
+    else but the token."""
+    required = {"the SOAP Body": body, "the wsu:Timestamp": timestamp}
+    for element in _wsa_headers(header):
+        required[f"WS-Addressing header {etree.QName(element).localname}"] = element
+    allowed_ids = set()
+    for what, element in required.items():
+        element_id = element.get(_WSU_ID)
+        if not element_id or element_id not in signed_ids:
+            raise WusSignatureError(f"the signature does not cover {what}")
+        allowed_ids.add(element_id)
+    token_id = token.get(_WSU_ID) if token is not None else None
+    if token_id:
+        allowed_ids.add(token_id)
+    stray = signed_ids - allowed_ids
+    if stray:
+        raise WusSignatureError(f"the signature references unexpected elements: {', '.join(sorted(stray))}")

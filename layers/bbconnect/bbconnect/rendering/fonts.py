@@ -57,7 +57,7 @@ from fontTools.pens.ttGlyphPen import TTGlyphPen
 from fpdf import FPDF
 from fpdf.fonts import SubsetMap, TTFFont
 from fpdf.output import OutputProducer
-from fpdf.syntax import Name, PDFObject
+from fpdf.syntax import Name, PDFContentStream, PDFObject
 from fpdf.util import escape_parens
 
 __all__ = [
@@ -488,7 +488,7 @@ class _Frozen(PDFObject):
         self._template = template
         self._group = group
 
-    def serialize(self, obj_dict=None, _security_handler=None) -> str:  # type: ignore[override]
+    def serialize(self, obj_dict=None, _security_handler=None) -> str:
         head, sep, stream = self._template.partition("\nstream\n")
         for index, other in enumerate(self._group):
             head = head.replace(f"{_TOKEN_BASE + index} 0 ", f"{other.id} 0 ")
@@ -592,6 +592,8 @@ class FontOutputProducer(OutputProducer):
         if compress:
             for page in pages:
                 stream = page.contents
+                if not isinstance(stream, PDFContentStream):
+                    raise TypeError("fpdf2 made a page without a content stream object")
                 stream._contents = zlib.compress(stream._contents, self.CONTENT_COMPRESSION)
                 stream.filter = Name("FlateDecode")
                 stream.length = len(stream._contents)
@@ -614,7 +616,7 @@ class FontOutputProducer(OutputProducer):
             data = bytes(data[: -len(b"\nendstream\nendobj")]) + b"\r\nendstream\nendobj"
         super()._out(data)
 
-    def _add_fonts(self, image_objects_per_index, gfxstate_objs_per_name, pattern_objs_per_name):  # type: ignore[override]
+    def _add_fonts(self, image_objects_per_index, gfxstate_objs_per_name, pattern_objs_per_name):
         fpdf = self.fpdf
         cache: _ObjectCache | None = getattr(fpdf, "_bb_font_cache", None)
         faces: dict[str, _Face] = getattr(fpdf, "_bb_font_faces", None) or {}
@@ -632,6 +634,8 @@ class FontOutputProducer(OutputProducer):
             font = all_fonts.get(key)
             if font is None:  # installed but never used on a page
                 continue
+            if not isinstance(font, TTFFont):
+                raise TypeError(f"font {key!r} is not the TrueType font bbconnect installed")
             mapping = _mapping(font)
             face = faces[key]
             templates = cache.get(face, mapping) if cache is not None else font_objects(face, mapping)
@@ -639,7 +643,8 @@ class FontOutputProducer(OutputProducer):
             group.extend(_Frozen(template, group) for template in templates)
             for obj in group:
                 self._add_pdf_obj(obj, "fonts")
-            result[font.i] = group[0]
+            # fpdf2 takes only the object's reference from this map: the frozen object stands in for the PDFFont
+            result[font.i] = group[0]  # type: ignore[assignment]
             # drop the (process-wide) caches that keep this document's subset map alive
             font.subset.pick.cache_clear()
             font.subset.get_glyph.cache_clear()

@@ -102,5 +102,6 @@ def srgb_profile() -> bytes:
         + b"\0" * 16  # profile ID (v4 only)
         + b"\0" * 28  # reserved
     )
-    assert len(header) == 128
+    if len(header) != 128:
+        raise ValueError(f"an ICC profile header is 128 bytes, not {len(header)}")
     return header + table + body

@@ -53,7 +53,7 @@ from fpdf.output import PDFICCProfile
 from fpdf.prefs import ViewerPreferences
 from fpdf.syntax import Name
 
-from bbconnect.payment import Payment
+from bbconnect.payment import Payment, format_date_long
 
 from . import texts
 from .fonts import FaceRuntime, FontOutputProducer, FontSet, FontsNotFound, UnsupportedCharacters
@@ -198,6 +198,13 @@ class Assessment:
             )
 
 
+def _assessment(doc: LetterDocument) -> Assessment:
+    """The assessment an aanslag or waterschap letter shows (LetterDocument requires it there)."""
+    if doc.assessment is None:
+        raise ValueError(f"a {doc.template} letter has no assessment to show")
+    return doc.assessment
+
+
 @dataclass(frozen=True)
 class LetterDocument:
     """Everything one letter shows. ``variant`` "paper" adds the envelope window address block.
@@ -256,17 +263,6 @@ def _money(value: Decimal | int, what: str) -> Decimal:
 
 
 # --------------------------------------------------------------------------------- formatting
-
-_MONTHS = (
-    "januari", "februari", "maart", "april", "mei", "juni",
-    "juli", "augustus", "september", "oktober", "november", "december",
-)
-
-
-def format_date_long(d: date) -> str:
-    """``3 maart 2025``."""
-    return f"{d.day} {_MONTHS[d.month - 1]} {d.year}"
-
 
 def format_date_short(d: date) -> str:
     """``03-03-2025`` (as on aanslagbiljetten)."""
@@ -430,8 +426,9 @@ WATER_BOARD_COLUMNS: tuple[tuple[str, float, str], ...] = (
     ("Omschrijving", 46.0, "L"),
     ("Bedrag", 30.0, "R"),
 )
-assert sum(w for _, w, _ in TABLE_COLUMNS) == BODY_W
-assert sum(w for _, w, _ in WATER_BOARD_COLUMNS) == BODY_W
+for _columns in (TABLE_COLUMNS, WATER_BOARD_COLUMNS):
+    if sum(width for _, width, _ in _columns) != BODY_W:
+        raise ValueError(f"an assessment table's columns must fill the body width of {BODY_W} mm")
 
 BLACK = (0.0, 0.0, 0.0)
 _NO_OP: AbstractContextManager[None] = nullcontext()
@@ -633,11 +630,11 @@ class LetterPdf(FPDF):
                 suffix=_PageTotal.PLACEHOLDER,
             )
 
-    def output(self, *args, **kwargs):  # type: ignore[override]
+    def output(self, *args, **kwargs):
         kwargs.setdefault("output_producer_class", type(self).output_producer_class)
         return super().output(*args, **kwargs)
 
-    def set_font(self, family=None, style="", size=0) -> None:  # type: ignore[override]
+    def set_font(self, family=None, style="", size=0) -> None:
         super().set_font(family, style, size)
         self._bb_bold = "B" in (style or "").upper()
         self._bb_size = self.font_size_pt
@@ -1077,8 +1074,7 @@ class LetterRenderer:
         """The tax lines with their total. Kept on one page when it fits there (with what must stay
         with the total: ``keep_with`` mm, the payment block); else split with the header row
         repeated, at least two rows on either side of a break, the last two rows with the total."""
-        assessment = doc.assessment
-        assert assessment is not None
+        assessment = _assessment(doc)
         if doc.template == "waterschap":
             columns = WATER_BOARD_COLUMNS
             cells = [
@@ -1165,8 +1161,7 @@ class LetterRenderer:
         pdf.y = top + TABLE_LH + TABLE_PAD
 
     def _municipal_explanation(self, pdf: LetterPdf, doc: LetterDocument) -> None:
-        assessment = doc.assessment
-        assert assessment is not None
+        assessment = _assessment(doc)
         rows = texts.code_explanations(line.code for line in assessment.lines)
         woz = _has_woz_line(assessment)
         if rows:
@@ -1222,8 +1217,7 @@ class LetterRenderer:
         pdf.y = top + height
 
     def _water_board_explanation(self, pdf: LetterPdf, doc: LetterDocument) -> None:
-        assessment = doc.assessment
-        assert assessment is not None
+        assessment = _assessment(doc)
         shown = " ".join((line.heffing or line.code) + " " + line.description for line in assessment.lines).lower()
         parts = [(title, body) for title, body in texts.WATER_BOARD_EXPLANATION if title.lower() in shown]
         self._heading(pdf, "Toelichting", keep_with=2 * TABLE_LH)
@@ -1295,7 +1289,8 @@ class LetterRenderer:
         pdf.y += 4
 
     def _payment_link(self, pdf: LetterPdf, payment: Payment, lines: list[str]) -> None:
-        assert payment.link_url
+        if not payment.link_url:
+            raise ValueError("a payment link needs its URL")
         colour = pdf.link_colour
         with pdf.tagged("P"):
             with pdf.tagged("Link", contents=f"{payment.link_text}: {payment.link_url}"):

@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 from fpdf import FPDF
 from fpdf.enums import PDFResourceType
+from fpdf.image_datastructures import ImageFilter, RasterImageInfo
 from fpdf.image_parsing import get_img_info
 from fpdf.syntax import Name
 
@@ -132,12 +133,12 @@ def fit(logo: Logo, max_w: float, max_h: float) -> tuple[float, float]:
     return w * scale, h * scale
 
 
-def _png_info(data: bytes, image_filter: str) -> tuple[str, dict[str, Any] | None]:
+def _png_info(data: bytes, image_filter: ImageFilter) -> tuple[str, RasterImageInfo | None]:
     """fpdf2's name for the image and its decoded info (None: let fpdf2 do it per document)."""
     stripped = data.strip()
     name = hashlib.new("md5", stripped, usedforsecurity=False).hexdigest()  # fpdf2's own naming
 
-    def make() -> dict[str, Any] | None:
+    def make() -> RasterImageInfo | None:
         info = get_img_info(name, io.BytesIO(data), image_filter)
         if info.get("iccp") is not None:
             return None  # an embedded ICC profile is registered per document by fpdf2
@@ -164,7 +165,7 @@ def _svg_drawing(data: bytes, x: float, y: float, w: float, h: float) -> _Drawin
     def make() -> _Drawing | None:
         scratch = FPDF(unit="mm", format="A4")
         scratch.add_page()
-        before = len(scratch.pages[1].contents)
+        before = len(_page_contents(scratch))
         scratch.image(io.BytesIO(data), x=x, y=y, w=w, h=h)
         catalog = scratch._resource_catalog
         kinds = {kind for (_, kind), names in catalog.resources_per_page.items() if names}
@@ -176,10 +177,18 @@ def _svg_drawing(data: bytes, x: float, y: float, w: float, h: float) -> _Drawin
         ):
             return None
         states = tuple((style, str(name)) for style, name in catalog.graphics_styles.items())
-        return _Drawing(bytes(scratch.pages[1].contents[before:]).rstrip(b"\n"), states)
+        return _Drawing(bytes(_page_contents(scratch)[before:]).rstrip(b"\n"), states)
 
     key = (hashlib.sha256(data).digest(), round(x, 3), round(y, 3), round(w, 3), round(h, 3))
     return _svg_drawings.get_or_make(key, make)
+
+
+def _page_contents(pdf: FPDF) -> bytearray:
+    """The first page's content stream while fpdf2 still writes it (a bytearray until output)."""
+    contents = pdf.pages[1].contents
+    if not isinstance(contents, bytearray):
+        raise TypeError("the page's content stream is already finished; it cannot be read as drawn")
+    return contents
 
 
 def _replay(pdf: FPDF, drawing: _Drawing) -> None:

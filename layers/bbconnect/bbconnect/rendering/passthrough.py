@@ -70,7 +70,7 @@ class PdfFacts:
     claims_pdfa: bool  # an XMP pdfaid:part is present (not verified)
 
 
-def _inflate(data: bytes, limit: int = _MAX_INFLATE) -> bytes:
+def _inflate(data: bytes | memoryview, limit: int = _MAX_INFLATE) -> bytes:
     inflater = zlib.decompressobj()
     out = inflater.decompress(data, limit)
     return out

@@ -21,6 +21,7 @@ import re
 from collections.abc import Sequence
 from functools import cache, cached_property
 from itertools import zip_longest
+from typing import Any, cast
 
 __all__ = ["QUIET_ZONE_MODULES", "epc_matrix", "mask_penalties", "qr_matrix", "qr_operators"]
 
@@ -34,6 +35,36 @@ _FINDER_LIKE = bytes((1, 0, 1, 1, 1, 0, 1))
 
 
 _SEPARATOR = b"\x02"  # between rows (columns) in one buffer: never part of a run or pattern
+
+
+def _block_positions(size: int) -> int:
+    """N2: module j >= 1 of row i >= 1 (bit 0 of its byte, in rows joined with a separator byte),
+    which is compared with its left and upper neighbours."""
+    stride = size + 1
+    valid = bytearray(stride * size)
+    for i in range(1, size):
+        for j in range(1, size):
+            valid[i * stride + j] = 1
+    return int.from_bytes(bytes(valid), "big")
+
+
+def _placement(size: int) -> tuple[int, bytes, list[int]]:
+    """Codeword placement (ISO/IEC 18004 7.7.3), taken from segno's own: run its placement on a
+    matrix whose data cells receive their index, then each cell knows where its module comes from
+    (a bit of the message, or the function patterns' template). Returns the number of data cells,
+    the template and, per cell, its source index in message bits + template."""
+    from segno import encoder
+
+    base = encoder.make_matrix(size, size)
+    encoder.add_finder_patterns(base, size, size)
+    encoder.add_alignment_patterns(base, size, size)
+    probe = [[2 if value == 2 else -1 for value in row] for row in base]
+    cells = sum(row.count(2) for row in probe)
+    encoder.add_codewords(probe, _PlacementProbe(cells), (size - 17) // 4)
+    template = bytes(value if value != 2 else 0 for row in base for value in row)
+    gather = [value - _PROBE if value >= _PROBE else cells + index
+              for index, value in enumerate(value for row in probe for value in row)]
+    return cells, template, gather
 
 
 class _Layout:
@@ -65,28 +96,10 @@ class _Layout:
             # (a mask has 0 at the separators, so masking keeps them)
             self.mask_all_rows.append(self.join([bytes(row) for row in grid], b"\0"))
             self.mask_all_cols.append(self.join([bytes(col) for col in zip(*grid)], b"\0"))
-        stride = size + 1
-        # N2: module j >= 1 of row i >= 1 (bit 0 of its byte), compared with its left and upper neighbours
-        valid = bytearray(stride * size)
-        for i in range(1, size):
-            for j in range(1, size):
-                valid[i * stride + j] = 1
-        self.block_positions = int.from_bytes(bytes(valid), "big")
+        self.block_positions = _block_positions(size)
         self.block_count = (size - 1) ** 2
-        self.stride_bits = 8 * stride
-        # Codeword placement (ISO/IEC 18004 7.7.3), taken from segno's own: run its placement on a
-        # matrix whose data cells receive their index, then each cell knows where its module comes
-        # from (a bit of the message, or the function patterns' template)
-        base = encoder.make_matrix(size, size)
-        encoder.add_finder_patterns(base, size, size)
-        encoder.add_alignment_patterns(base, size, size)
-        probe = [[2 if value == 2 else -1 for value in row] for row in base]
-        cells = sum(row.count(2) for row in probe)
-        encoder.add_codewords(probe, _PlacementProbe(cells), (size - 17) // 4)
-        self.data_cells = cells
-        self.template = bytes(value if value != 2 else 0 for row in base for value in row)
-        self.gather = [value - _PROBE if value >= _PROBE else cells + index
-                       for index, value in enumerate(value for row in probe for value in row)]
+        self.stride_bits = 8 * (size + 1)
+        self.data_cells, self.template, self.gather = _placement(size)
 
     def place(self, bits: bytes | bytearray) -> list[int]:
         """The unmasked rows (byte-per-module integers) with the message ``bits`` in their cells."""
@@ -227,7 +240,8 @@ def qr_matrix(data: bytes, error: str = "m") -> tuple[bytearray, ...]:
     buffer = encoder.Buffer()
     for segment in segments:
         encoder.write_segment(buffer, segment, None, encoder.version_range(version), False)
-    capacity = consts.SYMBOL_CAPACITY[version][level]
+    # segno's tables mix key and value types, so mypy infers them as object: their real shape
+    capacity = cast("dict[int, dict[int, int]]", consts.SYMBOL_CAPACITY)[version][level]
     encoder.write_terminator(buffer, capacity, None, len(buffer))
     encoder.write_padding_bits(buffer, version, len(buffer))
     encoder.write_pad_codewords(buffer, version, capacity, len(buffer))
@@ -251,7 +265,8 @@ def _final_message(version: int, level: int, buffer, cells: int) -> bytes:
     through generators; a table does it at once."""
     from segno import consts, encoder
 
-    data_blocks, error_blocks = encoder.make_blocks(consts.ECC[version][level], buffer)
+    ecc = cast("dict[int, dict[int, tuple[Any, ...]]]", consts.ECC)  # (see qr_matrix: segno's tables)
+    data_blocks, error_blocks = encoder.make_blocks(ecc[version][level], buffer)
     codewords = [value for group in zip_longest(*data_blocks) for value in group if value is not None]
     codewords += [value for group in zip_longest(*error_blocks) for value in group if value is not None]
     bits = b"".join(map(_BITS.__getitem__, codewords))
@@ -263,8 +278,10 @@ def epc_matrix(payment) -> tuple[bytearray, ...]:
     the symbol ``payment.epc_qr()`` (segno's ``make_epc_qr``) gives, made about five times faster."""
     from segno import helpers
 
-    data = helpers._make_epc_qr_data(payment.epc_name, payment.iban, payment.amount, payment.epc_text,
-                                     payment.kenmerk or None, payment.bic, None, None)
+    # segno's helpers.pyi leaves out this private builder, which its own make_epc_qr calls
+    data = helpers._make_epc_qr_data(  # type: ignore[attr-defined]
+        payment.epc_name, payment.iban, payment.amount, payment.epc_text, payment.kenmerk or None, payment.bic, None, None
+    )
     matrix = qr_matrix(data, "m")
     version = (len(matrix) - 17) // 4
     if version > EPC_MAX_VERSION:

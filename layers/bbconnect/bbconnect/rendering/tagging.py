@@ -71,7 +71,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from datetime import UTC
 from html import escape
-from typing import Any
+from typing import Any, ClassVar
 
 from fpdf import FPDF_VERSION
 from fpdf.annotations import AnnotationDict, PDFAnnotation
@@ -222,7 +222,8 @@ class _Node(PDFObject):
     # -- output ---------------------------------------------------------------------------------
     def serialize(self, obj_dict: object = None, _security_handler: object = None) -> str:
         tree = self.tree
-        assert tree is not None
+        if tree is None:
+            raise TaggingError(f"a {self.role} element is serialised only as part of its structure tree")
         pages = tree.pages
         own_page = None
         kids: list[str] = []
@@ -347,7 +348,7 @@ class _TaggingProducer:
         first = bulk.id
         for offset, obj in enumerate(objects):
             obj._id = first + offset
-        self.obj_id = first + len(objects) - 1  # type: ignore[attr-defined]
+        self.obj_id = first + len(objects) - 1
 
     def _build_xmp_from_info(self) -> str:
         return self.fpdf._xmp_packet()
@@ -425,7 +426,7 @@ class TaggedLetterPdf(LetterPdf):
     """A :class:`~.letter.LetterPdf` that writes tagged PDF/A-2a (see the module docstring)."""
 
     #: non-standard role -> standard role, written as the structure tree root's /RoleMap
-    role_map: dict[str, str] = {}
+    role_map: ClassVar[dict[str, str]] = {}
 
     def __init__(self, running_label: str = "", *, strict: bool = True) -> None:
         # state first: LetterPdf.__init__ already calls fpdf2 methods
@@ -446,12 +447,12 @@ class TaggedLetterPdf(LetterPdf):
 
     # -- the hooks ---------------------------------------------------------------------------
     # Both return a context manager whose work starts at the call: use them in ``with`` only.
-    def tagged(self, role: str, **attributes: object) -> _Scope:  # type: ignore[override]
+    def tagged(self, role: str, **attributes: object) -> _Scope:
         """Content drawn inside belongs to one structure element of ``role``."""
         self._enter(role, attributes)
         return _Scope(self)
 
-    def artifact(self, kind: str = "Layout") -> _Scope:  # type: ignore[override]
+    def artifact(self, kind: str = "Layout") -> _Scope:
         """Content drawn inside is an artifact: pagination, layout (rules, fills), page, background."""
         if kind not in _ARTIFACT_KINDS:
             raise ValueError(f"unknown artifact kind {kind!r}; use one of {sorted(_ARTIFACT_KINDS)}")
@@ -487,7 +488,8 @@ class TaggedLetterPdf(LetterPdf):
             raise ValueError(f"{role!r} is not a standard structure type (ISO 32000-1 14.8.4)")
         if role == "TH" and _is_repeated_header(top, attributes, self.page):
             # the header row drawn again at the top of a continuation page: pagination
-            assert isinstance(top, _Node) and top.parent is not None
+            if not isinstance(top, _Node) or top.parent is None:
+                raise TaggingError("a repeated header cell must sit in a table row")
             top.parent.kids.remove(top)
             frame = _Artifact("Pagination")
             self._tg_stack[-1] = frame
@@ -530,12 +532,7 @@ class TaggedLetterPdf(LetterPdf):
             elif key == "title":
                 node.set_attr("/T", PDFString(str(value)).serialize())
             elif key == "bbox":  # (x, y, w, h) in mm from the top left of the current page
-                x, y, w, h = (float(v) for v in value)  # type: ignore[union-attr]
-                k = self.k
-                top = self.h - y
-                if node.layout is None:
-                    node.layout = {}
-                node.layout["/BBox"] = f"[{x * k:.2f} {(top - h) * k:.2f} {(x + w) * k:.2f} {top * k:.2f}]"
+                self._set_bbox(node, value)
             elif key == "contents" and node.role == "Link":
                 node.link_contents = str(value)  # the /Contents of the link annotations inside
             elif key == "lang":
@@ -545,16 +542,27 @@ class TaggedLetterPdf(LetterPdf):
             else:
                 self.tagging_notes.append(f"ignored attribute {key!r} on {node.role}")
 
+    def _set_bbox(self, node: _Node, value: object) -> None:
+        """/BBox in the element's layout attributes from (x, y, w, h) in mm from the page's top left."""
+        if not isinstance(value, (tuple, list)) or len(value) != 4:
+            raise ValueError("bbox is (x, y, w, h) in mm from the top left of the page")
+        x, y, w, h = (float(v) for v in value)
+        k = self.k
+        top = self.h - y
+        if node.layout is None:
+            node.layout = {}
+        node.layout["/BBox"] = f"[{x * k:.2f} {(top - h) * k:.2f} {(x + w) * k:.2f} {top * k:.2f}]"
+
     # -- marked content -------------------------------------------------------------------------------
     def _out(self, s: str | bytes) -> None:
         if self.page and not self.buffer:
-            is_str = isinstance(s, str)
-            if (_PAINTS if is_str else _PAINTS_B).search(s):  # type: ignore[arg-type]
+            paints = _PAINTS.search(s) if isinstance(s, str) else _PAINTS_B.search(s)
+            if paints:
                 owner = self._owner(s)
                 if owner is not self._tg_open:
                     # one write for "EMC", the new "BDC" and the content
                     prefix = self._switch(owner)
-                    s = prefix + s if is_str else prefix.encode("latin-1") + bytes(s)
+                    s = prefix + s if isinstance(s, str) else prefix.encode("latin-1") + bytes(s)
             elif self._tg_open is not None and s[:2] in _Q_STARTS:
                 # "q", "Q", "q ... cm": keep marked content and graphics-state nesting apart
                 self._close_marked_content()
@@ -701,6 +709,8 @@ class TaggedLetterPdf(LetterPdf):
             return annot
         tagged_annot = _StructAnnotation.from_dict(annot)
         annots = self.pages[self.page].annots
+        if annots is None:
+            raise TaggingError(f"page {self.page}: fpdf2 added a link annotation but the page lists no annotations")
         for i, existing in enumerate(annots):
             if existing is annot:
                 annots[i] = tagged_annot
@@ -716,8 +726,9 @@ class TaggedLetterPdf(LetterPdf):
         return str(getattr(dest, "page_number", "?"))
 
     # -- fpdf2's own tagging, replaced ----------------------------------------------------------------
+    # fpdf2 declares a StructElem; this tagging layer yields its own structure element (or None) in its place
     @contextmanager
-    def _marked_sequence(self, **kwargs: Any) -> Iterator[_Node | None]:
+    def _marked_sequence(self, **kwargs: Any) -> Iterator[_Node | None]:  # type: ignore[override]
         """fpdf2 calls this for ``image(alt_text=)``, SVG alt text and section titles."""
         alt, title = kwargs.get("alt_text"), kwargs.get("title")
         top = self._top()
@@ -772,12 +783,7 @@ class TaggedLetterPdf(LetterPdf):
         """
         nodes: list[_Node] = []
         _prune(self._tg_root, nodes)
-        problems = sorted({
-            f"{node.role} without alternate text (tagged(..., alt=...) or image(alt_text=...))"
-            for node in nodes
-            if node.role in _NEEDS_ALT and not node.has_attr("/Alt")
-            and not node.has_attr("/ActualText")
-        })
+        problems = _missing_alt_text(nodes)
         if problems and self._tg_strict:
             raise TaggingError("; ".join(problems))
         pages = [None, *(self.pages[n] for n in range(1, self.pages_count + 1))]
@@ -788,28 +794,18 @@ class TaggedLetterPdf(LetterPdf):
         root = _StructTreeRoot(self._tg_root, parent_tree, 0, dict(self.role_map))
         add_obj(root)  # no trace label: fpdf2 then skips its size tracing per object
         tree = _Tree(pages, root)
-        # ParentTree: one array per page (index = MCID), then one entry per link annotation
-        per_page: dict[int, list[_Node | None]] = {}
-        annotation_owner: dict[int, _Node] = {}
         if add_objs is not None:
             add_objs(nodes)
         for node in nodes:
             node.tree = tree
             if add_objs is None:
                 add_obj(node)
-            for kid in node.kids:
-                cls = kid.__class__
-                if cls is _McRef:
-                    slots = per_page.setdefault(kid.page, [])  # type: ignore[union-attr]
-                    if len(slots) <= kid.mcid:  # type: ignore[union-attr]
-                        slots.extend([None] * (kid.mcid + 1 - len(slots)))  # type: ignore[union-attr]
-                    slots[kid.mcid] = node  # type: ignore[union-attr]
-                elif cls is _ObjRef:
-                    annotation_owner[id(kid.annot)] = node  # type: ignore[union-attr]
+        per_page, annotation_owner = _content_owners(nodes)
         add_obj(parent_tree)
+        # ParentTree: one array per page (index = MCID), then one entry per link annotation
         key = 0
         for page_no in sorted(per_page):
-            pages[page_no].struct_parents = key
+            self.pages[page_no].struct_parents = key
             refs = " ".join(f"{node._id} 0 R" if node is not None else "null"
                             for node in per_page[page_no])
             parent_tree.entries.append((key, f"[{refs}]"))
@@ -917,13 +913,39 @@ def _prune(node: _Node, kept_nodes: list[_Node]) -> bool:
     kept_nodes.append(node)
     kept: list[_Node | _McRef | _ObjRef] = []
     for kid in node.kids:
-        if kid.__class__ is not _Node or _prune(kid, kept_nodes):  # type: ignore[arg-type]
+        if kid.__class__ is not _Node or _prune(kid, kept_nodes):
             kept.append(kid)
     node.kids = kept
     if kept or node.parent is None or node.role in ("TD", "TH"):
         return True
     del kept_nodes[at:]
     return False
+
+
+def _missing_alt_text(nodes: list[_Node]) -> list[str]:
+    """The kinds of element (Figure, Formula...) drawn without alternate or actual text."""
+    return sorted({
+        f"{node.role} without alternate text (tagged(..., alt=...) or image(alt_text=...))"
+        for node in nodes
+        if node.role in _NEEDS_ALT and not node.has_attr("/Alt") and not node.has_attr("/ActualText")
+    })
+
+
+def _content_owners(nodes: list[_Node]) -> tuple[dict[int, list[_Node | None]], dict[int, _Node]]:
+    """Which element owns each marked-content sequence (per page, indexed by MCID) and each link
+    annotation (by the annotation's id)."""
+    per_page: dict[int, list[_Node | None]] = {}
+    annotation_owner: dict[int, _Node] = {}
+    for node in nodes:
+        for kid in node.kids:
+            if isinstance(kid, _McRef):
+                slots = per_page.setdefault(kid.page, [])
+                if len(slots) <= kid.mcid:
+                    slots.extend([None] * (kid.mcid + 1 - len(slots)))
+                slots[kid.mcid] = node
+            elif isinstance(kid, _ObjRef):
+                annotation_owner[id(kid.annot)] = node
+    return per_page, annotation_owner
 
 
 def _table_of(node: _Node | _Artifact) -> _Node | None:
@@ -937,10 +959,7 @@ def _table_of(node: _Node | _Artifact) -> _Node | None:
 
 
 def _has_body_rows(table: _Node, current_row: _Node | _Artifact) -> bool:
-    for kid in _walk(table):
-        if kid.role == "TD" and kid is not current_row:
-            return True
-    return False
+    return any(kid.role == "TD" and kid is not current_row for kid in _walk(table))
 
 
 def _is_repeated_header(row: _Node | _Artifact, attributes: dict[str, object], page: int) -> bool:

@@ -58,14 +58,28 @@ def acknowledged(services: Services, globe_id: str, at: str, *, detail: str | No
     return report(services, record)
 
 
+def described(errors: Iterable[EbmsError]) -> str:
+    """An ErrorList as a reason names it."""
+    return "; ".join(f"{e.code} ({e.severity}): {e.description or ''}".strip() for e in errors)
+
+
 def refused(services: Services, record: GlobeRecord, errors: Iterable[EbmsError]) -> SendOutcome | None:
     """GLOBE answered one of our messages with a MessageError no retry can fix (on its own, at the
     inbound endpoint): the batch is refused, unless it had ended already."""
     if record.finished:
         return None
-    described = "; ".join(f"{e.code} ({e.severity}): {e.description or ''}".strip() for e in errors)
-    services.batches.update_globe(record.globe_batch_id, state="refused", reason=f"ebMS error: {described}")
+    services.batches.update_globe(record.globe_batch_id, state="refused", reason=f"ebMS error: {described(errors)}")
     return report(services, _record(services, record.globe_batch_id))
+
+
+def renew_expired(services: Services, record: GlobeRecord, message_id: str | None, errors: Iterable[EbmsError]) -> bool:
+    """GLOBE says the batch's current message `message_id` arrived after its TimeToLive: the batch
+    moves to its next generation, whose attempt makes a new message (`Sender`). False when the error
+    is about an earlier message, or another Lambda renewed the batch first."""
+    if not message_id or message_id != record.message_id:
+        return False
+    return services.batches.renew_globe(record.globe_batch_id, generation=record.generation,
+                                        reason=f"ebMS error: {described(errors)}", message_id=message_id)
 
 
 def release_slot(services: Services, record: GlobeRecord, throttle: Throttle | None = None) -> None:

@@ -47,6 +47,7 @@ from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 from bbconnect.adapters.ebms_adapter import EbmsAdapterError
 from bbconnect.ebms import inbound
 from bbconnect.ebms import message as ebms
+from bbconnect.ebms.reliability import expired_in_transit
 from bbconnect.limits import INBOUND_BODY_BYTES, result_check_seconds
 from bbconnect.logius.globe import is_guid, parse_result
 from bbconnect.service import keys
@@ -54,7 +55,7 @@ from bbconnect.service.channels import agreement_for
 from bbconnect.service.context import Services
 from bbconnect.service.contracts.chunk import ChunkTask
 from bbconnect.service.contracts.results import AwaitResult, ResultStatus
-from bbconnect.service.delivery import acknowledged, refused
+from bbconnect.service.delivery import acknowledged, refused, renew_expired
 from bbconnect.service.late_results import apply_late_result
 from bbconnect.service.outbound import acknowledgment_holds, sign_envelope
 from bbconnect.service.ports import Schedule
@@ -339,6 +340,12 @@ class _Exchange:
                 log.warning("Acknowledgment for %s not taken: %s", reference, problem)
                 return
             acknowledged(services, globe_id, self.now.isoformat(), detail="asynchronous Acknowledgment")
+        elif not record.finished and expired_in_transit(e.code for e in message.errors):
+            # GLOBE got the message after its TimeToLive (told as a message of its own, as the CPA
+            # asks): not a verdict on the letters. The batch goes again as a new message (same
+            # BatchID and BerichtIDs) at the chunk's next check, as when told in the response.
+            if renew_expired(services, record, reference, message.errors):
+                log.info("GLOBE batch message %s expired in transit: the batch goes again as a new message", reference)
         elif ebms.classify_errors(message.errors) == "permanent":
             refused(services, record, message.errors)
 
