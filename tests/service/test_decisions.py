@@ -4,15 +4,19 @@ late processing report changes, what an answer to a signal means, and whether a 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 
 import pytest
+from fakes import FakeBatches
 
+from bbconnect.ebms import message as ebms
 from bbconnect.ebms.reliability import Attempt, Expire, WaitUntil
 from bbconnect.logius.globe import LetterResult
 from bbconnect.service.contracts import TaskError
 from bbconnect.service.contracts.paper import OutcomeEntry
 from bbconnect.service.contracts.routing import Waiting
 from bbconnect.service.contracts.sending import SendOutcome
+from bbconnect.service.delivery import renew_expired
 from bbconnect.service.fallback import no_report, not_delivered
 from bbconnect.service.late_results import late_change, waited_for_the_report
 from bbconnect.service.records import GlobeRecord
@@ -171,3 +175,25 @@ def test_given_an_answer_to_a_posted_signal_then_it_is_delivered_retried_given_u
 def test_given_a_globe_batch_when_its_result_is_checked_then_arrived_waiting_or_timed_out(record, expected):
     found = None if record is None else _globe(**record)
     assert result_status(found, NOW, timeout_seconds=172_800) == expected
+
+
+# ---------------------------------------------------------------------- an asynchronous TimeToLiveExpired
+def test_given_a_time_to_live_expired_of_its_own_when_it_names_the_current_message_then_the_batch_is_renewed_once():
+    # Given a GLOBE batch on its first message m-1 (m-0 an earlier one), and GLOBE's MessageError saying it came too late
+    batches = FakeBatches()
+    batches.create_globe("g-1", generation=1, batch_id="b-1", chunk=0, tenant="gemeente-lv", connection="lv-logius",
+                         endpoint="https://ebms.logius.example/globe/ebms", cpa_id="CPA-1", from_oin="00000001899410741000",
+                         to_oin="00000004003214345001", message_id="m-1", state="sending", attempts=1)
+    services = SimpleNamespace(batches=batches)
+    errors = (ebms.EbmsError("TimeToLiveExpired", "Error", "received after its TimeToLive"),)
+    record = batches.globe("g-1")
+    assert record is not None
+    # When it is about an earlier message, Then nothing changes
+    assert renew_expired(services, record, "m-0", errors) is False
+    # When it is about the current one, Then the batch goes to its next generation, once (a second Lambda finds it renewed)
+    assert renew_expired(services, record, "m-1", errors) is True
+    assert renew_expired(services, record, "m-1", errors) is False
+    renewed = batches.globe("g-1")
+    assert renewed is not None and renewed.generation == 2 and renewed.message_id is None and renewed.state == "created"
+    assert renewed.earlier_messages == ["m-1"] and renewed.renewed_reason is not None
+    assert "TimeToLiveExpired" in renewed.renewed_reason and not renewed.finished
