@@ -1,18 +1,25 @@
 """Batch state machine task: check subscriptions."""
-from aws_lambda_powertools.metrics import MetricUnit
+from typing import Any
 
-from bbconnect.observability import correlate, logger_for, logius_latency, metrics_for
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from bbconnect.observability import CHUNK_CORRELATION, append_chunk_keys, logger_for, logius_latency, metrics_for, tracer_for
 from bbconnect.service.context import services
+from bbconnect.service.contracts.chunk import ChunkTask
 from bbconnect.service.subscriptions import check_subscriptions
 
 logger = logger_for("check-subscriptions")
 metrics = metrics_for("check-subscriptions")
+tracer = tracer_for("check-subscriptions")
 
 
 @metrics.log_metrics
-@logger.inject_lambda_context(clear_state=True)
-def handler(event, context):
-    correlate(logger, event)
+@logger.inject_lambda_context(clear_state=True, correlation_id_path=CHUNK_CORRELATION)
+@tracer.capture_lambda_handler(capture_response=False)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    task = ChunkTask.model_validate(event)
+    append_chunk_keys(logger, tenant=task.tenant, chunk=task.chunk.index, globe_batch_id=task.chunk.globe_batch_id)
     with logius_latency(metrics):  # each WUS call: LogiusWusLatency
         result = check_subscriptions(event, services())
     # 1 each time a chunk must wait because the subscription check could not be made (WUS down, no

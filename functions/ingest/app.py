@@ -1,18 +1,24 @@
 """Batch state machine task: ingest and validate a dropped batch file."""
-from aws_lambda_powertools.metrics import MetricUnit
+from typing import Any
 
-from bbconnect.observability import by_stream, correlate, count_by_stream, logger_for, metrics_for
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from bbconnect.ids import tenant_of_key
+from bbconnect.observability import append_chunk_keys, by_stream, count_by_stream, logger_for, metrics_for, tracer_for
 from bbconnect.service.context import services
 from bbconnect.service.ingest import ingest
 
 logger = logger_for("ingest")
 metrics = metrics_for("ingest")
+tracer = tracer_for("ingest")
 
 
 @metrics.log_metrics
-@logger.inject_lambda_context(clear_state=True)
-def handler(event, context):
-    correlate(logger, {**event, "tenant": event.get("key", "").split("/", 1)[0]})
+@logger.inject_lambda_context(clear_state=True, correlation_id_path="batch_id")
+@tracer.capture_lambda_handler(capture_response=False)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    append_chunk_keys(logger, tenant=tenant_of_key(event.get("key", "")) or "")
     result = ingest(event, services())
     if result["status"] == "bad_file":
         logger.warning("bad batch file reported to the tenant", extra={"error": result["error"]})

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from bbconnect.ebms import message as ebms
 from bbconnect.ebms.reliability import RetryPolicy
 from bbconnect.service import keys
-from bbconnect.service.context import services
+from bbconnect.service.context import StepFunctionsExecutions, services
 from bbconnect.service.subscriptions import bulk_list_key
 from bbconnect_local.ops import OpsBackend, ops_app
 
@@ -79,12 +79,12 @@ def test_given_a_message_that_arrives_past_its_time_to_live_when_logius_refuses_
     _delivered_once(local_env, report)
     globe_id = report["letters"][0]["globe_batch_id"]
     record = services().batches.globe(globe_id)
-    assert int(record["generation"]) == 2 and len(record["earlier_messages"]) == 1
-    assert record["earlier_messages"][0] != record["message_id"]
-    assert "TimeToLiveExpired" in record["renewed_reason"]
+    assert int(record.generation) == 2 and len(record.earlier_messages) == 1
+    assert record.earlier_messages[0] != record.message_id
+    assert "TimeToLiveExpired" in record.renewed_reason
     # and both messages carried the same BatchID and BerichtIDs
     received = [batch for batch in local_env.simulator.received_batches if batch.batch_id == globe_id]
-    assert [batch.message_id for batch in received] == [record["message_id"]]
+    assert [batch.message_id for batch in received] == [record.message_id]
     assert len(made) == 2
 
 
@@ -112,7 +112,7 @@ def test_given_logius_ebms_down_until_the_deadline_then_the_batch_is_tried_anew_
     _delivered_once(local_env, report)
     # And the batch was tried as more than one message before it was given up
     record = services().batches.globe(report["letters"][0]["globe_batch_id"])
-    assert record["state"] == "expired" and int(record["generation"]) >= 2
+    assert record.state == "expired" and int(record.generation) >= 2
 
 
 def test_given_wus_down_briefly_when_it_comes_back_then_the_chunk_waited_and_no_letter_went_to_paper_for_it(
@@ -279,19 +279,19 @@ def test_given_a_batch_held_back_for_its_send_slot_when_its_turn_comes_then_its_
 
     chunk = _rendered_chunk("gemeente-lv", digital=2, paper=0)
     posted, scheduled = [], []
-    sender = Sender(services(), sfn=_Execution(True), schedule=lambda body, delay: scheduled.append(json.loads(body)),
+    sender = Sender(services(), executions=StepFunctionsExecutions(_Execution(True)), schedule=lambda body, delay: scheduled.append(json.loads(body)),
                     post_attempt=lambda attempt: posted.append(attempt) or {"result": "retry", "detail": "test"},
                     throttle=_Turns())
     queued = datetime.now(UTC).replace(microsecond=0)
     request = {"tenant": chunk["tenant"], "batch_id": chunk["batch_id"], "chunk": chunk["chunk"], "task_token": "token-ttl"}
     # When the send Lambda takes it from the queue, it waits; when its turn comes 200 s later, it goes
-    assert sender.handle(request, now=queued)["throttled"] == "rate"
+    assert sender.handle(request, now=queued).throttled == "rate"
     record = services().batches.globe(chunk["globe_batch_id"])
-    assert "message_id" not in record, "no message is made before the batch may go"
+    assert record.message_id is None, "no message is made before the batch may go"
     turn = queued + timedelta(seconds=200)
     sender.handle(scheduled[0], now=turn)
     # Then the message posted was made at its turn: its Timestamp is then, its TimeToLive after it
     record = services().batches.globe(chunk["globe_batch_id"])
-    message = ebms.parse(record["headers"]["Content-Type"], stored_message(record, services()))
+    message = ebms.parse(record.headers["Content-Type"], stored_message(record, services()))
     assert message.timestamp == turn and message.time_to_live > turn
-    assert [attempt["message_id"] for attempt in posted] == [record["message_id"]]
+    assert [attempt["message_id"] for attempt in posted] == [record.message_id]

@@ -11,7 +11,7 @@ import pytest
 from lxml import etree
 
 from bbconnect.service import keys
-from bbconnect.service.context import services
+from bbconnect.service.context import StepFunctionsExecutions, services
 from bbconnect.service.send import Sender
 from bbconnect.shaping import Admit, BucketState, SendLimits, Wait
 from bbconnect.validation import AMSTERDAM, PUBLISH_MAX_AHEAD
@@ -155,7 +155,7 @@ def _rendered_chunk(tenant: str, digital: int, paper: int) -> dict:
     """A chunk of gemeente-lv letters as Render leaves it: `digital` of them in the GLOBE batch."""
     work = services().work
     batch_id, globe_id = f"{tenant}-peaks-{uuid.uuid4().hex[:12]}", str(uuid.uuid4())
-    letters = [{"reference": f"{batch_id}-{n}", "bericht_id": str(uuid.uuid4())} for n in range(digital + paper)]
+    letters = [{"line": n + 1, "reference": f"{batch_id}-{n}", "bericht_id": str(uuid.uuid4())} for n in range(digital + paper)]
     work.put_json(keys.chunk(batch_id, 0, "letters.json"), {
         "tenant": tenant, "batch_id": batch_id, "index": 0, "globe_batch_id": globe_id, "sender": "lv", "stream": "AANSLAG",
         "connection": "lv-logius", "source_key": f"{tenant}/peaks.jsonl", "letters": letters})
@@ -174,7 +174,7 @@ def test_given_a_batch_held_back_by_its_connection_when_its_turn_comes_then_it_i
     # throttle holds it back once
     chunk = _rendered_chunk("gemeente-lv", digital=3, paper=2)
     turns, execution, scheduled, posted, metrics = _Turns(), _Execution(still_waiting), [], [], []
-    sender = Sender(services(), sfn=execution, schedule=lambda body, delay: scheduled.append((json.loads(body), delay)),
+    sender = Sender(services(), executions=StepFunctionsExecutions(execution), schedule=lambda body, delay: scheduled.append((json.loads(body), delay)),
                     post_attempt=lambda attempt: posted.append(attempt) or {"result": "retry", "detail": "test"},
                     metrics=lambda name, value=1: metrics.append(name), throttle=turns)
     request = {"tenant": chunk["tenant"], "batch_id": chunk["batch_id"], "chunk": chunk["chunk"], "task_token": "token-1"}
@@ -183,7 +183,7 @@ def test_given_a_batch_held_back_by_its_connection_when_its_turn_comes_then_it_i
     first = sender.handle(request)
     # Then nothing is posted: the throttle was asked for the 3 letters in the GLOBE batch, at the
     # connection's limits, the check is put back on the queue for when the tokens are there, and it is counted
-    assert posted == [] and first["throttled"] == "rate"
+    assert posted == [] and first.throttled == "rate"
     assert turns.asked[0]["letters"] == 3 and turns.asked[0]["oin"] == LV_OIN
     assert turns.asked[0]["limits"] == SendLimits(rate=5, max_in_flight=2)
     assert scheduled == [({"kind": "check", "tenant": "gemeente-lv", "batch_id": chunk["batch_id"], "chunk": chunk["chunk"]}, 7)]
@@ -195,11 +195,11 @@ def test_given_a_batch_held_back_by_its_connection_when_its_turn_comes_then_it_i
     if still_waiting:
         # Then, with the execution still waiting, the first attempt is posted
         assert [(attempt["globe_batch_id"], attempt["number"]) for attempt in posted] == [(chunk["globe_batch_id"], 1)]
-        assert record["state"] == "sending" and second["attempt"] == 1
+        assert record.state == "sending" and second.attempt == 1
     else:
         # Then, with the execution gone (its Send timed out while the batch waited; Fallback failed
         # its letters), the batch is never posted, it expires with the reason, and its slot is given back
         assert posted == []
-        assert record["state"] == "expired" and "send timeout" in record["reason"]
+        assert record.state == "expired" and "send timeout" in record.reason
         assert turns.released == [(LV_OIN, chunk["globe_batch_id"])]
-        assert second["sent"] is False and metrics[-1] == "GlobeBatchesExpired"
+        assert second.sent is False and metrics[-1] == "GlobeBatchesExpired"

@@ -16,6 +16,8 @@ from bbconnect.adapters import transport
 from bbconnect.adapters.logius import LogiusConnection, LogiusUnavailable
 from bbconnect.service import context as service_context
 from bbconnect.service.context import Services
+from bbconnect.service.contracts.sending import SendProgress
+from bbconnect.service.records import GlobeRecord
 from bbconnect.service.results import await_result
 from bbconnect_local.deployment import LambdaContext
 
@@ -77,6 +79,16 @@ def points(blobs: list[dict]) -> list[tuple[str, dict[str, str], float]]:
     return found
 
 
+def _globe(globe_id: str, **fields) -> GlobeRecord:
+    return GlobeRecord(globe_batch_id=globe_id, batch_id="b1", chunk=0, tenant="gemeente-lv", connection="lv-logius",
+                       endpoint="https://globe.example/ebms", cpa_id="CPA-1", from_oin="00000001899410741000",
+                       to_oin="00000004003214345001", **fields)
+
+
+def _chunk_task(globe_id: str) -> dict:
+    return {"batch_id": "b1", "chunk": {"index": 0, "key": "k", "globe_batch_id": globe_id}}
+
+
 def _services(**fields) -> Services:
     values = dict.fromkeys(Services.__dataclass_fields__)
     values.update(fields)
@@ -86,11 +98,13 @@ def _services(**fields) -> Services:
 # ---------------------------------------------------------------------- fallback: delivered / paper / failed
 def test_given_a_finished_chunk_when_fallback_reports_then_each_count_carries_the_chunks_stream(load_handler, monkeypatch, capsys):
     app = load_handler("fallback")
-    work = SimpleNamespace(get_json=lambda key: {"stream": "AANSLAG", "letters": []} if key == "work/chunk.json" else None)
-    monkeypatch.setattr(app, "services", lambda: _services(work=work))
-    monkeypatch.setattr(app, "fallback", lambda event, services: {"counts": {"delivered": 7, "paper": 2, "failed": 1}})
+    monkeypatch.setattr(app, "services", lambda: _services())
+    # Fallback reads the chunk's letters anyway: it says the chunk's stream, and the handler reads nothing for a label
+    monkeypatch.setattr(app, "fallback", lambda event, services: {"counts": {"delivered": 7, "paper": 2, "failed": 1},
+                                                                  "stream": "AANSLAG"})
 
-    app.handler({"batch_id": "b1", "tenant": "gemeente-lv", "chunk": {"index": 0, "key": "work/chunk.json"}}, LambdaContext("fallback"))
+    app.handler({"batch_id": "b1", "tenant": "gemeente-lv", "chunk": {"index": 0, "key": "work/chunk.json", "globe_batch_id": "g1"}},
+                LambdaContext("fallback"))
 
     found = points(emf_lines(capsys.readouterr().out))
     by_stream = {(name, value) for name, dims, value in found if dims == {"service": "fallback", "stream": "AANSLAG"}}
@@ -101,14 +115,11 @@ def test_given_a_finished_chunk_when_fallback_reports_then_each_count_carries_th
 
 def test_given_a_chunk_whose_stream_cannot_be_read_when_fallback_reports_then_the_service_counts_still_go_out(load_handler, monkeypatch, capsys):
     app = load_handler("fallback")
-
-    def unreadable(key):
-        raise OSError("S3 is away")
-
-    monkeypatch.setattr(app, "services", lambda: _services(work=SimpleNamespace(get_json=unreadable)))
+    monkeypatch.setattr(app, "services", lambda: _services())
+    # Fallback could not say the chunk's stream (its letters file was not read)
     monkeypatch.setattr(app, "fallback", lambda event, services: {"counts": {"delivered": 1, "paper": 0, "failed": 0}})
 
-    result = app.handler({"batch_id": "b1", "chunk": {"index": 0, "key": "k"}}, LambdaContext("fallback"))
+    result = app.handler({"batch_id": "b1", "chunk": {"index": 0, "key": "k", "globe_batch_id": "g1"}}, LambdaContext("fallback"))
 
     assert result == {"counts": {"delivered": 1, "paper": 0, "failed": 0}}
     found = points(emf_lines(capsys.readouterr().out))
@@ -163,7 +174,7 @@ def test_given_a_waiting_batch_when_its_result_is_checked_then_a_wait_over_24_ho
     monkeypatch.setattr(app, "services", lambda: None)
     monkeypatch.setattr(app, "await_result", lambda event, services: {"status": status, "checked_at": "now", "waited_seconds": waited})
 
-    result = app.handler({"batch_id": "b1", "chunk": {"index": 0, "globe_batch_id": "g1"}}, LambdaContext("await-result"))
+    result = app.handler({"batch_id": "b1", "chunk": {"index": 0, "key": "k", "globe_batch_id": "g1"}}, LambdaContext("await-result"))
 
     assert result["status"] == status
     found = points(emf_lines(capsys.readouterr().out))
@@ -172,16 +183,17 @@ def test_given_a_waiting_batch_when_its_result_is_checked_then_a_wait_over_24_ho
 
 def test_given_an_acknowledged_batch_when_await_result_checks_then_it_says_how_long_it_has_waited():
     now = datetime(2027, 3, 2, 12, 0, tzinfo=UTC)
-    records = {"g1": {"acknowledged_at": (now - timedelta(hours=25)).isoformat()},
-               "g2": {"acknowledged_at": (now - timedelta(hours=30)).isoformat(), "result_key": "results/g2.xml"}}
-    services = _services(batches=SimpleNamespace(globe=records.get), settings=SimpleNamespace(result_timeout_seconds=172800, result_poll_seconds=300))
+    records = {"g1": _globe("g1", acknowledged_at=(now - timedelta(hours=25)).isoformat()),
+               "g2": _globe("g2", acknowledged_at=(now - timedelta(hours=30)).isoformat(), result_key="results/g2.xml")}
+    services = _services(batches=SimpleNamespace(globe=records.get),
+                         settings=SimpleNamespace(result_timeout_seconds=172800, result_poll_seconds=300))
 
-    waiting = await_result({"chunk": {"globe_batch_id": "g1"}}, services, now=now)
-    arrived = await_result({"chunk": {"globe_batch_id": "g2"}}, services, now=now)
+    waiting = await_result(_chunk_task("g1"), services, now=now)
+    arrived = await_result(_chunk_task("g2"), services, now=now)
 
     assert (waiting["status"], waiting["waited_seconds"]) == ("waiting", 25 * 3600)
     assert (arrived["status"], arrived["waited_seconds"]) == ("arrived", 30 * 3600)
-    assert await_result({"chunk": {"globe_batch_id": "unknown"}}, services, now=now)["waited_seconds"] == 0
+    assert await_result(_chunk_task("unknown"), services, now=now)["waited_seconds"] == 0
 
 
 # ---------------------------------------------------------------------- Logius latency
@@ -249,10 +261,11 @@ def test_given_the_send_handler_when_a_message_posts_to_logius_then_the_latency_
 
         def handle(self, request):
             _connection().post_ebms({"Content-Type": "text/xml"}, b"<x/>")
-            return {"waiting_until": "later"}
+            return SendProgress(waiting_until="later")
 
     monkeypatch.setattr(app, "Sender", PostingSender)
-    record = {"messageId": "m1", "receiptHandle": "h", "body": json.dumps({"tenant": "t", "batch_id": "b1", "chunk": {"index": 0}}),
+    body = {"tenant": "t", "batch_id": "b1", "chunk": {"index": 0, "key": "k", "globe_batch_id": "g1"}}
+    record = {"messageId": "m1", "receiptHandle": "h", "body": json.dumps(body),
               "attributes": {}, "messageAttributes": {}, "md5OfBody": "", "eventSource": "aws:sqs",
               "eventSourceARN": "arn:aws:sqs:eu-west-1:123456789012:send", "awsRegion": "eu-west-1"}
 

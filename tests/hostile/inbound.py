@@ -13,6 +13,7 @@ from types import SimpleNamespace
 
 from bbconnect.ebms import message as ebms
 from bbconnect.logius.globe import BatchResult, LetterResult, build_result
+from bbconnect.service.records import InboundRecord
 from bbconnect.tenants import load_tenant_config
 
 SENDER_OIN = "00000001899410741000"
@@ -128,7 +129,8 @@ class FakeBatches:
         self.inbound: dict[tuple[str, str], dict] = {}
 
     def inbound_seen(self, cpa_id, message_id):
-        return self.inbound.get((cpa_id, message_id))
+        found = self.inbound.get((cpa_id, message_id))
+        return None if found is None else InboundRecord.model_validate(found)
 
     def record_inbound(self, cpa_id, message_id, **item):
         self._recorder.writes.append(("batches", "record_inbound", message_id))
@@ -179,5 +181,6 @@ def fake_services() -> tuple[SimpleNamespace, Recorder]:
         settings=SimpleNamespace(accepted_logius_oins=frozenset({LOGIUS_OIN})),
         work=FakeStore("work", recorder), outbox=FakeStore("outbox", recorder), inbox=FakeStore("inbox", recorder),
         batches=FakeBatches(recorder), letters=SimpleNamespace(), configs=FakeConfigs(),
+        schedule=None, secrets=None, executions=None,  # the ports the sync profile's answers never use
     )
     return services, recorder

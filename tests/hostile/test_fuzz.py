@@ -218,7 +218,7 @@ def test_the_inbound_endpoint_always_answers_and_writes_only_what_it_acknowledge
     services, recorder = fake_services()
     request = InboundRequest(headers={**_HEADERS, "SOAPAction": '"ebXML"', "Content-Encoding": encoding}, body=body,
                              client_cert_pem="pem")
-    answer = receive(request, services, certificate_oin=lambda pem: LOGIUS_OIN, sfn=None,
+    answer = receive(request, services, certificate_oin=lambda pem: LOGIUS_OIN,
                      on_bulk_answer=lambda message, payload: None)
     assert answer["statusCode"] in (200, 204, 413, 415, 500)
     if answer["statusCode"] in (413, 415, 500):  # an envelope that cannot be processed: a SOAP Fault, never a crash

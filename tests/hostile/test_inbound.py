@@ -19,7 +19,7 @@ from .inbound import LOGIUS_OIN, fake_services, globe_result, inbound_message, s
 
 def _post(services, headers: dict[str, str], body: bytes, *, on_bulk_answer=None) -> dict:
     request = InboundRequest(headers={**headers, "SOAPAction": '"ebXML"'}, body=body, client_cert_pem="logius-cert")
-    return receive(request, services, certificate_oin=lambda pem: LOGIUS_OIN, sfn=None, on_bulk_answer=on_bulk_answer)
+    return receive(request, services, certificate_oin=lambda pem: LOGIUS_OIN, on_bulk_answer=on_bulk_answer)
 
 
 def _signal(answer: dict) -> ebms.EbmsMessage:

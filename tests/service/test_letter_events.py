@@ -120,7 +120,9 @@ def settled(services):
                          (LetterResult(one["bericht_id"], "AANSLAG", "Verwerkt"), LetterResult(two["bericht_id"], "AANSLAG", "TechnischProbleem")))
     services.work.put("results/r.xml", build_result(result), "application/xml")
     services.work.put(keys.chunk(BATCH, 0, "proof.xml"), b"<proof/>", "application/xml")
-    services.batches.create_globe(GLOBE, tenant=TENANT, batch_id=BATCH, chunk=0, chunk_key=keys.chunk(BATCH, 0, "letters.json"))
+    services.batches.create_globe(GLOBE, tenant=TENANT, batch_id=BATCH, chunk=0, chunk_key=keys.chunk(BATCH, 0, "letters.json"),
+                                  connection="lv-logius", endpoint="https://globe.example/ebms", cpa_id="CPA-GLOBE-TEST",
+                                  from_oin="00000001899410741000", to_oin="00000004003214345001")
     services.batches.update_globe(GLOBE, state="acknowledged", acknowledged_at="2027-02-26T10:00:00+00:00", result_key="results/r.xml")
     outcome = {"letters": [_entry(one, "DELIVERED", "digital", code="Verwerkt"),
                            _entry(two, "FAILED", "digital", code="TechnischProbleem", reason="Logius: TechnischProbleem"),
@@ -210,7 +212,7 @@ def test_given_an_acknowledged_globe_batch_then_its_letters_in_the_batch_are_sen
                                                                                                  (2, "SENT", "digital")]
     assert got[0]["detail"]["time"] == "2027-02-26T10:00:00.000Z"
     record = services.batches.globe(GLOBE)
-    assert record["status_events_at"]
+    assert record.status_events_at
     letter_events.batch_acknowledged(services, record)  # an acknowledgement again (a duplicate, a retried send)
     assert services.received() == []
 

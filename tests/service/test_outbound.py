@@ -16,7 +16,9 @@ from lxml import etree
 from bbconnect.ebms import message as ebms
 from bbconnect.ebms.signing import verify_ebms
 from bbconnect.service.channels import ChannelError, channel_for
+from bbconnect.service.contracts.sending import AttemptOutcome
 from bbconnect.service.outbound import build_message
+from bbconnect.service.records import GlobeRecord
 from bbconnect.tenants import load_tenant_config
 from bbconnect_local.cpa_local import localised_cpa
 from bbconnect_local.pki import TestPKI
@@ -149,15 +151,13 @@ class _Answering:
         return self.answer
 
 
-def _attempt(monkeypatch, record: dict, answering: _Answering) -> dict:
-    from types import SimpleNamespace
-
+def _attempt(record: dict, answering: _Answering) -> AttemptOutcome:
+    """What GLOBE's answer to the GLOBE batch's message means (`send.meaning_of`, as each attempt asks it)."""
     from bbconnect.service import send
 
-    monkeypatch.setattr(send, "_connection", lambda services, record: answering)
-    monkeypatch.setattr(send, "stored_message", lambda record, services: b"the stored bytes")
-    services = SimpleNamespace(batches=SimpleNamespace(globe=lambda globe_id: record))
-    return send.post_attempt_once({"globe_batch_id": "g-1", "message_id": record["message_id"], "number": 1}, services)
+    globe = GlobeRecord(globe_batch_id="g-1", batch_id="b-1", chunk=0, tenant="gemeente-lv", connection="lv-logius",
+                        cpa_id="CPA-1", from_oin=SENDER_OIN, to_oin=LOGIUS_OIN, **record)
+    return send.meaning_of(answering.answer, globe, now=NOW)
 
 
 @pytest.mark.parametrize(("reliable", "sync_reply", "expected"), [
@@ -165,13 +165,12 @@ def _attempt(monkeypatch, record: dict, answering: _Answering) -> dict:
     (True, False, "sent"),  # osb-rm, asynchronous: the acknowledgement comes on its own
     (True, True, "retry"),  # osb-rm, synchronous: an empty answer is no acknowledgement
 ])
-def test_given_an_empty_2xx_when_an_attempt_is_answered_then_the_profile_decides_what_it_means(
-        monkeypatch, reliable, sync_reply, expected):
+def test_given_an_empty_2xx_when_an_attempt_is_answered_then_the_profile_decides_what_it_means(reliable, sync_reply, expected):
     record = {"message_id": "m-1@bbconnect", "reliable": reliable, "sync_reply": sync_reply, "headers": {}, "endpoint": "x"}
-    assert _attempt(monkeypatch, record, _Answering(204))["result"] == expected
+    assert _attempt(record, _Answering(204)).result == expected
 
 
-def test_given_we_asked_for_a_signed_acknowledgment_when_an_unsigned_one_comes_then_it_does_not_count(monkeypatch, pki):
+def test_given_we_asked_for_a_signed_acknowledgment_when_an_unsigned_one_comes_then_it_does_not_count(pki):
     business = ebms.EbmsMessage(
         cpa_id="CPA-1", conversation_id="c", service=ebms.BERICHTENBOX_SERVICE, service_type=ebms.SERVICE_TYPE,
         action=ebms.ACTION_BV_REQUEST, from_party=ebms.Party(SENDER_OIN, "SR"), to_party=ebms.Party(LOGIUS_OIN, "SP"),
@@ -181,6 +180,6 @@ def test_given_we_asked_for_a_signed_acknowledgment_when_an_unsigned_one_comes_t
               "ack_references": [["", "abc="], ["cid:batch-1@bbconnect", "def="]],
               "ack_certificate": pki[1].cert_pem.decode()}
 
-    outcome = _attempt(monkeypatch, record, _Answering(200, body, headers["Content-Type"]))
+    outcome = _attempt(record, _Answering(200, body, headers["Content-Type"]))
 
-    assert outcome["result"] == "retry" and "signed acknowledgement does not hold" in outcome["detail"]
+    assert outcome.result == "retry" and "signed acknowledgement does not hold" in outcome.detail

@@ -10,9 +10,11 @@ from types import SimpleNamespace
 import pytest
 
 from bbconnect.adapters.logius import LogiusUnavailable
+from bbconnect.service.records import SignalRecord
 from bbconnect.service.signals import deliver_signal, store_signal
 
 NOW = datetime(2027, 2, 26, 9, 0, tzinfo=UTC)
+JOB = {"kind": "signal", "tenant": "gemeente-lv", "signal": "ack-1@bbconnect"}  # the send-queue job (signals.job)
 
 
 class Store:
@@ -37,7 +39,8 @@ class Signals:
         return True
 
     def signal(self, message_id):
-        return self.items.get(message_id)
+        found = self.items.get(message_id)
+        return None if found is None else SignalRecord.model_validate({"message_id": message_id, **found})
 
     def update_signal(self, message_id, **fields):
         self.items[message_id].update(fields)
@@ -62,9 +65,9 @@ def _answer(status):
 def test_given_a_stored_signal_when_the_other_msh_takes_it_then_it_is_delivered_and_posted_no_more(stored):
     posted, scheduled = [], []
 
-    outcome = deliver_signal(stored, {"signal": "ack-1@bbconnect"}, schedule=lambda job, delay: scheduled.append(delay),
-                             now=NOW, post=lambda record, body: posted.append((record["endpoint"], body)) or _answer(204))
-    again = deliver_signal(stored, {"signal": "ack-1@bbconnect"}, schedule=lambda job, delay: scheduled.append(delay),
+    outcome = deliver_signal(stored, JOB, schedule=lambda job, delay: scheduled.append(delay),
+                             now=NOW, post=lambda record, body: posted.append((record.endpoint, body)) or _answer(204))
+    again = deliver_signal(stored, JOB, schedule=lambda job, delay: scheduled.append(delay),
                            now=NOW, post=lambda record, body: posted.append(body) or _answer(204))
 
     assert outcome["state"] == "delivered" and again["state"] == "delivered"
@@ -80,20 +83,20 @@ def test_given_a_recoverable_failure_when_posting_then_the_same_bytes_are_tried_
             raise failure
         return failure
 
-    first = deliver_signal(stored, {"signal": "ack-1@bbconnect"}, schedule=lambda job, delay: jobs.append((job, delay)),
+    first = deliver_signal(stored, JOB, schedule=lambda job, delay: jobs.append((job, delay)),
                            now=NOW, post=post)
 
     assert first["state"] == "retrying" and first["attempts"] == 1
     assert [delay for _, delay in jobs] == [30] and json.loads(jobs[0][0]) == {
         "kind": "signal", "tenant": "gemeente-lv", "signal": "ack-1@bbconnect"}
     # too early: it waits, without posting
-    early = deliver_signal(stored, {"signal": "ack-1@bbconnect"}, schedule=lambda job, delay: jobs.append((job, delay)),
+    early = deliver_signal(stored, JOB, schedule=lambda job, delay: jobs.append((job, delay)),
                            now=NOW + timedelta(seconds=10), post=lambda record, body: pytest.fail("posted too early"))
     assert early["state"] == "waiting" and jobs[-1][1] == 20
 
 
 def test_given_retries_used_up_when_posting_fails_again_then_the_signal_is_given_up_with_the_reason(stored):
-    outcomes = [deliver_signal(stored, {"signal": "ack-1@bbconnect"}, schedule=lambda job, delay: None,
+    outcomes = [deliver_signal(stored, JOB, schedule=lambda job, delay: None,
                                now=NOW + timedelta(minutes=n), post=lambda record, body: _answer(503)) for n in range(4)]
 
     assert [o["state"] for o in outcomes] == ["retrying", "retrying", "failed", "failed"]
@@ -102,7 +105,7 @@ def test_given_retries_used_up_when_posting_fails_again_then_the_signal_is_given
 
 @pytest.mark.parametrize("status", [400, 403, 404, 501])
 def test_given_an_unrecoverable_answer_when_posting_then_the_signal_is_given_up_at_once(stored, status):
-    outcome = deliver_signal(stored, {"signal": "ack-1@bbconnect"}, schedule=lambda job, delay: pytest.fail("retried"),
+    outcome = deliver_signal(stored, JOB, schedule=lambda job, delay: pytest.fail("retried"),
                              now=NOW, post=lambda record, body: _answer(status))
     assert outcome == {"signal": "ack-1@bbconnect", "state": "failed", "reason": f"HTTP {status}"}
 

@@ -26,7 +26,9 @@ from bbconnect.adapters.tenant_configs import TenantConfigStore
 from bbconnect.logius.globe import LetterResult, build_result, summarise_result
 from bbconnect.proof import ProofError, verify_proof
 from bbconnect.service import keys
-from bbconnect.service.context import Services
+from bbconnect.service.context import ReferenceSecrets, Services
+from bbconnect.service.contracts.intake import ChunkFile
+from bbconnect.service.contracts.paper import ChunkOutcome
 from bbconnect.service.proof import proof_key, write_proof
 from bbconnect.service.render import render
 
@@ -91,7 +93,7 @@ def services(monkeypatch):
         yield Services(
             settings=settings, inbox=BlobStore(s3, "inbox"), outbox=BlobStore(s3, "outbox"), work=BlobStore(s3, "work"),
             letters=LetterRepository(letters, 90), batches=BatchRepository(batches, 90),
-            configs=TenantConfigStore(directory=settings.tenant_config_dir),
+            configs=TenantConfigStore(directory=settings.tenant_config_dir), secrets=ReferenceSecrets(),
         )
     runtime.reset()
 
@@ -136,10 +138,11 @@ def dispatched(services):
         letters[0]["reference"]: {"route": "digital"}, letters[1]["reference"]: {"route": "digital"},
         letters[2]["reference"]: {"route": "paper"},
     })
-    assert render({"chunk": {"key": chunk_key}}, services) == {"digital": 2, "failed": 0}
+    assert render({"chunk": {"index": 0, "key": chunk_key, "globe_batch_id": GLOBE_ID}}, services) == {"digital": 2, "failed": 0}
 
     oin = services.configs.get(TENANT).connections["lv-logius"].oin
     services.batches.create_globe(GLOBE_ID, message_id=MESSAGE_ID, tenant=TENANT, batch_id=BATCH_ID, chunk=0,
+                                  connection="lv-logius", endpoint="https://ebms.logius.example/globe/ebms",
                                   cpa_id="cpa-gemeente-lv", from_oin=oin, to_oin=LOGIUS_OIN, chunk_key=chunk_key)
     services.batches.update_globe(GLOBE_ID, state="acknowledged", attempts=1, first_attempt_at=SENT_AT.isoformat(),
                                   acknowledged_at=(SENT_AT + timedelta(seconds=2)).isoformat())
@@ -162,6 +165,11 @@ def dispatched(services):
          "status": "PAPER", "reason": None, "code": None, "paper": True, "address": letters[2]["address"]},
     ]}
     return chunk, outcome
+
+
+def _write_proof(services, chunk: dict, outcome: dict) -> str | None:
+    """`write_proof` on the chunk's letters.json and its outcome.json as Fallback reads them."""
+    return write_proof(services, ChunkFile.model_validate(chunk), ChunkOutcome.model_validate(outcome))
 
 
 def _pdfs_in_batch(services) -> dict[str, list[bytes]]:
@@ -203,7 +211,7 @@ def test_given_an_acknowledged_batch_when_the_proof_is_written_then_the_tenant_g
     chunk, outcome = dispatched
     services.settings = services.settings.model_copy(update={"proof_signing_key": identity["reference"]})
     # When the proof is written
-    key = write_proof(services, chunk, outcome)
+    key = _write_proof(services, chunk, outcome)
     # Then it is in the tenant's outbox under proofs/, named after the GLOBE BatchID
     assert key == f"{TENANT}/proofs/proof-{GLOBE_ID}.xml" == proof_key(TENANT, GLOBE_ID)
     document = services.outbox.get(key)
@@ -231,7 +239,7 @@ def test_given_a_written_proof_then_it_is_locked_in_compliance_mode_for_the_audi
     chunk, outcome = dispatched
     services.settings = services.settings.model_copy(update={"proof_signing_key": identity["reference"]})
     before = datetime.now(UTC)
-    key = write_proof(services, chunk, outcome)
+    key = _write_proof(services, chunk, outcome)
     # Then S3 Object Lock keeps that version, in compliance mode, for AuditRetentionDays
     s3 = boto3.client("s3", region_name="eu-west-1")
     head = s3.head_object(Bucket="outbox", Key=key)
@@ -248,7 +256,7 @@ def test_given_letters_with_bsns_when_the_proof_is_written_then_no_bsn_or_letter
 ):
     chunk, outcome = dispatched
     services.settings = services.settings.model_copy(update={"proof_signing_key": identity["reference"]})
-    document = services.outbox.get(write_proof(services, chunk, outcome))
+    document = services.outbox.get(_write_proof(services, chunk, outcome))
     for bsn in BSNS:
         assert bsn.encode() not in document
     for private in (LETTER_TEXT.split("\n")[0], "Leidschendam", "A. de Vries", chunk["letters"][0]["subject"]):
@@ -259,7 +267,7 @@ def test_given_no_signing_key_configured_when_asked_for_a_proof_then_nothing_is_
     chunk, outcome = dispatched
     # Given PROOF_SIGNING_KEY is not set (the fixture removes it)
     # When asked for a proof, Then there is none and nothing is written anywhere
-    assert write_proof(services, chunk, outcome) is None
+    assert _write_proof(services, chunk, outcome) is None
     assert not [key for key in _outbox_keys(services) if "/proofs/" in key]
     assert services.work.get_or_none(keys.chunk(BATCH_ID, 0, "proof.xml")) is None
 
@@ -270,7 +278,7 @@ def test_given_a_batch_logius_never_acknowledged_when_asked_for_a_proof_then_not
     chunk, outcome = dispatched
     services.settings = services.settings.model_copy(update={"proof_signing_key": identity["reference"]})
     services.batches.update_globe(GLOBE_ID, state="expired", reason="not delivered: no acknowledgement")
-    assert write_proof(services, chunk, outcome) is None
+    assert _write_proof(services, chunk, outcome) is None
     assert not [key for key in _outbox_keys(services) if "/proofs/" in key]
 
 
@@ -279,8 +287,8 @@ def test_given_a_retried_fallback_when_the_proof_is_written_again_then_it_is_the
 ):
     chunk, outcome = dispatched
     services.settings = services.settings.model_copy(update={"proof_signing_key": identity["reference"]})
-    first = services.outbox.get(write_proof(services, chunk, outcome))
-    second = services.outbox.get(write_proof(services, chunk, outcome))
+    first = services.outbox.get(_write_proof(services, chunk, outcome))
+    second = services.outbox.get(_write_proof(services, chunk, outcome))
     assert first == second
 
 
@@ -291,7 +299,7 @@ def test_given_the_key_in_secrets_manager_when_the_proof_is_written_then_it_is_s
     boto3.client("secretsmanager", region_name="eu-west-1").create_secret(
         Name="bbconnect/proof-signing", SecretString=identity["pem"].decode("ascii"))
     services.settings = services.settings.model_copy(update={"proof_signing_key": "secretsmanager:bbconnect/proof-signing"})
-    key = write_proof(services, chunk, outcome)
+    key = _write_proof(services, chunk, outcome)
     assert verify_proof(services.outbox.get(key), identity["cert_pem"]).globe_batch_id == GLOBE_ID
 
 
@@ -303,5 +311,5 @@ def test_given_a_signing_key_without_its_certificate_when_the_proof_is_written_t
     only_key.write_bytes(identity["pem"].split(b"-----END CERTIFICATE-----\n", 1)[1])
     services.settings = services.settings.model_copy(update={"proof_signing_key": f"file:{only_key}"})
     with pytest.raises(ProofError, match="no PEM X.509 certificate"):
-        write_proof(services, chunk, outcome)
+        _write_proof(services, chunk, outcome)
     assert not [key for key in _outbox_keys(services) if "/proofs/" in key]

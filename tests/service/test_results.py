@@ -25,6 +25,8 @@ from lxml import etree
 from bbconnect.ebms import message as ebms
 from bbconnect.ebms.signing import sign_ebms
 from bbconnect.logius.globe import BatchResult, LetterResult, build_result
+from bbconnect.service.context import ReferenceSecrets
+from bbconnect.service.records import GlobeRecord, InboundRecord, SignalRecord
 from bbconnect.service.results import InboundRequest, receive
 from bbconnect.tenants import load_tenant_config
 from bbconnect_local.cpa_local import localised_cpa
@@ -117,7 +119,8 @@ class Batches:
         self.r = recorder
 
     def inbound_seen(self, cpa_id, message_id):
-        return self.r.inbound.get((cpa_id, message_id))
+        found = self.r.inbound.get((cpa_id, message_id))
+        return None if found is None else InboundRecord.model_validate(found)
 
     def record_inbound(self, cpa_id, message_id, **item):
         self.r.writes.append(("inbound", message_id))
@@ -125,7 +128,10 @@ class Batches:
         return True
 
     def globe(self, globe_id):
-        return self.r.globes.get(globe_id)
+        found = self.r.globes.get(globe_id)
+        return None if found is None else GlobeRecord.model_validate({
+            "globe_batch_id": globe_id, "batch_id": "b", "chunk": 0, "tenant": "gemeente-lv", "connection": "lv-logius",
+            "endpoint": LOGIUS_ENDPOINT, "from_oin": SENDER_OIN, **found})
 
     def globe_of_message(self, message_id):
         return next((g for g, record in self.r.globes.items() if record["message_id"] == message_id), None)
@@ -139,7 +145,8 @@ class Batches:
         self.r.globes[globe_id].update(fields)
 
     def signal(self, message_id):
-        return self.r.signals.get(message_id)
+        found = self.r.signals.get(message_id)
+        return None if found is None else SignalRecord.model_validate({"message_id": message_id, **found})
 
     def create_signal(self, message_id, **fields):
         self.r.writes.append(("signal", message_id))
@@ -171,7 +178,7 @@ def services_for(profile: Profile, cpa_xml: bytes | None = None):
     recorder = Recorder()
     services = SimpleNamespace(
         settings=SimpleNamespace(accepted_logius_oins=frozenset({LOGIUS_OIN})), work=Work(recorder),
-        batches=Batches(recorder), configs=Configs(profile, cpa_xml), letters=SimpleNamespace(),
+        batches=Batches(recorder), configs=Configs(profile, cpa_xml), letters=SimpleNamespace(), secrets=ReferenceSecrets(),
     )
     return services, recorder
 
@@ -219,7 +226,7 @@ def post(profile: Profile, services, message: ebms.EbmsMessage | None = None, *,
     headers, body = ebms.serialize(message, envelope=envelope)
     jobs = recorder.jobs if recorder is not None else []
     return receive(InboundRequest(headers=headers, body=body, client_cert_pem="pem"), services,
-                   certificate_oin=lambda pem: cert_oin, sfn=None,
+                   certificate_oin=lambda pem: cert_oin,
                    schedule=lambda job, delay: jobs.append(json.loads(job)), on_bulk_answer=None)
 
 
@@ -473,7 +480,7 @@ def test_given_a_signed_message_asking_for_a_signed_acknowledgment_then_the_ackn
     sent = sign_ebms(ebms.envelope_of(message), message.payloads, profile.logius_key, profile.logius_cert)
     headers, body = ebms.serialize(message, envelope=sent)
     answer = receive(InboundRequest(headers=headers, body=body, client_cert_pem="pem"), services,
-                     certificate_oin=lambda pem: LOGIUS_OIN, sfn=None, schedule=lambda job, delay: None)
+                     certificate_oin=lambda pem: LOGIUS_OIN, schedule=lambda job, delay: None)
 
     ack, ack_body = answer_of(profile, answer, recorder)
     # Our signature verifies (ours, and xmlsec1's) and the acknowledgement names what Logius signed
@@ -559,8 +566,8 @@ def test_given_an_acknowledgment_of_our_message_when_it_arrives_then_the_batch_i
     ours = ebms.new_message_id("bbconnect.test")
     recorder.globes["batch-1"] = {"message_id": ours, "cpa_id": profile.cpa_id, "to_oin": LOGIUS_OIN, "state": "sending"}
     settled = []
-    monkeypatch.setattr("bbconnect.service.send.acknowledged",
-                        lambda services, sfn, globe_id, at, detail=None: settled.append((globe_id, detail)))
+    monkeypatch.setattr("bbconnect.service.results.acknowledged",
+                        lambda services, globe_id, at, detail=None: settled.append((globe_id, detail)))
     business = ebms.EbmsMessage(
         cpa_id=profile.cpa_id, conversation_id="batch-1", service=ebms.BERICHTENBOX_SERVICE,
         service_type=ebms.SERVICE_TYPE, action=ebms.ACTION_BV_REQUEST, from_party=ebms.Party(SENDER_OIN, "SR"),
@@ -587,7 +594,7 @@ def test_given_an_envelope_that_cannot_be_processed_when_posted_then_a_soap_faul
                                                                                           fragment):
     services, recorder = services_for(profile)
     answer = receive(InboundRequest(headers=headers, body=body, client_cert_pem="pem"), services,
-                     certificate_oin=lambda pem: LOGIUS_OIN, sfn=None, schedule=lambda job, delay: None)
+                     certificate_oin=lambda pem: LOGIUS_OIN, schedule=lambda job, delay: None)
     assert answer["statusCode"] == 500 and answer["headers"]["Content-Type"].startswith("text/xml")
     fault = etree.fromstring(answer["body"].encode()).find("SOAP:Body/SOAP:Fault", NS)
     assert fault.findtext("faultcode") == code and fragment in fault.findtext("faultstring")

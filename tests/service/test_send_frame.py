@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from bbconnect.ebms import message as ebms
+from bbconnect.service.records import GlobeRecord
 from bbconnect.service.send import frame_of, stored_message
 
 
@@ -19,6 +20,12 @@ class _Blobs:
 class _Services:
     def __init__(self, objects):
         self.work = _Blobs(objects)
+
+
+def _record(**message) -> GlobeRecord:
+    return GlobeRecord(globe_batch_id="g-1", batch_id="b-1", chunk=0, tenant="gemeente-lv", connection="lv-logius",
+                       endpoint="https://ebms.logius.example/globe/ebms", cpa_id="CPA-1", from_oin="00000001899410741000",
+                       to_oin="00000001822477348000", **message)
 
 
 def _message(payload: bytes) -> ebms.EbmsMessage:
@@ -39,11 +46,11 @@ def test_given_a_built_message_when_stored_as_frame_and_payload_then_the_attempt
     frame, offset = frame_of(body, payload)
     # Then the frame is small, and frame + payload give back the exact message
     assert offset is not None and len(frame) < 4000 and payload not in frame
-    record = {"body_key": "m.mime", "payload_key": "berichten.xml", "payload_offset": offset}
+    record = _record(body_key="m.mime", payload_key="berichten.xml", payload_offset=offset)
     assert stored_message(record, _Services({"m.mime": frame, "berichten.xml": payload})) == body
 
 
 def test_given_a_message_without_the_payload_whole_when_framed_then_the_body_is_stored_as_it_is():
     frame, offset = frame_of(b"--b\r\nsomething else\r\n--b--\r\n", b"<Berichten/>")
     assert offset is None and frame == b"--b\r\nsomething else\r\n--b--\r\n"
-    assert stored_message({"body_key": "m"}, _Services({"m": frame})) == frame
+    assert stored_message(_record(body_key="m"), _Services({"m": frame})) == frame

@@ -1,5 +1,7 @@
-"""Powertools Logger and Metrics as every handler uses them: JSON logs with the batch (or letter)
-id as correlation id and the tenant appended, EMF metrics in the `bbconnect` namespace.
+"""Powertools Logger, Metrics and Tracer as every handler uses them: JSON logs with the batch id as
+correlation id (`CHUNK_CORRELATION`, Powertools' `correlation_id_path`) and the tenant appended, EMF
+metrics in the `bbconnect` namespace, X-Ray traces of the handlers, their AWS calls and their calls
+to Logius (never with a response that holds letters: `capture_response=False`).
 
 Besides a handler's own metrics (dimension `service` only), this module gives:
 - `count_by_stream`: a count with dimensions `service` + `stream` (the berichttype code), as a
@@ -11,12 +13,13 @@ Besides a handler's own metrics (dimension `service` only), this module gives:
 """
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 STREAM_DIMENSION = "stream"
@@ -24,34 +27,49 @@ STREAM_DIMENSION = "stream"
 UNATTRIBUTED_STREAM = "unattributed"
 # LogiusConnection method -> the latency metric each call of it adds.
 LOGIUS_LATENCY_METRICS = {"post_ebms": "LogiusEbmsLatency", "validate_subscriptions": "LogiusWusLatency"}
+# The correlation id of a state machine task: its batch id (a chunk's GLOBE BatchID when it has none).
+CHUNK_CORRELATION = "batch_id || chunk.globe_batch_id"
+
+# Powertools' Tracer keeps one configuration per process; the adapters trace their calls with it.
+tracer = Tracer()
 
 
-def logger_for(service: str) -> Logger:
-    return Logger(service=service)
+class BatchLogger(Logger):
+    """Powertools' Logger whose per-invocation keys (the correlation id, the tenant, the chunk) are
+    kept per thread: one Lambda runs one invocation at a time, but the local run calls several
+    handlers at once in one process, and their log lines must not borrow each other's ids. Setting
+    the correlation id (`inject_lambda_context(correlation_id_path=...)` does, first) starts the
+    invocation's keys afresh."""
+
+    def set_correlation_id(self, value: str | None) -> None:
+        self.thread_safe_clear_keys()
+        if value:
+            self.thread_safe_append_keys(correlation_id=value)
+
+
+def logger_for(service: str) -> BatchLogger:
+    return BatchLogger(service=service)
 
 
 def metrics_for(service: str) -> Metrics:
     return Metrics(service=service)
 
 
-def correlate(logger: Logger, event: dict) -> None:
-    """Correlation id = the batch id; tenant (and chunk) appended. Never letter content or a BSN.
+def tracer_for(service: str) -> Tracer:
+    return Tracer(service=service)
 
-    The keys are kept per thread: one Lambda runs one invocation at a time, but the local run calls
-    several handlers at once in one process, and their log lines must not borrow each other's ids.
-    """
-    logger.thread_safe_clear_keys()
+
+def append_chunk_keys(logger: Logger, *, tenant: str | None, chunk: int | None = None,
+                      globe_batch_id: str | None = None) -> None:
+    """The tenant (and the chunk) on this invocation's log lines. Never letter content or a BSN."""
     keys: dict[str, object] = {}
-    batch_id = event.get("batch_id") or (event.get("chunk") or {}).get("globe_batch_id")
-    if batch_id:
-        keys["correlation_id"] = batch_id
-    if event.get("tenant"):
-        keys["tenant"] = event["tenant"]
-    chunk = event.get("chunk") or {}
-    if "index" in chunk:
-        keys["chunk"] = chunk["index"]
-        keys["globe_batch_id"] = chunk.get("globe_batch_id")
-    logger.thread_safe_append_keys(**keys)
+    if tenant:
+        keys["tenant"] = tenant
+    if chunk is not None:
+        keys["chunk"] = chunk
+        keys["globe_batch_id"] = globe_batch_id
+    if keys:
+        logger.thread_safe_append_keys(**keys)
 
 
 # ---------------------------------------------------------------------- by stream
@@ -91,8 +109,8 @@ def _emit_latency_metric(name: str, started: float) -> None:
         return
     try:
         metrics.add_metric(name=name, unit=MetricUnit.Milliseconds, value=round((time.perf_counter() - started) * 1000, 1))
-    except Exception:
-        pass
+    except Exception as error:  # a metric must never fail the call it timed
+        logging.getLogger(__name__).debug("latency metric %s not recorded: %s", name, type(error).__name__)
 
 
 @contextmanager

@@ -7,8 +7,18 @@ import contextvars
 import os
 import threading
 from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from pydantic import BaseModel, Field
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.parameters import SecretsProvider
+    from boto3.session import Session
+    from mypy_boto3_events import EventBridgeClient
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_secretsmanager import SecretsManagerClient
+    from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_stepfunctions import SFNClient
 
 
 class Settings(BaseModel):
@@ -76,9 +86,10 @@ _container: contextvars.ContextVar[str] = contextvars.ContextVar("bbconnect_cont
 _environments: dict[str, dict[str, str]] = {}
 _lock = threading.Lock()
 _settings: dict[str, Settings] = {}
-_clients: dict[tuple[str, str], object] = {}
+_clients: dict[tuple[str, str], Any] = {}
 _local = threading.local()
-_sessions: dict[str, object] = {}
+_sessions: dict[str, Session] = {}
+_secrets: dict[str, SecretsProvider] = {}
 
 
 def container() -> str:
@@ -118,7 +129,18 @@ def settings() -> Settings:
     return cached
 
 
-def client(service: str):
+@overload
+def client(service: Literal["s3"]) -> S3Client: ...
+@overload
+def client(service: Literal["sqs"]) -> SQSClient: ...
+@overload
+def client(service: Literal["stepfunctions"]) -> SFNClient: ...
+@overload
+def client(service: Literal["secretsmanager"]) -> SecretsManagerClient: ...
+@overload
+def client(service: Literal["events"]) -> EventBridgeClient: ...
+def client(service: Literal["s3", "sqs", "stepfunctions", "secretsmanager", "events"]) -> Any:
+    """This container's client of `service` (clients are thread-safe: one per container)."""
     key = (_container.get(), service)
     found = _clients.get(key)
     if found is None:
@@ -131,7 +153,34 @@ def client(service: str):
     return found
 
 
-def table(name: str):
+# How long a secret (a client certificate, a CA bundle, a signing key) is kept before Secrets Manager
+# is asked again: a renewed certificate is taken up within this time, without a deploy.
+DEFAULT_SECRETS_MAX_AGE_SECONDS = 300
+
+
+def secrets_max_age_seconds() -> int:
+    """`SECRETS_MAX_AGE_SECONDS` of this container (read on its own: tools without the functions'
+    settings read secrets too)."""
+    return max(0, int(environment().get("SECRETS_MAX_AGE_SECONDS") or DEFAULT_SECRETS_MAX_AGE_SECONDS))
+
+
+def secrets() -> SecretsProvider:
+    """This container's Secrets Manager reader (Powertools' parameters utility): each secret is kept
+    `secrets_max_age_seconds()` and then asked for again, so a rotated secret is read without a deploy."""
+    key = _container.get()
+    found = _secrets.get(key)
+    if found is None:
+        from aws_lambda_powertools.utilities.parameters import SecretsProvider
+
+        secretsmanager = client("secretsmanager")  # before the lock: `client` takes it too
+        with _lock:
+            found = _secrets.get(key)
+            if found is None:
+                found = _secrets[key] = SecretsProvider(boto3_client=secretsmanager)
+    return found
+
+
+def table(name: str) -> Any:
     """A DynamoDB Table resource; resources are not thread-safe, so one per thread, all made from
     one session (made under a lock), which loads the DynamoDB resource model once, not per thread."""
     key = (_container.get(), name)
@@ -155,5 +204,6 @@ def reset() -> None:
         _settings.clear()
         _clients.clear()
         _sessions.clear()
+        _secrets.clear()
         _environments.clear()
     _local.__dict__.clear()

@@ -147,7 +147,7 @@ def test_given_a_chunk_with_a_corrupt_and_a_good_attachment_when_rendered_then_o
         letters=SimpleNamespace(chunk_step=lambda *args, **kwargs: steps.append((args[3], kwargs.get("set_aside")))),
     )
     # When the chunk is rendered
-    result = render({"chunk": {"key": "chunk.json"}}, services)  # type: ignore[arg-type]
+    result = render({"chunk": {"index": 0, "key": "chunk.json", "globe_batch_id": chunk["globe_batch_id"]}}, services)  # type: ignore[arg-type]
     # Then the letter with the broken attachment is set aside with the reason, the others go on
     assert result == {"digital": 2, "failed": 1}
     rendered = work.get_json(keys.chunk("b1", 0, "rendered.json"))

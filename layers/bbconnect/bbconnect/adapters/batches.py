@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
+from typing import Any
 
 from botocore.exceptions import ClientError
+
+from bbconnect.service.records import BulkRequest, GlobeRecord, InboundRecord, SignalRecord, key_suffix
 
 
 def _now() -> str:
@@ -21,14 +24,16 @@ def _now() -> str:
 
 
 class BatchRepository:
-    def __init__(self, table, retention_days: int):
+    """The batches table. Reads give typed records (`service.records`), never DynamoDB items."""
+
+    def __init__(self, table: Any, retention_days: int):
         self._table = table
         self._retention_seconds = retention_days * 86400
 
     def _expires(self) -> int:
         return int(time.time()) + self._retention_seconds
 
-    def _put_new(self, item: dict) -> bool:
+    def _put_new(self, item: dict[str, Any]) -> bool:
         try:
             self._table.put_item(Item={**item, "expires_at": self._expires()}, ConditionExpression="attribute_not_exists(pk)")
             return True
@@ -37,13 +42,13 @@ class BatchRepository:
                 return False
             raise
 
-    def _update(self, pk: str, fields: dict, condition: str | None = None, condition_values: dict | None = None,
-                condition_names: dict | None = None) -> bool:
+    def _update(self, pk: str, fields: dict[str, Any], condition: str | None = None,
+                condition_values: dict[str, Any] | None = None, condition_names: dict[str, str] | None = None) -> bool:
         names = {f"#f{i}": name for i, name in enumerate(fields)}
         names.update(condition_names or {})
         values = {f":f{i}": value for i, value in enumerate(fields.values())}
         values.update(condition_values or {})
-        kwargs = {
+        kwargs: dict[str, Any] = {
             "Key": {"pk": pk},
             "UpdateExpression": "SET " + ", ".join(f"#f{i} = :f{i}" for i in range(len(fields))),
             "ExpressionAttributeNames": names,
@@ -59,11 +64,12 @@ class BatchRepository:
                 return False
             raise
 
-    def get(self, pk: str) -> dict | None:
-        return self._table.get_item(Key={"pk": pk}, ConsistentRead=True).get("Item")
+    def _get(self, pk: str) -> dict[str, Any] | None:
+        item: dict[str, Any] | None = self._table.get_item(Key={"pk": pk}, ConsistentRead=True).get("Item")
+        return item
 
     # ---- batch files
-    def record_file(self, batch_id: str, **fields) -> None:
+    def record_file(self, batch_id: str, **fields: Any) -> None:
         self._update(f"file#{batch_id}", {**fields, "updated_at": _now(), "expires_at": self._expires()})
 
     # ---- the tenant's intake lock
@@ -91,10 +97,11 @@ class BatchRepository:
                 raise
 
     # ---- GLOBE batches (outbound ebMS)
-    def globe(self, globe_batch_id: str) -> dict | None:
-        return self.get(f"globe#{globe_batch_id}")
+    def globe(self, globe_batch_id: str) -> GlobeRecord | None:
+        item = self._get(f"globe#{globe_batch_id}")
+        return None if item is None else GlobeRecord.model_validate({**item, "globe_batch_id": key_suffix(item, "globe#")})
 
-    def create_globe(self, globe_batch_id: str, **fields) -> bool:
+    def create_globe(self, globe_batch_id: str, **fields: Any) -> bool:
         """Record the ebMS message of a GLOBE batch once; False when it already exists (reuse it)."""
         return self._put_new({"pk": f"globe#{globe_batch_id}", "state": "created", "created_at": _now(), "attempts": 0, **fields})
 
@@ -109,10 +116,10 @@ class BatchRepository:
                                 UpdateExpression="ADD reported_tokens :t SET reported_at = :u",
                                 ExpressionAttributeValues={":t": {token}, ":u": _now()})
 
-    def update_globe(self, globe_batch_id: str, **fields) -> None:
+    def update_globe(self, globe_batch_id: str, **fields: Any) -> None:
         self._update(f"globe#{globe_batch_id}", {**fields, "updated_at": _now()})
 
-    def set_message(self, globe_batch_id: str, *, generation: int, **fields) -> bool:
+    def set_message(self, globe_batch_id: str, *, generation: int, **fields: Any) -> bool:
         """Record the message of the GLOBE batch's current generation (its MessageId, headers, where
         its bytes are), once: False when a concurrent attempt recorded one first (use that)."""
         return self._update(
@@ -126,7 +133,7 @@ class BatchRepository:
         generation, so concurrent Lambdas renew once; False when another did."""
         names = {"#g": "generation", "#s": "state", "#r": "renewed_reason", "#e": "earlier_messages", "#u": "updated_at",
                  "#a": "attempts", "#m": "message_id"}
-        values = {":g": generation, ":next": generation + 1, ":s": "created", ":r": reason, ":u": _now(), ":zero": 0,
+        values: dict[str, Any] = {":g": generation, ":next": generation + 1, ":s": "created", ":r": reason, ":u": _now(), ":zero": 0,
                   ":old": [message_id] if message_id else [], ":none": []}
         removed = ("headers", "body_key", "payload_key", "payload_offset", "first_attempt_at", "last_attempt_at",
                    "handed_over_at", "message_built_at", "ack_references", "ack_certificate")
@@ -151,14 +158,14 @@ class BatchRepository:
         self._put_new({"pk": f"ebmsout#{message_id}", "globe_batch_id": globe_batch_id})
 
     def globe_of_message(self, message_id: str) -> str | None:
-        item = self.get(f"ebmsout#{message_id}")
-        return item["globe_batch_id"] if item else None
+        item = self._get(f"ebmsout#{message_id}")
+        return str(item["globe_batch_id"]) if item else None
 
     def retire_globe(self, globe_batch_id: str, generation: str) -> bool:
         """Keep a finished GLOBE batch's record as `globe#<id>#<generation>` and free its key, so a
         resend of the same BatchID gets a new ebMS message. Only a finished record (acknowledged,
         refused, expired) is retired; False when it is still in flight."""
-        record = self.get(f"globe#{globe_batch_id}")
+        record = self._get(f"globe#{globe_batch_id}")
         if record is None:
             return True
         if record.get("state") not in ("acknowledged", "refused", "expired"):
@@ -181,28 +188,34 @@ class BatchRepository:
         )
 
     # ---- bulk subscription requests
-    def record_bulk_request(self, request_id: str, **fields) -> None:
+    def record_bulk_request(self, request_id: str, **fields: Any) -> None:
         self._put_new({"pk": f"bulk#{request_id}", **fields})
 
-    # ---- inbound ebMS messages
-    def inbound_seen(self, cpa_id: str, message_id: str) -> dict | None:
-        return self.get(f"inbound#{cpa_id}#{message_id}")
+    def bulk_request(self, request_id: str) -> BulkRequest | None:
+        item = self._get(f"bulk#{request_id}")
+        return None if item is None else BulkRequest.model_validate({**item, "request_id": key_suffix(item, "bulk#")})
 
-    def record_inbound(self, cpa_id: str, message_id: str, *, action: str, response_headers: dict, response_body: str,
-                       **fields) -> bool:
+    # ---- inbound ebMS messages
+    def inbound_seen(self, cpa_id: str, message_id: str) -> InboundRecord | None:
+        item = self._get(f"inbound#{cpa_id}#{message_id}")
+        return None if item is None else InboundRecord.model_validate(item)
+
+    def record_inbound(self, cpa_id: str, message_id: str, *, action: str, response_headers: dict[str, str],
+                       response_body: str, **fields: Any) -> bool:
         return self._put_new({
             "pk": f"inbound#{cpa_id}#{message_id}", "action": action, "received_at": _now(),
             "response_headers": response_headers, "response_body": response_body, **fields,
         })
 
     # ---- our outbound MSH signals (asynchronous answers)
-    def signal(self, message_id: str) -> dict | None:
-        return self.get(f"signal#{message_id}")
+    def signal(self, message_id: str) -> SignalRecord | None:
+        item = self._get(f"signal#{message_id}")
+        return None if item is None else SignalRecord.model_validate({**item, "message_id": key_suffix(item, "signal#")})
 
-    def create_signal(self, message_id: str, **fields) -> bool:
+    def create_signal(self, message_id: str, **fields: Any) -> bool:
         """Record a signal to deliver once; False when it is recorded already (a duplicate's answer)."""
         return self._put_new({"pk": f"signal#{message_id}", "state": "created", "created_at": _now(), "attempts": 0,
                               **fields})
 
-    def update_signal(self, message_id: str, **fields) -> None:
+    def update_signal(self, message_id: str, **fields: Any) -> None:
         self._update(f"signal#{message_id}", {**fields, "updated_at": _now()})

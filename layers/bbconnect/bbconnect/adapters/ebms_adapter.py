@@ -58,15 +58,14 @@ import base64
 import binascii
 import http.client
 import json
-import os
 import ssl
-import tempfile
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import quote, urlencode, urlsplit
 
+from bbconnect.adapters.certificates import client_context
 from bbconnect.adapters.references import read_reference
 from bbconnect.masking import scrub
 
@@ -317,7 +316,8 @@ class EbmsAdapterTransport:
         properties = data.get("properties")
         sources = data.get("dataSources")
         if not isinstance(properties, dict):
-            content = data.get("messageContent") if isinstance(data.get("messageContent"), dict) else data
+            wrapped = data.get("messageContent")
+            content: dict[str, Any] = wrapped if isinstance(wrapped, dict) else data
             properties = content.get("context")
             sources = content.get("dataSources", sources)
         if not isinstance(properties, dict) or not isinstance(properties.get("action"), str):
@@ -350,7 +350,7 @@ class EbmsAdapterTransport:
     def events(self, cpa_id: str, types: Iterable[str] = ("DELIVERED", "FAILED", "EXPIRED"),
                *, max_nr: int = 0) -> list[AdapterEvent]:
         """Unprocessed message events (an alternative to polling `status` per message)."""
-        pairs: list[tuple[str, str | int]] = [("cpaId", cpa_id)] + [("eventTypes", t) for t in types]
+        pairs: list[tuple[str, str | int]] = [("cpaId", cpa_id), *(("eventTypes", t) for t in types)]
         pairs.append(("maxNr", max_nr))
         path = f"events/unprocessed?{urlencode(pairs)}"
         data = self._json(self._call("GET", path), "GET", path)
@@ -419,26 +419,8 @@ class EbmsAdapterTransport:
 
 def _tls_context(config: EbmsAdapterConfig) -> ssl.SSLContext:
     """TLS >= 1.2, server certificate and host name verified; the client certificate if configured."""
-    if config.ca_bundle_ref:
-        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH,
-                                             cadata=read_reference(config.ca_bundle_ref).decode("ascii"))
-    else:
-        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    if config.certificate_ref:
-        _load_client_certificate(context, read_reference(config.certificate_ref))
-    return context
-
-
-def _load_client_certificate(context: ssl.SSLContext, pem: bytes) -> None:
-    """ssl loads a certificate and key only from a path: a private temporary file, removed at once."""
-    fd, path = tempfile.mkstemp(prefix="bbconnect-adapter-", suffix=".pem")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(pem)
-        context.load_cert_chain(path)
-    finally:
-        os.unlink(path)
+    return client_context(read_reference(config.ca_bundle_ref) if config.ca_bundle_ref else None,
+                          read_reference(config.certificate_ref) if config.certificate_ref else None)
 
 
 def _segment(value: str) -> str:

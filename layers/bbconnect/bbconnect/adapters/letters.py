@@ -13,7 +13,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
@@ -66,7 +68,8 @@ class LetterRepository:
                 request = answer.get("UnprocessedKeys") or {}
         return found
 
-    def open_chunks(self, tenant: str, batch_id: str, chunks: list[dict], *, recorded: set[str] = frozenset()) -> None:
+    def open_chunks(self, tenant: str, batch_id: str, chunks: list[dict[str, Any]], *,
+                    recorded: set[str] | frozenset[str] = frozenset()) -> None:
         """Record the accepted letters and their chunks. Each chunk: index, globe_batch_id, sender,
         stream, letters [{reference, line, bericht_id}]. A retried intake writes only what is not
         there yet (`recorded`: the references this batch recorded before; chunk records that exist
@@ -133,7 +136,7 @@ class LetterRepository:
         if detail:
             entry["detail"] = detail
         names = {"#s": "stage", "#r": "rank", "#h": "history", "#u": "updated_at"}
-        values = {":s": status.value, ":r": RANK[status], ":e": [entry], ":u": entry["at"]}
+        values: dict[str, Any] = {":s": status.value, ":r": RANK[status], ":e": [entry], ":u": entry["at"]}
         sets = ["#s = :s", "#r = :r", "#h = list_append(#h, :e)", "#u = :u"]
         for name, value in (("routes", routes), ("route_source", route_source), ("set_aside", set_aside)):
             if value is not None:
@@ -183,7 +186,7 @@ class LetterRepository:
             ExpressionAttributeValues=values))
 
     def reopen_for_resend(self, tenant: str, reference: str, *, from_batch_id: str, resend_batch_id: str, requested_by: str,
-                          earlier: list[dict] = ()) -> bool:
+                          earlier: Sequence[Mapping[str, Any]] = ()) -> bool:
         """An operator resends a FAILED letter after a fix: the letter moves to the resend's batch
         (same chunk index and BerichtID). `earlier`, the steps it took in its first batch (from that
         batch's chunk record), goes into its own history, with the resend. The caller has checked

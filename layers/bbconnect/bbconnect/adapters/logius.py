@@ -5,9 +5,10 @@ import uuid
 from datetime import UTC, datetime
 
 from bbconnect.adapters import transport
+from bbconnect.adapters.references import read_reference
 from bbconnect.ebms import message as ebms
 from bbconnect.logius import wus
-from bbconnect.observability import LOGIUS_LATENCY_METRICS, latency
+from bbconnect.observability import LOGIUS_LATENCY_METRICS, latency, tracer
 
 
 class LogiusUnavailable(Exception):
@@ -24,6 +25,8 @@ class LogiusConnection:
         self._context = transport.tls_context(connection.certificate, ca_bundle, expected_oin=connection.oin)
         self._timeout = timeout
 
+    # Traced without the answer, nor an error's text: both may name citizens (BSNs).
+    @tracer.capture_method(capture_response=False, capture_error=False)
     def validate_subscriptions(self, sender_oin: str, berichttype: str, bsns: list[str]) -> dict[str, bool]:
         """`isBerichtSturen` per BSN for at most 250 BSNs (WUS ValidateAbonnementen). Under the
         2W-be-S profile the request is signed with the connection's key and the answer must carry
@@ -32,7 +35,7 @@ class LogiusConnection:
                                  message_id=f"urn:uuid:{uuid.uuid4()}")
         signed = getattr(self.connection, "wus_profile", "2W-be") == "2W-be-S"
         if signed:
-            from bbconnect.logius.wus_signing import sign_wus
+            from bbconnect.logius.wus_signing import sign_wus  # signxml: loaded only by the connections that sign
 
             key_pem, certificate_pem = transport.signing_identity(self.connection.certificate)
             body = sign_wus(body, key_pem, certificate_pem)
@@ -61,14 +64,14 @@ class LogiusConnection:
     def _check_wus_signature(self, body: bytes) -> None:
         """A 2W-be-S answer must verify with Logius' signing certificate; one that does not is not
         trusted (and not taken as a refusal either: it is asked again)."""
-        from bbconnect.adapters.references import read_reference
-        from bbconnect.logius.wus_signing import WusSignatureError, verify_wus
+        from bbconnect.logius.wus_signing import WusSignatureError, verify_wus  # as sign_wus above
 
         try:
             verify_wus(body, read_reference(self.connection.logius_signing_certificate))
         except WusSignatureError as error:
             raise LogiusUnavailable(f"the WUS answer's signature does not hold (2W-be-S): {error}") from error
 
+    @tracer.capture_method(capture_response=False)  # the answer may hold letters (a result) or BSNs
     def post_ebms(self, headers: dict[str, str], body: bytes, *, endpoint: str | None = None) -> transport.HttpAnswer:
         try:
             with latency(LOGIUS_LATENCY_METRICS["post_ebms"]):
@@ -91,6 +94,7 @@ class LogiusConnection:
                             ebms.Party(self.connection.logius_oin), host="bbconnect", now=datetime.now(UTC), sync_reply=True)
         return self._signal(message, endpoint).action == "Pong"
 
+    @tracer.capture_method(capture_response=False)
     def message_status(self, message_id: str, *, cpa_id: str, from_oin: str, to_oin: str, endpoint: str | None = None,
                        from_type: str | None = ebms.PARTY_ID_TYPE, to_type: str | None = ebms.PARTY_ID_TYPE) -> str:
         """ebMS MessageStatus of one of our messages: NotRecognized, Received, Processed, Forwarded.

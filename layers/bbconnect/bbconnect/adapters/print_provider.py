@@ -7,20 +7,21 @@ job again writes the same keys: a retried submit does not make a second job.
 """
 from __future__ import annotations
 
-from bbconnect.adapters.blobs import BlobStore
 from bbconnect.printing import PrintJob, PrintProvider
+from bbconnect.service import keys
+from bbconnect.service.ports import Blobs
 
 __all__ = ["FileDropPrintProvider", "PrintProvider"]
 
 
 class FileDropPrintProvider:
-    def __init__(self, outbox: BlobStore):
+    def __init__(self, outbox: Blobs):
         self._outbox = outbox
 
     @staticmethod
     def keys_for(job: PrintJob) -> tuple[str, str]:
         """Where the job's PDF and manifest go in the outbox."""
-        return f"{job.tenant}/print/{job.name}.pdf", f"{job.tenant}/print/{job.name}-manifest.csv"
+        return keys.print_job(job.tenant or "", job.name)
 
     def submit(self, job: PrintJob, merged_pdf: bytes, manifest: bytes) -> str:
         if not job.tenant:

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from bbconnect.runtime import file_references_allowed
-from bbconnect.tenants import TenantConfig, TenantConfigError, cpa_problems, load_tenant_config
+from bbconnect.tenants import Connection, TenantConfig, TenantConfigError, cpa_problems, load_tenant_config
 
 _TENANT_ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,39}$")
 
@@ -48,7 +48,7 @@ class TenantConfigStore:
             self._cache[tenant] = (time.monotonic(), config)
         return config
 
-    def connection_by_cpa(self, cpa_id: str) -> tuple[str, object] | None:
+    def connection_by_cpa(self, cpa_id: str) -> tuple[str, Connection] | None:
         """(tenant, connection) of the connection whose CPA has this CPAId, or None: how an inbound
         message finds its agreement. The index is rebuilt when a CPAId is not in it, at most once a
         minute (an unknown CPAId does not make every request read every configuration)."""
@@ -70,8 +70,8 @@ class TenantConfigStore:
         if found is None:
             return None
         tenant, connection_id = found
-        connection = self.get(tenant).connections.get(connection_id)
-        return (tenant, connection) if connection is not None and connection.cpa_id == cpa_id else None
+        known = self.get(tenant).connections.get(connection_id)
+        return (tenant, known) if known is not None and known.cpa_id == cpa_id else None
 
     def tenants(self) -> list[str]:
         """Every tenant with a configuration."""
@@ -85,7 +85,7 @@ class TenantConfigStore:
                     names.append(stem)
         return sorted(names)
 
-    def cpa(self, tenant: str, connection) -> bytes | None:
+    def cpa(self, tenant: str, connection: Connection) -> bytes | None:
         """The CPA of a connection: `file:<path>`, `s3:<key>` (config bucket), or a path relative
         to the tenant's configuration. None when the connection names none."""
         reference = connection.cpa

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 from decimal import Decimal
+from typing import Any
 
 from botocore.exceptions import ClientError
 
@@ -82,6 +83,7 @@ class ConnectionThrottle:
             "slots": {holder: _number(until) for holder, until in state.slots.items()},
             "version": int(read["version"]) + 1 if read else 1, "expires_at": int(now) + IDLE_SECONDS,
         }
+        condition: dict[str, Any]
         if read is None:
             condition = {"ConditionExpression": "attribute_not_exists(pk)"}
         else:

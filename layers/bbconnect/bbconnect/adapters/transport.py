@@ -2,15 +2,15 @@
 configured CA bundle and host name, our client certificate from a secret reference."""
 from __future__ import annotations
 
+import hashlib
 import http.client
-import os
 import ssl
-import tempfile
 import threading
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from bbconnect.adapters.certificates import oin_of_certificate
+from bbconnect import runtime
+from bbconnect.adapters.certificates import client_context, oin_of_certificate
 from bbconnect.adapters.references import read_reference
 
 
@@ -48,7 +48,10 @@ class HttpAnswer:
         return None
 
 
-_contexts: dict[tuple[str, str, str, str | None], ssl.SSLContext] = {}  # per container (runtime.container)
+# Per container (runtime.container) and (certificate, CA bundle, OIN): the context and the digest of the
+# secrets it was made from. A secret that changed (a renewed certificate) makes a new context, and the
+# old one is dropped with its connections' state.
+_contexts: dict[tuple[str, str, str, str | None], tuple[bytes, ssl.SSLContext]] = {}
 _lock = threading.Lock()
 
 
@@ -56,39 +59,26 @@ def reset() -> None:
     """Forget the TLS contexts (the local run starts each deployment with new certificates)."""
     with _lock:
         _contexts.clear()
-        _identities.clear()
-
-
-def _load_client_certificate(context: ssl.SSLContext, pem: bytes) -> None:
-    """ssl only loads a certificate and key from a path: write them to a file only this process can
-    read, load them into the context, and remove the file at once (the key stays in memory only)."""
-    fd, path = tempfile.mkstemp(prefix="bbconnect-", suffix=".pem")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(pem)
-        context.load_cert_chain(path)
-    finally:
-        os.unlink(path)
 
 
 def tls_context(certificate_ref: str, ca_bundle_ref: str, *, expected_oin: str | None = None) -> ssl.SSLContext:
-    """A client context per (certificate, CA bundle), made once per container. With `expected_oin`
-    the client certificate must carry that OIN (subject serialNumber): a connection sends only with
-    its own organisation's certificate, whatever secret its configuration names."""
-    from bbconnect.runtime import container
-
-    key = (container(), certificate_ref, ca_bundle_ref, expected_oin)
+    """A client context per (certificate, CA bundle), kept per container while the secrets it was
+    made from stay the same: both are read through the secrets cache (`SECRETS_MAX_AGE_SECONDS`),
+    and when either changed (a renewed certificate) a new context is made and the old one dropped.
+    With `expected_oin` the client certificate must carry that OIN (subject serialNumber): a
+    connection sends only with its own organisation's certificate, whatever secret it names."""
+    pem, ca_bundle = read_reference(certificate_ref), read_reference(ca_bundle_ref)
+    digest = hashlib.sha256(hashlib.sha256(pem).digest() + hashlib.sha256(ca_bundle).digest()).digest()
+    key = (runtime.container(), certificate_ref, ca_bundle_ref, expected_oin)
     with _lock:
-        context = _contexts.get(key)
-        if context is None:
-            pem = read_reference(certificate_ref)
-            if expected_oin is not None and (found := oin_of_certificate(pem)) != expected_oin:
-                raise WrongClientCertificate(f"the client certificate of {certificate_ref} is for OIN {found}, "
-                                             f"not the connection's OIN {expected_oin}")
-            context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cadata=read_reference(ca_bundle_ref).decode())
-            context.minimum_version = ssl.TLSVersion.TLSv1_2
-            _load_client_certificate(context, pem)
-            _contexts[key] = context
+        cached = _contexts.get(key)
+        if cached is not None and cached[0] == digest:
+            return cached[1]
+        if expected_oin is not None and (found := oin_of_certificate(pem)) != expected_oin:
+            raise WrongClientCertificate(f"the client certificate of {certificate_ref} is for OIN {found}, "
+                                         f"not the connection's OIN {expected_oin}")
+        context = client_context(ca_bundle, pem)
+        _contexts[key] = (digest, context)
         return context
 
 
@@ -97,6 +87,8 @@ def post(url: str, body: bytes, headers: dict[str, str], context: ssl.SSLContext
     parts = urlsplit(url)
     if parts.scheme != "https":
         raise TransportError(f"refusing to send to {url}: Digikoppeling requires https")
+    if not parts.hostname:
+        raise TransportError(f"refusing to send to {url}: no host")
     connection = http.client.HTTPSConnection(parts.hostname, parts.port or 443, context=context, timeout=timeout)
     path = parts.path or "/"
     if parts.query:
@@ -118,29 +110,17 @@ def post(url: str, body: bytes, headers: dict[str, str], context: ssl.SSLContext
         connection.close()
 
 
-_identities: dict[tuple[str, str], tuple[bytes, bytes]] = {}  # per container (runtime.container)
-
-
 def signing_identity(certificate_ref: str) -> tuple[bytes, bytes]:
     """(private key PEM, certificate PEM) from a connection's certificate reference (one PEM with
     both, as for TLS): what signs its ebMS messages and WUS calls where the profile asks (osb-rm-s,
-    2W-be-S). Read once per container; the key stays in memory only."""
-    from bbconnect.runtime import container
-
-    cache_key = (container(), certificate_ref)
-    with _lock:
-        cached = _identities.get(cache_key)
-    if cached is not None:
-        return cached
+    2W-be-S). Read through the secrets cache, so a renewed key signs after `SECRETS_MAX_AGE_SECONDS`;
+    the key stays in memory only."""
     pem = read_reference(certificate_ref)
     key = _pem_blocks(pem, (b"PRIVATE KEY",))
     certificate = _pem_blocks(pem, (b"CERTIFICATE",))
     if not key or not certificate:
         raise TransportError(f"{certificate_ref} does not hold a private key and a certificate (PEM) to sign with")
-    identity = (key[0], certificate[0])
-    with _lock:
-        _identities[cache_key] = identity
-    return identity
+    return key[0], certificate[0]
 
 
 def _pem_blocks(pem: bytes, kinds: tuple[bytes, ...]) -> list[bytes]:

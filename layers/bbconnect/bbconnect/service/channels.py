@@ -18,7 +18,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from bbconnect.ebms import message as ebms
+from bbconnect.ebms.cpa import Cpa, CpaError, check_connection, encryption_requirements, parse_cpa
+from bbconnect.ebms.inbound import Agreement, agreement_from_cpa, default_agreement
 from bbconnect.ebms.reliability import RetryPolicy
+from bbconnect.tenants import Connection
 
 OIN_TYPE = "urn:osb:oin"
 # A best-effort message is sent once; the next check (to expire it) waits this long.
@@ -64,24 +67,20 @@ class Channel:
 # acknowledgement and the example CPA's schedule. Production connections configure their CPA.
 DEFAULT_POLICY = RetryPolicy(retries=5, retry_interval=timedelta(minutes=5), persist_duration=timedelta(days=1))
 
-_parsed: dict[bytes, object] = {}
+_parsed: dict[bytes, Cpa] = {}
 _lock = threading.Lock()
 
 
-def _parse(cpa_xml: bytes):
-    from bbconnect.ebms.cpa import parse_cpa
-
+def _parse(cpa_xml: bytes) -> Cpa:
     with _lock:
         if cpa_xml not in _parsed:
             _parsed[cpa_xml] = parse_cpa(cpa_xml)
         return _parsed[cpa_xml]
 
 
-def usable_cpa(connection, cpa_xml: bytes):
+def usable_cpa(connection: Connection, cpa_xml: bytes) -> Cpa:
     """The connection's CPA, parsed and cross-checked: ChannelError when it contradicts the
     connection's configuration or asks for encryption."""
-    from bbconnect.ebms.cpa import CpaError, check_connection, encryption_requirements
-
     try:
         cpa = _parse(cpa_xml)
     except CpaError as error:
@@ -99,7 +98,7 @@ def usable_cpa(connection, cpa_xml: bytes):
     return cpa
 
 
-def channel_for(connection, action: str, cpa_xml: bytes | None, *, now: datetime | None = None) -> Channel:
+def channel_for(connection: Connection, action: str, cpa_xml: bytes | None, *, now: datetime | None = None) -> Channel:
     """The channel to send `action` over `connection`, from its CPA when it has one."""
     if cpa_xml is None:
         return Channel(
@@ -108,8 +107,6 @@ def channel_for(connection, action: str, cpa_xml: bytes | None, *, now: datetime
             service_type=ebms.SERVICE_TYPE, endpoint=connection.endpoint, policy=DEFAULT_POLICY, sync_reply=True,
             ack_requested=True, duplicate_elimination=True, signed=False, source="defaults",
         )
-    from bbconnect.ebms.cpa import CpaError
-
     cpa = usable_cpa(connection, cpa_xml)
     try:
         send = cpa.send_channel(connection.oin, ebms.BERICHTENBOX_SERVICE, ebms.SERVICE_TYPE, action,
@@ -123,8 +120,8 @@ def channel_for(connection, action: str, cpa_xml: bytes | None, *, now: datetime
     if send.ack_signature_requested and ack_certificate is None:
         raise ChannelError(f"connection {connection.id!r}: CPA {send.cpa_id} asks for signed acknowledgements but "
                            "names no signing certificate of the other party to check them with")
-    if send.reliable:
-        policy = RetryPolicy(retries=send.retries, retry_interval=send.retry_interval,
+    if send.reliable:  # (a reliable channel without a RetryInterval waits as best effort does between checks)
+        policy = RetryPolicy(retries=send.retries, retry_interval=send.retry_interval or BEST_EFFORT_WAIT,
                              persist_duration=send.persist_duration)
     else:  # best effort: one attempt; the wait is only until the batch is expired if it failed
         policy = RetryPolicy(retries=0, retry_interval=BEST_EFFORT_WAIT, persist_duration=send.persist_duration)
@@ -138,11 +135,8 @@ def channel_for(connection, action: str, cpa_xml: bytes | None, *, now: datetime
     )
 
 
-def agreement_for(connection, cpa_xml: bytes | None):
+def agreement_for(connection: Connection, cpa_xml: bytes | None) -> Agreement:
     """What Logius may send us over `connection` (:class:`bbconnect.ebms.inbound.Agreement`)."""
-    from bbconnect.ebms.cpa import CpaError
-    from bbconnect.ebms.inbound import agreement_from_cpa, default_agreement
-
     if cpa_xml is None:
         return default_agreement(
             connection.cpa_id, connection.oin, connection.logius_oin,

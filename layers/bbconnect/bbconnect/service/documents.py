@@ -11,14 +11,18 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any, Literal
 
+from bbconnect import runtime
 from bbconnect.letters import AanslagData
 from bbconnect.payment import Payment, payment_for_letter
 from bbconnect.rendering.letter import Assessment, LetterDocument, SenderBlock, TaxLine
 from bbconnect.rendering.logos import Logo, LogoError
+from bbconnect.service.contracts.intake import ChunkLetter
+from bbconnect.tenants import Organisation, Stream
 
 __all__ = [
     "LogoSource",
@@ -80,10 +84,11 @@ def directory_reader(folder: Path | str) -> LogoReader:
     return read
 
 
-def bucket_reader(s3, bucket: str, prefix: str = "tenants/") -> LogoReader:
+def bucket_reader(s3: Any, bucket: str, prefix: str = "tenants/") -> LogoReader:
     def read(path: str) -> bytes | None:
         try:
-            return s3.get_object(Bucket=bucket, Key=f"{prefix}{path}")["Body"].read()
+            data: bytes = s3.get_object(Bucket=bucket, Key=f"{prefix}{path}")["Body"].read()
+            return data
         except s3.exceptions.NoSuchKey:
             return None
 
@@ -96,8 +101,6 @@ _container_lock = threading.Lock()
 
 def container_logos() -> LogoSource | None:
     """The container's logo source, from the function's settings (None when it has none)."""
-    from bbconnect import runtime
-
     key = runtime.container()
     if key not in _containers:
         with _container_lock:
@@ -120,11 +123,11 @@ def reset() -> None:
         _containers.clear()
 
 
-def sender_block(organisation, logos: LogoSource | None = None) -> SenderBlock:
+def sender_block(organisation: Organisation, logos: LogoSource | None = None) -> SenderBlock:
     address = organisation.address
     first = f"Postbus {address.po_box}" if address.po_box else f"{address.street} {address.house_number}"
-    branding = getattr(organisation, "branding", None)
-    logo_path = getattr(organisation, "logo_path", None)
+    branding = organisation.branding
+    logo_path = organisation.logo_path
     logo = logos.get(logo_path) if (logos is not None and logo_path) else None
     return SenderBlock(
         name=organisation.name, address_lines=(first, f"{address.postcode} {address.city}"),
@@ -136,7 +139,7 @@ def sender_block(organisation, logos: LogoSource | None = None) -> SenderBlock:
     )
 
 
-def recipient_lines(address: dict | None) -> tuple[str, ...]:
+def recipient_lines(address: Mapping[str, Any] | None) -> tuple[str, ...]:
     if not address:
         return ()
     lines = [address.get("name") or "", f"{address.get('street', '')} {address.get('house_number', '')}".strip(),
@@ -146,7 +149,7 @@ def recipient_lines(address: dict | None) -> tuple[str, ...]:
     return tuple(line for line in lines if line)
 
 
-def assessment_of(data: dict, taxpayer: str | None = None) -> Assessment:
+def assessment_of(data: Mapping[str, Any], taxpayer: str | None = None) -> Assessment:
     """The validated `aanslag`/`waterschap` data (see `letters.AanslagData`) as the renderer's Assessment.
     The belastingplichtige is `data.belastingplichtige` when the row has one, else ``taxpayer`` (the
     addressee)."""
@@ -165,7 +168,7 @@ def assessment_of(data: dict, taxpayer: str | None = None) -> Assessment:
     )
 
 
-def _date_or_none(value) -> date | None:
+def _date_or_none(value: object) -> date | None:
     if not value:
         return None
     try:
@@ -179,33 +182,41 @@ def paragraphs_of(text: str) -> tuple[str, ...]:
     return tuple(block for block in blocks if block)
 
 
-def letter_payment(letter: dict, organisation, stream) -> Payment | None:
+LetterRow = ChunkLetter | Mapping[str, Any]  # a chunk's letter, or a batch file's row as it was given
+
+
+def as_letter(letter: LetterRow) -> ChunkLetter:
+    """The letter typed (a row has no line or BerichtID yet: the document needs neither)."""
+    return letter if isinstance(letter, ChunkLetter) else ChunkLetter.model_validate({"line": 1, "bericht_id": "", **letter})
+
+
+def letter_payment(letter: LetterRow, organisation: Organisation, stream: Stream) -> Payment | None:
     """What the letter asks the citizen to pay (None: nothing, a refund, or payments off)."""
-    template = letter.get("template") or stream.template
-    settings = getattr(stream, "payment_settings", None)
+    content = as_letter(letter)
     return payment_for_letter(
-        template, letter.get("data") or {}, settings, creditor=organisation.name, iban=organisation.iban,
-        bic=getattr(organisation, "bic", None), reference=letter.get("reference"), sender=organisation.id,
+        content.template or stream.template, content.data, stream.payment_settings, creditor=organisation.name,
+        iban=organisation.iban, bic=organisation.bic, reference=content.reference, sender=organisation.id,
     )
 
 
-def letter_document(letter: dict, organisation, stream, *, variant: str, today: date | None = None,
-                    logos: LogoSource | bool | None = True) -> LetterDocument:
+def letter_document(letter: LetterRow, organisation: Organisation, stream: Stream, *, variant: Literal["digital", "paper"],
+                    today: date | None = None, logos: LogoSource | bool | None = True) -> LetterDocument:
     """``logos``: a :class:`LogoSource`, True for the container's (:func:`container_logos`), or
     False/None for none."""
-    template = letter.get("template") or stream.template
-    data = letter.get("data") or {}
-    address = letter.get("address") or {}
+    content = as_letter(letter)
+    template = content.template or stream.template
+    data = content.data
+    address = content.address or {}
     assessment = assessment_of(data, address.get("name")) if template in ("aanslag", "waterschap") else None
     letter_date = date.fromisoformat(data["dagtekening"]) if data.get("dagtekening") else (today or datetime.now(UTC).date())
     source = container_logos() if logos is True else (logos or None)
     return LetterDocument(
-        sender=sender_block(organisation, source), recipient_lines=recipient_lines(letter.get("address")),
-        subject=letter["subject"], letter_date=letter_date, reference=letter["reference"],
+        sender=sender_block(organisation, source), recipient_lines=recipient_lines(content.address),
+        subject=content.subject, letter_date=letter_date, reference=content.reference,
         # an assessment's letter says what the stream's wording says; the row's text is the
         # Berichtenbox message (which may rightly say the aanslag is in the attachment)
-        paragraphs=() if assessment is not None else paragraphs_of(letter.get("text") or ""),
+        paragraphs=() if assessment is not None else paragraphs_of(content.text),
         template=template, assessment=assessment, variant=variant,
-        payment=letter_payment(letter, organisation, stream),
-        wording=getattr(stream, "letter", None), attachments=tuple(letter.get("attachments") or ()),
+        payment=letter_payment(content, organisation, stream),
+        wording=stream.letter, attachments=tuple(content.attachments),
     )

@@ -38,6 +38,7 @@ from bbconnect.letter_events import LetterEvent, accepted, print_positions, reje
 from bbconnect.logius.globe import parse_result
 from bbconnect.service import keys
 from bbconnect.service.context import Services
+from bbconnect.service.records import GlobeRecord
 from bbconnect.status import Status
 
 __all__ = ["batch_acknowledged", "batch_finalized", "chunk_settled", "file_taken", "late_settled", "resend_taken"]
@@ -109,14 +110,14 @@ def resend_taken(services: Services, *, tenant: str, batch_id: str, original: st
 
 
 # ------------------------------------------------------------------------------------------- Send
-def batch_acknowledged(services: Services, record: dict) -> None:
-    """Logius acknowledged the GLOBE batch of `record` (its `globe#` record): its letters are SENT."""
-    if record.get("status_events_at") or not services.settings.event_bus_name:
+def batch_acknowledged(services: Services, record: GlobeRecord) -> None:
+    """Logius acknowledged the GLOBE batch of `record`: its letters are SENT."""
+    if record.status_events_at or not services.settings.event_bus_name:
         return
-    chunk = services.work.get_json(record["chunk_key"])
+    chunk = services.work.get_json(record.chunk_key or keys.chunk(record.batch_id, record.chunk, "letters.json"))
     included = _included(services, chunk)
     routes = services.work.get_json_or_none(keys.chunk(chunk["batch_id"], chunk["index"], "routes.json")) or {}
-    at = record.get("acknowledged_at") or _now()
+    at = record.acknowledged_at or _now()
     outcome = publish(services, (
         LetterEvent(Status.SENT, chunk["tenant"], chunk["batch_id"], letter["line"], at, reference=letter["reference"],
                     route=(routes.get(letter["reference"]) or {}).get("route"), stream=chunk.get("stream"),
@@ -124,7 +125,7 @@ def batch_acknowledged(services: Services, record: dict) -> None:
                     globe_batch_id=chunk["globe_batch_id"], resend_of=chunk.get("resend_of"))
         for letter in chunk["letters"] if letter["bericht_id"] in included))
     if _delivered_fully(outcome):
-        services.batches.update_globe(record["pk"].split("#", 1)[1], status_events_at=_now().isoformat())
+        services.batches.update_globe(record.globe_batch_id, status_events_at=_now().isoformat())
 
 
 def _included(services: Services, chunk: dict) -> set[str]:
@@ -169,7 +170,7 @@ def _settle_chunk(services: Services, *, tenant: str, batch_id: str, index: int,
 def _logius_time(services: Services, globe_id: str | None):
     """DatumVerwerkt of the GLOBE batch's processing report (None when there is none, or it has none)."""
     record = services.batches.globe(globe_id) if globe_id else None
-    data = services.work.get_or_none(record["result_key"]) if record and record.get("result_key") else None
+    data = services.work.get_or_none(record.result_key) if record is not None and record.result_key else None
     if data is None:
         return None
     try:

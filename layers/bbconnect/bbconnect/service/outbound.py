@@ -8,7 +8,7 @@ stored and posted; the send stage and the subscription requests call it, and it 
 message may go (its Timestamp and TimeToLive start then)."""
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from urllib.parse import urlsplit
@@ -52,14 +52,15 @@ def _check_identity(channel: Channel, certificate_pem: bytes) -> None:
 def sign_envelope(message: ebms.EbmsMessage, key_pem: bytes, certificate_pem: bytes, *,
                   digest_method: str | None = None, signature_method: str | None = None) -> bytes:
     """The SOAP envelope of ``message``, signed (ebms2.md §6.2)."""
-    from bbconnect.ebms.signing import RSA_SHA256, SHA256, sign_ebms
+    from bbconnect.ebms.signing import RSA_SHA256, SHA256, sign_ebms  # signxml: loaded only where something is signed
 
     return sign_ebms(ebms.envelope_of(message), message.payloads, key_pem, certificate_pem,
                      digest_method=digest_method or SHA256, signature_method=signature_method or RSA_SHA256)
 
 
 def build_message(channel: Channel, *, action: str, conversation_id: str, payloads: Sequence[ebms.Payload],
-                  now: datetime, attempt_seconds: float, signing_identity=None,
+                  now: datetime, attempt_seconds: float,
+                  signing_identity: Callable[[], tuple[bytes, bytes]] | None = None,
                   message_id: str | None = None) -> Outbound:
     """The ebMS message for ``action`` over ``channel``, serialised (and signed when the CPA asks).
     ``signing_identity()`` gives (key PEM, certificate PEM); it is called only for a signed channel."""
@@ -85,10 +86,11 @@ def build_message(channel: Channel, *, action: str, conversation_id: str, payloa
     headers, body = ebms.serialize(message, envelope=envelope)
     if not message.ack_signature_requested:
         return Outbound(message, headers, body)
-    from bbconnect.ebms.signing import signature_references
+    from bbconnect.ebms.signing import signature_references  # as sign_envelope's
 
     references = tuple((r.uri, r.digest_value) for r in signature_references(envelope))
-    assert channel.ack_certificate is not None  # channel_for refuses a CPA without one
+    if channel.ack_certificate is None:  # channel_for refuses such a CPA: never here
+        raise ChannelError(f"CPA {channel.cpa_id} asks for signed acknowledgements and names no certificate to check them")
     ack_pem = x509.load_der_x509_certificate(channel.ack_certificate).public_bytes(serialization.Encoding.PEM)
     return Outbound(message, headers, body, references, ack_pem.decode("ascii"))
 
@@ -100,7 +102,7 @@ def acknowledgment_holds(answer_soap: bytes, answer: ebms.EbmsMessage, *, refere
     ``certificate_pem`` and name exactly the references we signed (as ebms-core checks)."""
     if not references:
         return None
-    from bbconnect.ebms.signing import EbmsSignatureError, check_acknowledged_references, verify_ebms
+    from bbconnect.ebms.signing import EbmsSignatureError, check_acknowledged_references, verify_ebms  # as above
 
     if not certificate_pem:
         return "a signed acknowledgement was asked for, and there is no certificate to check it with"

@@ -22,9 +22,9 @@ import zipfile
 from collections import defaultdict
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from bbconnect.adapters.print_provider import FileDropPrintProvider
 from bbconnect.printing import (
     DEFAULT_MAX_LETTERS,
     PrintError,
@@ -52,7 +52,7 @@ def _now() -> str:
 
 
 def queue_for_next_print_job(services: Services, *, tenant: str, sender: str, reference: str, pdf: bytes,
-                             address: Mapping, pages: int | None = None) -> str:
+                             address: Mapping[str, Any], pages: int | None = None) -> str:
     """Keep a paper letter (its paper variant `pdf`, address in the window) for the next print job of
     the tenant and sender. Returns the letter's key in the store (without extension). Queuing the
     same letter again replaces it, so a retried caller does not print it twice."""
@@ -69,9 +69,9 @@ def queue_for_next_print_job(services: Services, *, tenant: str, sender: str, re
     return base
 
 
-def print_batch(services: Services, *, tenant: str, batch_id: str, letters: list[dict],
+def print_batch(services: Services, *, tenant: str, batch_id: str, letters: list[dict[str, Any]],
                 max_letters: int = DEFAULT_MAX_LETTERS, provider: PrintProvider | None = None,
-                day: date | None = None) -> tuple[list[dict], dict[str, str]]:
+                day: date | None = None) -> tuple[list[dict[str, Any]], dict[str, str]]:
     """Make and submit the print jobs of a batch.
 
     `letters`: the batch's paper letters as `{"reference", "sender", "address", "pages", "bundle",
@@ -79,44 +79,52 @@ def print_batch(services: Services, *, tenant: str, batch_id: str, letters: list
     before pages were recorded). Returns the jobs for the report (name, sender, letters, pages,
     sheets, late letters, receipt or error) and each of the batch's letters' job name.
     """
-    provider = provider or FileDropPrintProvider(services.outbox)
+    provider = provider or services.print_provider
+    if provider is None:
+        raise LookupError("no print provider")
     plan = services.work.get_json_or_none(keys.print_plan(batch_id))
     if plan is None:
         plan = _make_plan(services, tenant, batch_id, letters, max_letters,
                           day or datetime.now(_AMSTERDAM).date())
         services.work.put_json(keys.print_plan(batch_id), plan)
-    summaries: list[dict] = []
+    summaries: list[dict[str, Any]] = []
     job_of: dict[str, str] = {}
     for planned in plan["jobs"]:
         job = _job_of(planned)
-        summary = {**job.summary(), "late_references": [l.reference for l in job.letters if l.late]}
         for letter in job.letters:
             if not letter.late:
                 job_of[letter.reference] = job.name
-        done = services.work.get_json_or_none(keys.print_submitted(batch_id, job.name))
-        if done is None:
-            try:
-                job = job.with_pdfs(_pdfs(services, planned["letters"]))
-                receipt = provider.submit(job, merge(job), manifest_csv(job))
-            except (PrintError, KeyError, zipfile.BadZipFile) as error:
-                # The job's letters stay where they are; a rerun of Finalize tries the job again.
-                log.error("print job %s could not be made: %s", job.name, error)
-                summaries.append({**summary, "status": "failed", "error": str(error)})
-                continue
-            done = {"receipt": receipt, "submitted_at": _now()}
-            services.work.put_json(keys.print_submitted(batch_id, job.name), done)
-            log.info("print job %s submitted: %d letters, %d pages", job.name, len(job), job.pages)
-        _release(services, [l["pending"] for l in planned["letters"] if l.get("pending")])
-        summaries.append({**summary, "status": "submitted", **done})
+        summaries.append(_submit_once(services, provider, batch_id, planned, job))
     _release(services, plan.get("release", []))
     return summaries, job_of
+
+
+def _submit_once(services: Services, provider: PrintProvider, batch_id: str, planned: dict[str, Any],
+                 job: PrintJob) -> dict[str, Any]:
+    """Submit a planned job unless it was (its marker has the receipt); its summary for the report."""
+    summary = {**job.summary(), "late_references": [l.reference for l in job.letters if l.late]}
+    done = services.work.get_json_or_none(keys.print_submitted(batch_id, job.name))
+    if done is None:
+        try:
+            job = job.with_pdfs(_pdfs(services, planned["letters"]))
+            receipt = provider.submit(job, merge(job), manifest_csv(job))
+        except (PrintError, KeyError, zipfile.BadZipFile) as error:
+            # The job's letters stay where they are; a rerun of Finalize tries the job again.
+            log.error("print job %s could not be made: %s", job.name, error)
+            return {**summary, "status": "failed", "error": str(error)}
+        done = {"receipt": receipt, "submitted_at": _now()}
+        services.work.put_json(keys.print_submitted(batch_id, job.name), done)
+        log.info("print job %s submitted: %d letters, %d pages", job.name, len(job), job.pages)
+    _release(services, [l["pending"] for l in planned["letters"] if l.get("pending")])
+    return {**summary, "status": "submitted", **done}
 
 
 # ------------------------------------------------------------------------------------------ the plan
 
 
-def _make_plan(services: Services, tenant: str, batch_id: str, letters: list[dict], max_letters: int, day: date) -> dict:
-    sources: dict[str, dict] = {}
+def _make_plan(services: Services, tenant: str, batch_id: str, letters: list[dict[str, Any]], max_letters: int,
+               day: date) -> dict[str, Any]:
+    sources: dict[str, dict[str, Any]] = {}
     pages_of = _missing_pages(services, letters)
     print_letters: list[PrintLetter] = []
     for entry in letters:
@@ -145,9 +153,9 @@ def _make_plan(services: Services, tenant: str, batch_id: str, letters: list[dic
     }
 
 
-def _missing_pages(services: Services, letters: list[dict]) -> dict[str, int]:
+def _missing_pages(services: Services, letters: list[dict[str, Any]]) -> dict[str, int]:
     """Page counts for letters whose outcome has none (read from their PDFs)."""
-    wanted: dict[str, list[dict]] = defaultdict(list)
+    wanted: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for entry in letters:
         if not entry.get("pages"):
             wanted[entry["bundle"]].append(entry)
@@ -159,7 +167,7 @@ def _missing_pages(services: Services, letters: list[dict]) -> dict[str, int]:
     return pages
 
 
-def _job_of(planned: dict) -> PrintJob:
+def _job_of(planned: dict[str, Any]) -> PrintJob:
     letters = tuple(
         PrintLetter(reference=l["reference"], sender=l["sender"], name=l["name"], street=l["street"],
                     house_number=l["house_number"], postcode=l["postcode"], city=l["city"], country=l["country"],
@@ -169,10 +177,10 @@ def _job_of(planned: dict) -> PrintJob:
     return PrintJob(name=planned["name"], tenant=planned["tenant"], sender=planned["sender"], letters=letters)
 
 
-def _pdfs(services: Services, planned_letters: list[dict]) -> dict[str, bytes]:
+def _pdfs(services: Services, planned_letters: list[dict[str, Any]]) -> dict[str, bytes]:
     """The job's PDFs: each chunk zip read once, pending letters from the store."""
     pdfs: dict[str, bytes] = {}
-    by_bundle: dict[str, list[dict]] = defaultdict(list)
+    by_bundle: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for letter in planned_letters:
         if letter.get("pending"):
             pdfs[letter["reference"]] = services.work.get(letter["pending"] + ".pdf")
@@ -188,10 +196,10 @@ def _pdfs(services: Services, planned_letters: list[dict]) -> dict[str, bytes]:
 # ---------------------------------------------------------------------------- the pending-paper store
 
 
-def _claim_pending(services: Services, tenant: str, batch_id: str) -> list[tuple[dict, str]]:
+def _claim_pending(services: Services, tenant: str, batch_id: str) -> list[tuple[dict[str, Any], str]]:
     """The tenant's pending letters this batch may print: each claimed by a conditional write, or
     already claimed by this batch (a retried Finalize)."""
-    claimed: list[tuple[dict, str]] = []
+    claimed: list[tuple[dict[str, Any], str]] = []
     for key in services.work.list_keys(keys.pending_paper_prefix(tenant)):
         if not key.endswith(".json"):
             continue

@@ -15,20 +15,23 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from bbconnect.adapters.references import read_reference
 from bbconnect.logius.globe import parse_result
 from bbconnect.proof import LetterProof, ProofError, ProofOfDispatch, build_proof_xml, sign_proof
 from bbconnect.service import keys
 from bbconnect.service.context import Services
+from bbconnect.service.contracts.intake import ChunkFile
+from bbconnect.service.contracts.paper import ChunkOutcome
+from bbconnect.service.records import GlobeRecord
+from bbconnect.service.workfiles import ChunkFiles
 from bbconnect.status import Status
 
 
 def proof_key(tenant: str, globe_batch_id: str) -> str:
     """Where the tenant finds the proof in the outbox."""
-    return f"{tenant}/proofs/proof-{globe_batch_id}.xml"
+    return keys.proof(tenant, globe_batch_id)
 
 
-def _when(value, what: str) -> datetime | None:
+def _when(value: str | datetime | None, what: str) -> datetime | None:
     if not value:
         return None
     try:
@@ -38,11 +41,11 @@ def _when(value, what: str) -> datetime | None:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
-def _report_times(services: Services, record: dict) -> tuple[datetime | None, datetime | None]:
+def _report_times(services: Services, record: GlobeRecord) -> tuple[datetime | None, datetime | None]:
     """DatumOntvangen and DatumVerwerkt of the processing report, when it arrived and is readable."""
-    if not record.get("result_key"):
+    if not record.result_key:
         return None, None
-    data = services.work.get_or_none(record["result_key"])
+    data = services.work.get_or_none(record.result_key)
     if data is None:
         return None, None
     try:
@@ -52,42 +55,47 @@ def _report_times(services: Services, record: dict) -> tuple[datetime | None, da
     return result.received_at, result.processed_at
 
 
-def build_proof(services: Services, chunk: dict, outcome: dict, record: dict) -> ProofOfDispatch | None:
+def build_proof(services: Services, chunk: ChunkFile, outcome: ChunkOutcome, record: GlobeRecord) -> ProofOfDispatch | None:
     """The proof of the chunk's GLOBE batch from the chunk, its outcome, `rendered.json` and the
     `globe#` record; None when no letter of the chunk went into the batch."""
-    rendered = services.work.get_json_or_none(keys.chunk(chunk["batch_id"], chunk["index"], "rendered.json")) or {}
-    included = set(rendered.get("included") or [])
-    digests = rendered.get("sha256") or {}
-    entries = {entry["reference"]: entry for entry in outcome.get("letters") or []}
+    rendered = ChunkFiles.of(services.work, chunk).rendered()
+    included = set(rendered.included) if rendered else set()
+    digests = rendered.sha256 if rendered else {}
+    entries = {entry.reference: entry for entry in outcome.letters}
     letters = []
-    for letter in chunk["letters"]:
-        if letter["bericht_id"] not in included:
+    for letter in chunk.letters:
+        if letter.bericht_id not in included:
             continue  # on paper only, or set aside before the batch: not dispatched to the Berichtenbox
-        entry = entries.get(letter["reference"]) or {}
+        entry = entries.get(letter.reference)
         letters.append(LetterProof(
-            reference=letter["reference"], bericht_id=letter["bericht_id"],
-            status=entry.get("status") or Status.SENT.value, code=entry.get("code") or None,
-            reason=entry.get("reason") or None, pdf_sha256=tuple(digests.get(letter["bericht_id"]) or ()),
+            reference=letter.reference, bericht_id=letter.bericht_id,
+            status=(entry.status if entry else None) or Status.SENT.value, code=(entry.code if entry else None) or None,
+            reason=(entry.reason if entry else None) or None, pdf_sha256=tuple(digests.get(letter.bericht_id) or ()),
         ))
     if not letters:
         return None
-    organisation = services.configs.get(chunk["tenant"]).organisations.get(chunk["sender"])
+    organisation = services.configs.get(chunk.tenant).organisations.get(chunk.sender)
     if organisation is None:
-        raise ProofError(f"tenant {chunk['tenant']!r} has no organisation {chunk['sender']!r} any more")
+        raise ProofError(f"tenant {chunk.tenant!r} has no organisation {chunk.sender!r} any more")
+    if not record.message_id:
+        raise ProofError(f"GLOBE batch {chunk.globe_batch_id} has no message to prove")
+    acknowledged_at = _when(record.acknowledged_at, "acknowledged_at")
+    if acknowledged_at is None:
+        raise ProofError(f"GLOBE batch {chunk.globe_batch_id} was not acknowledged")
     globe_received, globe_processed = _report_times(services, record)
     return ProofOfDispatch(
-        globe_batch_id=chunk["globe_batch_id"], batch_id=chunk["batch_id"], tenant=chunk["tenant"],
-        sender_oin=organisation.oin, connection_oin=record["from_oin"], receiver_oin=record.get("to_oin"),
-        cpa_id=record.get("cpa_id"), message_id=record["message_id"],
-        sent_at=_when(record.get("first_attempt_at"), "first_attempt_at"),
-        acknowledged_at=_when(record["acknowledged_at"], "acknowledged_at"),
-        report_received_at=_when(record.get("result_at"), "result_at"),
+        globe_batch_id=chunk.globe_batch_id, batch_id=chunk.batch_id, tenant=chunk.tenant,
+        sender_oin=organisation.oin, connection_oin=record.from_oin, receiver_oin=record.to_oin,
+        cpa_id=record.cpa_id, message_id=record.message_id,
+        sent_at=_when(record.first_attempt_at, "first_attempt_at"),
+        acknowledged_at=acknowledged_at,
+        report_received_at=_when(record.result_at, "result_at"),
         globe_received_at=globe_received, globe_processed_at=globe_processed,
         letters=tuple(letters),
     )
 
 
-def write_proof(services: Services, chunk: dict, outcome: dict) -> str | None:
+def write_proof(services: Services, chunk: ChunkFile, outcome: ChunkOutcome) -> str | None:
     """Sign and write the proof of dispatch of the chunk's GLOBE batch; returns its outbox key, or
     None when there is nothing to prove (not acknowledged, no letter in the batch) or no
     `PROOF_SIGNING_KEY`. A bad key raises :class:`bbconnect.proof.ProofError`; storage trouble
@@ -95,18 +103,19 @@ def write_proof(services: Services, chunk: dict, outcome: dict) -> str | None:
     reference = services.settings.proof_signing_key.strip()
     if not reference:
         return None
-    globe_id = chunk.get("globe_batch_id")
-    record = services.batches.globe(globe_id) if globe_id else None
-    if not record or record.get("state") != "acknowledged" or not record.get("acknowledged_at"):
+    record = services.batches.globe(chunk.globe_batch_id)
+    if not record or record.state != "acknowledged" or not record.acknowledged_at:
         return None
-    key = proof_key(chunk["tenant"], globe_id)
-    stored_key = keys.chunk(chunk["batch_id"], chunk["index"], "proof.xml")
+    key = keys.proof(chunk.tenant, chunk.globe_batch_id)
+    stored_key = ChunkFiles.of(services.work, chunk).key(keys.PROOF)
     signed = services.work.get_or_none(stored_key)
     if signed is None:
         proof = build_proof(services, chunk, outcome, record)
         if proof is None:
             return None
-        pem = read_reference(reference)
+        if services.secrets is None:
+            raise ProofError("no secrets to read the proof signing key from")
+        pem = services.secrets.read(reference)
         signed = sign_proof(build_proof_xml(proof), pem, pem)
         services.work.put(stored_key, signed, "application/xml")
     # Evidence: locked for the audit trail's retention (S3 Object Lock, compliance mode).

@@ -36,16 +36,32 @@ import base64
 import gzip
 import logging
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from html import escape
+from typing import Any
 
+from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
+
+from bbconnect.adapters.ebms_adapter import EbmsAdapterError
 from bbconnect.ebms import inbound
 from bbconnect.ebms import message as ebms
+from bbconnect.ebms.reliability import expired_in_transit
 from bbconnect.limits import INBOUND_BODY_BYTES, result_check_seconds
 from bbconnect.logius.globe import is_guid, parse_result
 from bbconnect.service import keys
+from bbconnect.service.channels import agreement_for
 from bbconnect.service.context import Services
+from bbconnect.service.contracts.chunk import ChunkTask
+from bbconnect.service.contracts.results import AwaitResult, ResultStatus
+from bbconnect.service.delivery import acknowledged, refused, renew_expired
+from bbconnect.service.late_results import apply_late_result
+from bbconnect.service.outbound import acknowledgment_holds, sign_envelope
+from bbconnect.service.ports import Schedule
+from bbconnect.service.records import GlobeRecord, InboundRecord
+from bbconnect.service.signals import job, schedule_on_send_queue, store_signal
+from bbconnect.tenants import Connection
 
 MAX_INBOUND_BYTES = INBOUND_BODY_BYTES  # what API Gateway and Lambda let through to the function (bbconnect.limits)
 MAX_ID_LENGTH = inbound.MAX_ID_LENGTH  # MessageId and CPAId: part of an S3 key and a DynamoDB key
@@ -69,19 +85,25 @@ class InboundRequest:
         return ""
 
 
-def from_api_gateway(event: dict) -> InboundRequest:
-    body = event.get("body") or ""
-    raw = base64.b64decode(body) if event.get("isBase64Encoded") else body.encode("utf-8")
-    identity = (event.get("requestContext") or {}).get("identity") or {}
-    cert = (identity.get("clientCert") or {}).get("clientCertPem")
-    return InboundRequest(headers=event.get("headers") or {}, body=raw, client_cert_pem=cert)
+def from_api_gateway(event: dict[str, Any]) -> InboundRequest:
+    """The request as API Gateway (REST, mutual TLS) hands it over, read with Powertools' event class."""
+    request = APIGatewayProxyEvent(event)
+    body = request.body or ""
+    raw = base64.b64decode(body) if request.is_base64_encoded else body.encode("utf-8")
+    client_cert = request.request_context.identity.client_cert
+    return InboundRequest(headers=dict(request.headers or {}), body=raw,
+                          client_cert_pem=client_cert.client_cert_pem if client_cert is not None else None)
 
 
-def _answer(status: int, headers: dict[str, str], body: bytes) -> dict:
+CertificateOin = Callable[[str], "str | None"]
+BulkAnswer = Callable[[ebms.EbmsMessage, bytes], None]
+
+
+def _answer(status: int, headers: dict[str, str], body: bytes) -> dict[str, Any]:
     return {"statusCode": status, "headers": headers, "body": body.decode("utf-8")}
 
 
-def soap_fault(status: int, code: str, text: str) -> dict:
+def soap_fault(status: int, code: str, text: str) -> dict[str, Any]:
     """A SOAP 1.1 Fault (`SOAP:Client`, `SOAP:MustUnderstand` or `SOAP:Server`)."""
     body = (
         '<?xml version="1.0" encoding="UTF-8"?>'
@@ -92,13 +114,15 @@ def soap_fault(status: int, code: str, text: str) -> dict:
     return {"statusCode": status, "headers": {"Content-Type": _SOAP_XML}, "body": body}
 
 
-def receive(request: InboundRequest, services: Services, *, certificate_oin, sfn, on_bulk_answer=None,
-            schedule=None, now: datetime | None = None) -> dict:
+def receive(request: InboundRequest, services: Services, *, certificate_oin: CertificateOin,
+            on_bulk_answer: BulkAnswer | None = None, schedule: Schedule | None = None,
+            now: datetime | None = None) -> dict[str, Any]:
     """Answer one inbound ebMS message (see the module docstring). `schedule(job, delay)` puts a
-    job on the send queue (for asynchronous answers)."""
+    job on the send queue (for asynchronous answers; the services' own when None)."""
     try:
-        return _Exchange(request, services, certificate_oin=certificate_oin, sfn=sfn, on_bulk_answer=on_bulk_answer,
-                         schedule=schedule, now=now or datetime.now(UTC)).answer()
+        return _Exchange(request, services, certificate_oin=certificate_oin, on_bulk_answer=on_bulk_answer,
+                         schedule=schedule or services.schedule or schedule_on_send_queue,
+                         now=now or datetime.now(UTC)).answer()
     except Exception:  # never a bare 500: the sender gets a SOAP Fault and tries again
         log.exception("inbound ebMS message could not be processed")
         return soap_fault(503, "Server", "the message could not be processed now; send it again later")
@@ -107,21 +131,47 @@ def receive(request: InboundRequest, services: Services, *, certificate_oin, sfn
 class _Exchange:
     """One inbound message and its answer."""
 
-    def __init__(self, request: InboundRequest, services: Services, *, certificate_oin, sfn, on_bulk_answer, schedule,
-                 now: datetime) -> None:
-        self.request, self.services, self.sfn, self.now = request, services, sfn, now
+    def __init__(self, request: InboundRequest, services: Services, *, certificate_oin: CertificateOin,
+                 on_bulk_answer: BulkAnswer | None, schedule: Schedule, now: datetime) -> None:
+        self.request, self.services, self.now = request, services, now
         self.certificate_oin, self.on_bulk_answer = certificate_oin, on_bulk_answer
         self.schedule = schedule
-        self.head: inbound.Head | None = None
-        self.agreement: inbound.Agreement | None = None
-        self.tenant: str | None = None
-        self.connection = None
+        self._head: inbound.Head | None = None
+        self._agreement: inbound.Agreement | None = None
+        self._sender: tuple[str, Connection] | None = None
         self.expected: inbound.Expected | None = None
         self.authenticated = False
         self.signed_references: tuple = ()
 
+    # What is known once the message's header is read, and once its CPA is found (the steps run in
+    # that order: nothing reads them before they are set).
+    @property
+    def head(self) -> inbound.Head:
+        if self._head is None:
+            raise LookupError("the message's header is not read yet")
+        return self._head
+
+    @property
+    def agreement(self) -> inbound.Agreement:
+        if self._agreement is None:
+            raise LookupError("the message's CPA is not known yet")
+        return self._agreement
+
+    @property
+    def tenant(self) -> str:
+        return self._connected()[0]
+
+    @property
+    def connection(self) -> Connection:
+        return self._connected()[1]
+
+    def _connected(self) -> tuple[str, Connection]:
+        if self._sender is None:
+            raise LookupError("the message's connection is not known yet")
+        return self._sender
+
     # ------------------------------------------------------------------ the steps, in order
-    def answer(self) -> dict:
+    def answer(self) -> dict[str, Any]:
         request = self.request
         if len(request.body) > MAX_INBOUND_BYTES:
             return _with_status(soap_fault(500, "Client", "message too large"), 413)
@@ -133,7 +183,7 @@ class _Exchange:
             return soap_fault(500, "Client", 'Unable to process the message: SOAPAction must be "ebXML"')
         try:
             envelope = inbound.read_envelope(request.header("Content-Type"), request.body)
-            self.head = head = inbound.read_head(envelope)
+            self._head = head = inbound.read_head(envelope)
             problem = inbound.check_envelope(envelope)
         except inbound.Fault as fault:
             log.info("inbound message refused with a SOAP Fault: %s", fault)
@@ -144,10 +194,8 @@ class _Exchange:
         if found is None:
             return self._error(ebms.EbmsError("ValueNotRecognized", "Error", f"CPA {head.cpa_id} is not known here",
                                               location="//eb:MessageHeader/eb:CPAId"))
-        self.tenant, self.connection = found
-        from bbconnect.service.channels import agreement_for
-
-        self.agreement = agreement = agreement_for(self.connection, self.services.configs.cpa(self.tenant, self.connection))
+        self._sender = found
+        self._agreement = agreement = agreement_for(self.connection, self.services.configs.cpa(self.tenant, self.connection))
         refusal = self._authenticate(head, agreement)
         if refusal is not None:
             return self._error(refusal)
@@ -182,43 +230,18 @@ class _Exchange:
         return None
 
     # ------------------------------------------------------------------ business messages
-    def _business(self, message: ebms.EbmsMessage) -> dict:
+    def _business(self, message: ebms.EbmsMessage) -> dict[str, Any]:
         services = self.services
-        processed = False
         if message.action == ebms.ACTION_BV_RESULT:
-            if not message.payloads:
-                return self._error(ebms.EbmsError("MimeProblem", "Error", "the result carries no payload"))
-            payload = message.payloads[0].data
-            try:
-                result = parse_result(payload)
-            except ValueError as error:
-                return self._error(ebms.EbmsError("OtherXml", "Error", f"the processing report is not readable: {error}"))
-            if not is_guid(result.batch_id):
-                return self._error(ebms.EbmsError("ValueNotRecognized", "Error",
-                                                  "the processing report's BatchID is not a GUID"))
-            record = services.batches.globe(result.batch_id)
-            if record is not None and (record.get("cpa_id", message.cpa_id) != message.cpa_id
-                                       or record.get("to_oin", message.from_party.oin) != message.from_party.oin):
-                return self._error(ebms.EbmsError("SecurityFailure", "Error",
-                                                  "this result belongs to a batch sent under another CPA or party"))
-            key = keys.result(result.batch_id, message.message_id)
-            services.work.put(key, payload, "application/xml")
-            if record is not None and services.batches.record_result(result.batch_id, key, message.message_id):
-                from bbconnect.service.late_results import apply_late_result
-
-                apply_late_result(services, record, result)  # only acts when the chunk stopped waiting
-                processed = True
+            taken = self._result(message)
         elif message.action == ebms.ACTION_A_RESULT and self.on_bulk_answer is not None:
-            if not message.payloads:
-                return self._error(ebms.EbmsError("MimeProblem", "Error", "the subscription answer carries no payload"))
-            try:
-                self.on_bulk_answer(message, message.payloads[0].data)
-            except _UNREADABLE_PAYLOAD as error:
-                return self._error(ebms.EbmsError("OtherXml", "Error", f"the subscription answer is not readable: {error}"))
-            processed = True
+            taken = self._bulk_answer(message, self.on_bulk_answer)
         else:
-            return self._error(ebms.EbmsError("NotSupported", "Error", f"action {message.action!r} is not taken here",
-                                              location="//eb:MessageHeader/eb:Action"))
+            taken = ebms.EbmsError("NotSupported", "Error", f"action {message.action!r} is not taken here",
+                                   location="//eb:MessageHeader/eb:Action")
+        if isinstance(taken, ebms.EbmsError):
+            return self._error(taken)
+        processed = taken
         signed = message.ack_signature_requested and bool(self.signed_references)
         ack = ebms.acknowledgment_for(message, host=self._host(), now=self.now,
                                       references=[r.xml for r in self.signed_references] if signed else ())
@@ -231,13 +254,45 @@ class _Exchange:
                                         processed=processed, signal=ack.message_id if asynchronous else None)
         return self._deliver(ack, headers, body, asynchronous)
 
-    def _replay(self, seen: dict) -> dict:
+    def _result(self, message: ebms.EbmsMessage) -> bool | ebms.EbmsError:
+        """Store a processing report (GLOBE-R-BV-Result) and attach it to its GLOBE batch. True when it
+        was applied (the first one for its batch); the error when it cannot be taken."""
+        services = self.services
+        if not message.payloads:
+            return ebms.EbmsError("MimeProblem", "Error", "the result carries no payload")
+        payload = message.payloads[0].data
+        try:
+            result = parse_result(payload)
+        except ValueError as error:
+            return ebms.EbmsError("OtherXml", "Error", f"the processing report is not readable: {error}")
+        if not is_guid(result.batch_id):
+            return ebms.EbmsError("ValueNotRecognized", "Error", "the processing report's BatchID is not a GUID")
+        record = services.batches.globe(result.batch_id)
+        if record is not None and (record.cpa_id != message.cpa_id or record.to_oin != message.from_party.oin):
+            return ebms.EbmsError("SecurityFailure", "Error", "this result belongs to a batch sent under another CPA or party")
+        key = keys.result(result.batch_id, message.message_id)
+        services.work.put(key, payload, "application/xml")
+        if record is not None and services.batches.record_result(result.batch_id, key, message.message_id):
+            apply_late_result(services, record, result)  # only acts when the chunk stopped waiting
+            return True
+        return False
+
+    def _bulk_answer(self, message: ebms.EbmsMessage, on_bulk_answer: BulkAnswer) -> bool | ebms.EbmsError:
+        if not message.payloads:
+            return ebms.EbmsError("MimeProblem", "Error", "the subscription answer carries no payload")
+        try:
+            on_bulk_answer(message, message.payloads[0].data)
+        except _UNREADABLE_PAYLOAD as error:
+            return ebms.EbmsError("OtherXml", "Error", f"the subscription answer is not readable: {error}")
+        return True
+
+    def _replay(self, seen: InboundRecord) -> dict[str, Any]:
         """A duplicate MessageId: the first answer again, the same way the first one went."""
-        headers, body = dict(seen["response_headers"]), seen["response_body"].encode("utf-8")
+        headers, body = dict(seen.response_headers), seen.response_body.encode("utf-8")
         log.info("duplicate inbound MessageId %s: the first answer again", self.head.message_id)
-        if self.head.sync_reply or not seen.get("signal"):
+        if self.head.sync_reply or not seen.signal:
             return _answer(200, headers, body)
-        signal = seen["signal"]
+        signal = seen.signal
         record = self.services.batches.signal(signal)
         if record is None:
             self._store_signal_bytes(signal, ebms.ACTION_ACKNOWLEDGMENT, headers, body)
@@ -247,7 +302,7 @@ class _Exchange:
         return {"statusCode": 204, "headers": {}, "body": ""}
 
     # ------------------------------------------------------------------ MSH signals
-    def _msh_signal(self, message: ebms.EbmsMessage, envelope: inbound.InboundEnvelope) -> dict:
+    def _msh_signal(self, message: ebms.EbmsMessage, envelope: inbound.InboundEnvelope) -> dict[str, Any]:
         if message.action == ebms.ACTION_PING:
             pong = ebms.pong_for(message, host=self._host(), now=self.now)
             return self._reply(pong)
@@ -264,15 +319,10 @@ class _Exchange:
         seen = self.services.batches.inbound_seen(self.head.cpa_id, message_id) if message_id else None
         if seen is None:
             return "NotRecognized", None
-        when = datetime.fromisoformat(seen["received_at"]) if seen.get("received_at") else self.now
-        return ("Processed" if seen.get("processed") else "Received"), when
+        return ("Processed" if seen.processed else "Received"), seen.received_at or self.now
 
     def _settle(self, message: ebms.EbmsMessage, envelope: inbound.InboundEnvelope) -> None:
         """An Acknowledgment or MessageError about one of our GLOBE batch messages."""
-        from bbconnect.ebms.reliability import expired_in_transit
-        from bbconnect.service.outbound import acknowledgment_holds
-        from bbconnect.service.send import _generation, acknowledged, report
-
         services = self.services
         reference = message.acknowledgment_ref or message.ref_to_message_id
         globe_id = services.batches.globe_of_message(reference) if reference else None
@@ -280,34 +330,29 @@ class _Exchange:
             log.info("%s for %s, which is not one of our messages: ignored", message.action, reference)
             return
         record = services.batches.globe(globe_id)
-        if record is None or record.get("cpa_id") != message.cpa_id or record.get("to_oin") != message.from_party.oin:
+        if record is None or record.cpa_id != message.cpa_id or record.to_oin != message.from_party.oin:
             log.info("%s for %s from another CPA or party: ignored", message.action, reference)
             return
         if message.acknowledgment_ref:
-            problem = acknowledgment_holds(envelope.soap, message, references=record.get("ack_references") or (),
-                                           certificate_pem=record.get("ack_certificate"))
+            problem = acknowledgment_holds(envelope.soap, message, references=record.ack_references,
+                                           certificate_pem=record.ack_certificate)
             if problem:
                 log.warning("Acknowledgment for %s not taken: %s", reference, problem)
                 return
-            acknowledged(services, self.sfn, globe_id, self.now.isoformat(), detail="asynchronous Acknowledgment")
-        elif record["state"] not in ("acknowledged", "refused", "expired"):
-            described = "; ".join(f"{e.code} ({e.severity}): {e.description or ''}".strip() for e in message.errors)
-            if expired_in_transit(e.code for e in message.errors):
-                # GLOBE got the message after its TimeToLive (told as a message of its own, as the CPA
-                # asks): not a verdict on the letters. The batch goes again as a new message (same
-                # BatchID and BerichtIDs) at the chunk's next check, as when told in the response.
-                if reference == record.get("message_id") and services.batches.renew_globe(
-                        globe_id, generation=_generation(record), reason=f"ebMS error: {described}", message_id=reference):
-                    log.info("GLOBE batch message %s expired in transit: the batch goes again as a new message", reference)
-            elif ebms.classify_errors(message.errors) == "permanent":
-                services.batches.update_globe(globe_id, state="refused", reason=f"ebMS error: {described}")
-                report(services, self.sfn, services.batches.globe(globe_id))
+            acknowledged(services, globe_id, self.now.isoformat(), detail="asynchronous Acknowledgment")
+        elif not record.finished and expired_in_transit(e.code for e in message.errors):
+            # GLOBE got the message after its TimeToLive (told as a message of its own, as the CPA
+            # asks): not a verdict on the letters. The batch goes again as a new message (same
+            # BatchID and BerichtIDs) at the chunk's next check, as when told in the response.
+            if renew_expired(services, record, reference, message.errors):
+                log.info("GLOBE batch message %s expired in transit: the batch goes again as a new message", reference)
+        elif ebms.classify_errors(message.errors) == "permanent":
+            refused(services, record, message.errors)
 
     # ------------------------------------------------------------------ answering
-    def _error(self, error: ebms.EbmsError) -> dict:
+    def _error(self, error: ebms.EbmsError) -> dict[str, Any]:
         """A MessageError for the message (never for an Acknowledgment or MessageError: logged)."""
         head = self.head
-        assert head is not None
         log.info("inbound ebMS %s (%s) refused: %s %s at %s", head.message_id, head.action, error.code,
                  error.description, error.location)
         basis = head.reply_basis(self.now, ours=self._ours())
@@ -316,7 +361,7 @@ class _Exchange:
         answer = ebms.message_error_for(basis, (error,), host=self._host(), now=self.now)
         return self._reply(answer)
 
-    def _reply(self, signal: ebms.EbmsMessage) -> dict:
+    def _reply(self, signal: ebms.EbmsMessage) -> dict[str, Any]:
         headers, body = self._serialize(signal, sign=self.authenticated and self.agreement.sign_signals)
         asynchronous = self._asynchronous()
         if asynchronous:
@@ -342,18 +387,17 @@ class _Exchange:
     def _reply_endpoint(self) -> str | None:
         if self.expected is not None and self.expected.reply_endpoint:
             return self.expected.reply_endpoint
-        return self.agreement.msh.reply_endpoint if self.agreement is not None else None
+        return self._agreement.msh.reply_endpoint if self._agreement is not None else None
 
     def _serialize(self, signal: ebms.EbmsMessage, *, sign: bool) -> tuple[dict[str, str], bytes]:
         if not sign:
             return ebms.serialize(signal)
-        from bbconnect.adapters import transport
-        from bbconnect.service.outbound import sign_envelope
-
-        key_pem, certificate_pem = transport.signing_identity(self.connection.certificate)
+        if self.services.secrets is None:
+            raise LookupError("no secrets to sign the answer with")
+        key_pem, certificate_pem = self.services.secrets.signing_identity(self.connection.certificate)
         return ebms.serialize(signal, envelope=sign_envelope(signal, key_pem, certificate_pem))
 
-    def _deliver(self, signal: ebms.EbmsMessage, headers: dict[str, str], body: bytes, asynchronous: bool) -> dict:
+    def _deliver(self, signal: ebms.EbmsMessage, headers: dict[str, str], body: bytes, asynchronous: bool) -> dict[str, Any]:
         if not asynchronous:
             return _answer(200, headers, body)
         self._schedule_signal(signal.message_id)
@@ -363,18 +407,17 @@ class _Exchange:
         self._store_signal_bytes(signal.message_id, signal.action, headers, body)
 
     def _store_signal_bytes(self, message_id: str, action: str, headers: dict[str, str], body: bytes) -> None:
-        from bbconnect.service.signals import store_signal
-
         expected = self.expected or self.agreement.msh
+        endpoint = self._reply_endpoint()
+        if endpoint is None:
+            raise LookupError("no endpoint to send the answer to")
         store_signal(self.services, message_id=message_id, tenant=self.tenant, connection=self.connection.id,
-                     endpoint=self._reply_endpoint(), headers=headers, body=body, action=action,
+                     endpoint=endpoint, headers=headers, body=body, action=action,
                      ref_to_message_id=self.head.message_id, retries=expected.retries,
                      retry_interval=expected.retry_interval)
 
     def _schedule_signal(self, message_id: str) -> None:
-        from bbconnect.service.signals import job, schedule_on_send_queue
-
-        (self.schedule or schedule_on_send_queue)(job(self.tenant, message_id), 0)
+        self.schedule(job(self.tenant, message_id), 0)
 
     def _host(self) -> str:
         return "bbconnect"
@@ -383,43 +426,44 @@ class _Exchange:
 _NEVER_ANSWERED = (ebms.ACTION_ACKNOWLEDGMENT, ebms.ACTION_MESSAGE_ERROR, ebms.ACTION_PONG, ebms.ACTION_STATUS_RESPONSE)
 
 
-def _with_status(answer: dict, status: int) -> dict:
+def _with_status(answer: dict[str, Any], status: int) -> dict[str, Any]:
     return {**answer, "statusCode": status}
 
 
-def await_result(event: dict, services: Services, *, now: datetime | None = None) -> dict:
-    """Has the processing report of this chunk's GLOBE batch arrived? arrived | waiting | timed_out,
-    and `waited_seconds`: how long the batch has waited since it was acknowledged (or created).
-    A batch is waited for until its chunk's deadline (a record without one: `RESULT_TIMEOUT_SECONDS`
-    after its acknowledgement); then its letters go on paper, and a report that still comes
-    settles them later (`late_results`)."""
+def result_status(record: GlobeRecord | None, now: datetime, *, timeout_seconds: int) -> tuple[ResultStatus, float]:
+    """Has the processing report of a GLOBE batch arrived: arrived, waiting or timed_out, and how long
+    the batch has waited since it was acknowledged (or created). A batch is waited for until its
+    chunk's deadline (a record without one: `timeout_seconds` after its acknowledgement)."""
+    sent_at = (record.acknowledged_at or record.created_at) if record is not None else None
+    waited = (now - datetime.fromisoformat(sent_at)).total_seconds() if sent_at else 0.0
+    if record is not None and record.result_key:
+        return "arrived", waited
+    if record is not None and record.deadline is not None:
+        return ("timed_out" if now >= record.deadline else "waiting"), waited
+    return ("timed_out" if waited >= timeout_seconds else "waiting"), waited
+
+
+def await_result(event: dict[str, Any], services: Services, *, now: datetime | None = None) -> dict[str, Any]:
+    """The AwaitResult task (`result_status`); a batch that timed out has its letters put on paper by
+    Fallback, and a report that still comes settles them later (`late_results`)."""
     now = now or datetime.now(UTC)
-    record = services.batches.globe(event["chunk"]["globe_batch_id"]) or {}
-    if record.get("transport") == "adapter" and not record.get("result_key"):
+    globe_id = ChunkTask.model_validate(event).chunk.globe_batch_id
+    record = services.batches.globe(globe_id)
+    if record is not None and record.transport == "adapter" and not record.result_key:
         collect_from_adapter(services, record)
-        record = services.batches.globe(event["chunk"]["globe_batch_id"]) or {}
-    sent_at = record.get("acknowledged_at") or record.get("created_at")
-    waited = (now - datetime.fromisoformat(sent_at)).total_seconds() if sent_at else 0
-    if record.get("result_key"):
-        status = "arrived"
-    elif record.get("deadline"):
-        status = "timed_out" if now >= datetime.fromisoformat(record["deadline"]) else "waiting"
-    else:
-        status = "timed_out" if waited >= services.settings.result_timeout_seconds else "waiting"
-    return {"status": status, "checked_at": now.isoformat(), "waited_seconds": max(0, int(waited)),
-            "next_check_seconds": result_check_seconds(waited, at_least=services.settings.result_poll_seconds)}
+        record = services.batches.globe(globe_id)
+    status, waited = result_status(record, now, timeout_seconds=services.settings.result_timeout_seconds)
+    return AwaitResult(status=status, checked_at=now.isoformat(), waited_seconds=max(0, int(waited)),
+                       next_check_seconds=result_check_seconds(waited, at_least=services.settings.result_poll_seconds)).dump()
 
 
-def collect_from_adapter(services: Services, record: dict) -> int:
+def collect_from_adapter(services: Services, record: GlobeRecord) -> int:
     """Results that reached a vendor's ebms-core adapter: fetch, store like an inbound result, and
     mark them processed there. Returns how many were taken."""
-    from bbconnect.adapters.ebms_adapter import EbmsAdapterError
-    from bbconnect.service.send import adapter_for
-
-    adapter = adapter_for(services, record)
+    adapter = services.ebms_adapter(services.configs.get(record.tenant).connections[record.connection])
     taken = 0
     try:
-        for message_id in adapter.received(record["cpa_id"], ebms.ACTION_BV_RESULT):
+        for message_id in adapter.received(record.cpa_id, ebms.ACTION_BV_RESULT):
             _action, payloads = adapter.fetch(message_id)
             if payloads:
                 result = parse_result(bytes(payloads[0]))

@@ -1,0 +1,37 @@
+"""One batch file through the services in memory (tests/fakes: the state machine's path, each task called
+as its state calls it, on the in-memory ports), for what the steps decide together: where each letter
+ends and what the tenant's report says. The wiring itself (the ASL, the template, moto) is tests/e2e's."""
+from __future__ import annotations
+
+from fakes import FakeLogius, world
+from fakes.pipeline import bsn, drop, rows, run_batch
+
+
+def test_given_a_file_of_a_subscribed_and_an_unsubscribed_citizen_when_it_runs_then_one_is_delivered_and_one_goes_on_paper():
+    # Given two letters of gemeente-lv, the first citizen with a Berichtenbox, the second without
+    subscribed, unsubscribed = bsn(1), bsn(2)
+    memory = world(logius=FakeLogius({subscribed}))
+    start = drop(memory, "gemeente-lv", "run.jsonl", rows([("mem-1", subscribed), ("mem-2", unsubscribed)]))
+    # When the file runs
+    answer, report = run_batch(memory, start)
+    # Then the first is delivered digitally (in the one GLOBE batch posted), the second goes on paper, in a print job
+    assert answer["status"] == "completed" and answer["unfinished_chunks"] == 0
+    assert answer["counts"] == {"received": 2, "rejected": 0, "delivered": 1, "paper": 1, "failed": 0}
+    assert report is not None
+    assert [(letter["reference"], letter["status"]) for letter in report["letters"]] == [("mem-1", "DELIVERED"), ("mem-2", "PAPER")]
+    assert len(memory.logius.posted) == 1 and len(answer["print_jobs"]) == 1
+    # And every letter is in exactly one final state in the ledger
+    assert {memory.letters.get("gemeente-lv", reference)["status"] for reference in ("mem-1", "mem-2")} == {"DELIVERED", "PAPER"}
+
+
+def test_given_a_citizen_whose_box_is_not_active_when_the_report_says_so_then_the_letter_goes_on_paper():
+    # Given a subscribed citizen for whom GLOBE's processing report says NietActiefOfGeabonneerd
+    citizen = bsn(3)
+    memory = world(logius=FakeLogius({citizen}, result_codes={citizen: "NietActiefOfGeabonneerd"}))
+    start = drop(memory, "gemeente-lv", "inactive.jsonl", rows([("mem-3", citizen)]))
+    # When the file runs
+    answer, report = run_batch(memory, start)
+    # Then the letter was sent, and on the report's word it goes on paper
+    assert len(memory.logius.posted) == 1
+    assert answer["counts"]["paper"] == 1 and answer["counts"]["delivered"] == 0
+    assert report is not None and report["letters"][0]["status"] == "PAPER"
