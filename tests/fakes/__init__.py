@@ -236,6 +236,13 @@ class FakeBatches:
     def update_globe(self, globe_batch_id: str, **fields: Any) -> None:
         self.items.setdefault(f"globe#{globe_batch_id}", {}).update(fields)
 
+    def start_attempt(self, globe_batch_id: str, **fields: Any) -> bool:
+        item = self.items[f"globe#{globe_batch_id}"]
+        if item.get("state") in self.FINAL:
+            return False
+        item.update(fields, state="sending")
+        return True
+
     def set_message(self, globe_batch_id: str, *, generation: int, **fields: Any) -> bool:
         item = self.items[f"globe#{globe_batch_id}"]
         if item.get("message_id") or int(item.get("generation") or generation) != generation:

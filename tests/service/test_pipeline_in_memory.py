@@ -35,3 +35,35 @@ def test_given_a_citizen_whose_box_is_not_active_when_the_report_says_so_then_th
     assert len(memory.logius.posted) == 1
     assert answer["counts"]["paper"] == 1 and answer["counts"]["delivered"] == 0
     assert report is not None and report["letters"][0]["status"] == "PAPER"
+
+
+def test_given_two_executions_of_one_chunk_when_one_is_acknowledged_while_the_other_starts_its_attempt_then_both_are_told_sent_and_one_message_went():
+    from bbconnect.service.ingest import ingest
+    from bbconnect.service.render import render
+    from bbconnect.service.send import Sender
+    from bbconnect.service.subscriptions import check_subscriptions
+
+    # Given a chunk ready to send, and two executions of it (a restarted one beside the first)
+    citizen = bsn(4)
+    memory = world(logius=FakeLogius({citizen}))
+    batch = ingest(drop(memory, "gemeente-lv", "race.jsonl", rows([("mem-race", citizen)])), memory.services)
+    item = memory.work.get_json(batch["manifest"]["key"])[0]
+    state = {"tenant": batch["tenant"], "batch_id": batch["batch_id"], "timing": batch["timing"], "chunk": item}
+    state["subscriptions"] = {"routes": check_subscriptions(state, memory.services, sleep=lambda seconds: None)}
+    state["render"] = {"rendered": render(state, memory.services)}
+    request = {"tenant": batch["tenant"], "batch_id": batch["batch_id"], "chunk": item}
+    # When the second execution starts its attempt just after the first one's was acknowledged
+    start_attempt = memory.batches.start_attempt
+
+    def first_acknowledged_meanwhile(globe_id, **fields):
+        memory.batches.start_attempt = start_attempt
+        Sender(memory.services).handle({**request, "task_token": "first"})
+        return start_attempt(globe_id, **fields)
+
+    memory.batches.start_attempt = first_acknowledged_meanwhile
+    second = Sender(memory.services).handle({**request, "task_token": "second"})
+    # Then the batch stays acknowledged, one message was posted, and both executions are told it was sent
+    assert memory.batches.globe(item["globe_batch_id"]).state == "acknowledged"
+    assert len(memory.logius.posted) == 1
+    assert second.sent is True
+    assert {answer["token"]: answer["sent"] for answer in memory.executions.told} == {"first": True, "second": True}

@@ -119,6 +119,16 @@ class BatchRepository:
     def update_globe(self, globe_batch_id: str, **fields: Any) -> None:
         self._update(f"globe#{globe_batch_id}", {**fields, "updated_at": _now()})
 
+    def start_attempt(self, globe_batch_id: str, **fields: Any) -> bool:
+        """Record an attempt (state `sending`, its number and time) unless the GLOBE batch has ended
+        meanwhile: a concurrent Lambda's acknowledgement must not be overwritten by `sending`, or the
+        execution it tells would read a batch still on its way. False when it had ended."""
+        return self._update(
+            f"globe#{globe_batch_id}", {**fields, "state": "sending", "updated_at": _now()},
+            condition="NOT (#s IN (:done1, :done2, :done3))",
+            condition_values={":done1": "acknowledged", ":done2": "refused", ":done3": "expired"},
+            condition_names={"#s": "state"})
+
     def set_message(self, globe_batch_id: str, *, generation: int, **fields: Any) -> bool:
         """Record the message of the GLOBE batch's current generation (its MessageId, headers, where
         its bytes are), once: False when a concurrent attempt recorded one first (use that)."""

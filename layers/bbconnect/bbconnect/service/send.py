@@ -232,10 +232,13 @@ class Sender:
             return report(services, self._globe(globe_id))
         if not record.message_id:
             record = self._message_for(record, now)  # timed from now: its slot was just granted
-        fields: dict[str, Any] = {"attempts": step.number, "last_attempt_at": now.isoformat(), "state": "sending"}
+        fields: dict[str, Any] = {"attempts": step.number, "last_attempt_at": now.isoformat()}
         if step.number == 1:
             fields["first_attempt_at"] = now.isoformat()
-        services.batches.update_globe(globe_id, **fields)
+        if not services.batches.start_attempt(globe_id, **fields):
+            # A concurrent execution's attempt ended the batch meanwhile (acknowledged, refused or
+            # expired): nothing to post; this execution is told how it ended.
+            return report(services, self._globe(globe_id))
         if step.number > 1:
             self.metric("EbmsRetries")
         attempt = AttemptRequest(globe_batch_id=globe_id, message_id=record.message_id or "", number=step.number)
