@@ -275,3 +275,20 @@ def test_given_the_send_handler_when_a_message_posts_to_logius_then_the_latency_
     found = points(emf_lines(capsys.readouterr().out))
     latencies = [value for name, dims, value in found if name == "LogiusEbmsLatency" and dims == {"service": "send"}]
     assert latencies and latencies[0] >= 20
+
+
+def test_given_two_functions_in_one_process_when_one_flushes_then_the_other_keeps_its_own_metrics(capsys):
+    # Given the local run's two functions in one process, each with a metric of its own
+    from bbconnect.observability import metrics_for
+
+    send, finalize = metrics_for("send"), metrics_for("finalize")
+    send.add_metric(name="GlobeBatchesSent", unit="Count", value=1)
+    finalize.add_metric(name="ChunksUnfinished", unit="Count", value=0)
+    # When Send flushes
+    send.flush_metrics()
+    # Then only Send's metric went, labelled send, and Finalize still has (and flushes) its own, labelled finalize
+    sent = emf_lines(capsys.readouterr().out)
+    assert [(line["service"], "GlobeBatchesSent" in line, "ChunksUnfinished" in line) for line in sent] == [("send", True, False)]
+    finalize.flush_metrics(raise_on_empty_metrics=True)
+    flushed = emf_lines(capsys.readouterr().out)
+    assert [(line["service"], "ChunksUnfinished" in line) for line in flushed] == [("finalize", True)]

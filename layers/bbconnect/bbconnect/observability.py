@@ -21,6 +21,7 @@ from contextlib import contextmanager
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import AmazonCloudWatchEMFProvider
 
 STREAM_DIMENSION = "stream"
 # The stream of a row rejected before it had a valid stream (ingest does not say which it was).
@@ -52,7 +53,13 @@ def logger_for(service: str) -> BatchLogger:
 
 
 def metrics_for(service: str) -> Metrics:
-    return Metrics(service=service)
+    """The function's Metrics, with a metric set of its own. Powertools' Metrics share one set per
+    process: right on Lambda (one function a container), but the local run has every function in one
+    process, where Send's flush took Finalize's metrics (labelled `service: send`) and left Finalize
+    an empty set to flush ("Must contain at least one metric", the task failed)."""
+    provider = AmazonCloudWatchEMFProvider(service=service, metric_set={}, dimension_set={}, metadata_set={},
+                                           default_dimensions={})
+    return Metrics(service=service, provider=provider)
 
 
 def tracer_for(service: str) -> Tracer:
