@@ -38,11 +38,7 @@ def test_given_a_batch_that_gave_up_waiting_when_its_report_arrives_late_then_it
     result = next(r for r in local_env.simulator.results if r.batch_id == globe_id)
 
     # When Logius' report arrives now, as a new ebMS message
-    body, headers = local_env.simulator.logius_message(cpa_id=local_env.demo_cpa_id, action=ebms.ACTION_BV_RESULT,
-                                                       to_oin="00000001899410741000", payload=result.payload)
-    answer = https_post(f"{local_env.inbound.base_url}/ebms", body, headers, identity=local_env.simulator.identity,
-                        ca_path=local_env.pki.ca_cert_path)
-    assert answer.status == (204 if local_env.profile == "async" else 200)
+    _post_late_report(local_env, result)
 
     # Then the delivered letter is DELIVERED, the other is PAPER and waits for the next print job
     statuses = {ref: letters_table.get_item(Key={"letter_key": f"gemeente-lv#{ref}"})["Item"]
@@ -87,11 +83,7 @@ def test_given_letters_put_on_paper_at_the_deadline_when_their_report_arrives_la
     result = next(r for r in local_env.simulator.results if r.batch_id == globe_id)
 
     # When Logius' report arrives now, as a new ebMS message on the connection's CPA
-    body, headers = local_env.simulator.logius_message(cpa_id=local_env.demo_cpa_id, action=ebms.ACTION_BV_RESULT,
-                                                       to_oin="00000001899410741000", payload=result.payload)
-    answer = https_post(f"{local_env.inbound.base_url}/ebms", body, headers, identity=local_env.simulator.identity,
-                        ca_path=local_env.pki.ca_cert_path)
-    assert answer.status == (204 if local_env.profile == "async" else 200)
+    _post_late_report(local_env, result)
 
     # Then the letter Logius delivered is DELIVERED, its history saying it went on paper as well;
     # the one whose citizen has no box stays on paper, as it is
@@ -101,3 +93,12 @@ def test_given_letters_put_on_paper_at_the_deadline_when_their_report_arrives_la
     assert delivered["status"] == "DELIVERED"
     assert "went on paper at the deadline as well" in delivered["history"][-1]["detail"]
     assert gone_letter["status"] == "PAPER"
+
+
+def _post_late_report(local_env, result) -> None:
+    """Logius' processing report, posted by the simulator as a new ebMS message on the demo tenant's CPA."""
+    body, headers = local_env.simulator.logius_message(cpa_id=local_env.demo_cpa_id, action=ebms.ACTION_BV_RESULT,
+                                                       to_oin="00000001899410741000", payload=result.payload)
+    answer = https_post(f"{local_env.inbound.base_url}/ebms", body, headers, identity=local_env.simulator.identity,
+                        ca_path=local_env.pki.ca_cert_path)
+    assert answer.status == (204 if local_env.profile == "async" else 200)
