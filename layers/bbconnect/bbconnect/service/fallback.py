@@ -116,7 +116,7 @@ def fallback(event: dict[str, Any], services: Services) -> dict[str, Any]:
     except Exception as error:  # a broken signing key must not hold the letters' final states hostage
         answer.proof_error = f"{type(error).__name__}: {error}"
     # status events: DELIVERED and FAILED now (PAPER once its print job is made, in Finalize)
-    letter_events.chunk_settled(services, chunk.dump(), outcome.dump(), proof_key=answer.proof)
+    letter_events.chunk_settled(services, chunk.named(), outcome.dump(), proof_key=answer.proof)
     return answer.dump()
 
 

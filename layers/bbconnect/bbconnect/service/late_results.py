@@ -89,7 +89,7 @@ def apply_late_result(services: Services, record: GlobeRecord, result: BatchResu
         services.outbox.put_json(key, earlier + [{"globe_batch_id": chunk.globe_batch_id,
                                                   "received_at": datetime.now(UTC).isoformat(), "letters": changes}])
         # status events: each change corrects the letter's earlier final state
-        letter_events.late_settled(services, chunk=chunk.dump(), outcome=outcome.dump(), changes=changes, result=result)
+        letter_events.late_settled(services, chunk=chunk.named(), outcome=outcome.dump(), changes=changes, result=result)
     return changes
 
 

@@ -119,7 +119,7 @@ def _reopen_chunk(resend: _Resend, services: Services, chunk: ChunkFile) -> None
         "index": chunk.index, "globe_batch_id": chunk.globe_batch_id, "sender": chunk.sender, "stream": chunk.stream,
         "letters": [letter.dump() for letter in reopened]}])
     # status events: the letters taken up again are ACCEPTED under the resend's batch id
-    letter_events.resend_taken(services, tenant=tenant, batch_id=batch_id, original=original, chunk=chunk.dump(),
+    letter_events.resend_taken(services, tenant=tenant, batch_id=batch_id, original=original, chunk=chunk.named(),
                                letters=[{"line": letter.line, "reference": letter.reference} for letter in reopened],
                                at=resend.now)
     # The resend has a deadline of its own, from now: the first one may well have passed.

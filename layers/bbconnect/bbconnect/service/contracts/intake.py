@@ -128,6 +128,11 @@ class ChunkFile(Contract):
     letters: list[ChunkLetter]
     resend_of: str | None = None
 
+    def named(self) -> dict[str, Any]:
+        """What names the chunk (tenant, batch, index, GLOBE BatchID, sender, stream...), without its
+        letters: for a status event, which needs no letter content."""
+        return self.model_dump(mode="json", exclude={"letters"}, exclude_none=True)
+
 
 class SourceFile(Contract):
     """`source.json`: the file the batch came from and its counts."""
