@@ -10,8 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from bbconnect_local.template import load_template
-
 NAMESPACE = "bbconnect"
 PLACEHOLDER = re.compile(r"\$\{([^}!][^}]*)\}")
 PSEUDO = {"AWS::Region": "eu-west-1", "AWS::AccountId": "123456789012", "AWS::StackName": "bbconnect",
@@ -22,10 +20,6 @@ TERM = re.compile(r'(?P<key>[A-Za-z]+)="(?P<value>[^"]*)"')
 NEW_ALARMS = ("IntakeDeadLetterAlarm", "SendDeadLetterAlarm", "BatchWithoutResultAlarm", "FailureRateAlarm",
               "BatchExecutionsFailedAlarm")
 
-
-@pytest.fixture(scope="module")
-def template(repo_root):
-    return load_template(repo_root / "template.yaml")
 
 
 @pytest.fixture(scope="module")

@@ -10,33 +10,13 @@ import pytest
 
 from bbconnect_local.deployment import LocalDeployment
 from bbconnect_local.iam.policy import Request, evaluate
-from bbconnect_local.iam.roles import principals, translate
-from bbconnect_local.template import InvalidParameter, check_parameter, load_template
+from bbconnect_local.template import InvalidParameter, check_parameter
 
 PROOF = "gemeente-lv/proofs/proof-0b7a3f41-6a0e-4d41-a9f0-000000000001.xml"
 
 
-@pytest.fixture(scope="module")
-def template(repo_root) -> dict:
-    return load_template(repo_root / "template.yaml")
 
 
-@pytest.fixture(scope="module")
-def deployed(template) -> dict:
-    return translate(template)
-
-
-@pytest.fixture(scope="module")
-def named(repo_root):
-    """The stack's resources with names, as the local run gives them (nothing is created)."""
-    deployment = LocalDeployment(repo_root / "template.yaml")
-    deployment._name_everything()
-    return deployment
-
-
-@pytest.fixture(scope="module")
-def roles(deployed, named):
-    return principals(deployed, resolve=named.resolver.resolve, stack_name="bbconnect-local", account="123456789012")
 
 
 def _resources(deployed: dict, kind: str) -> dict[str, dict]:

