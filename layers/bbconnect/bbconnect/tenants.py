@@ -43,10 +43,10 @@ import re
 from collections.abc import Callable, Iterator
 from datetime import date, timedelta
 from pathlib import PurePosixPath
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from stdnum import iban as _stdnum_iban
 from stdnum.exceptions import ValidationError as _StdnumError
 
@@ -84,6 +84,25 @@ _ID_PATTERN = r"^[a-z0-9][a-z0-9-]{1,39}$"
 _OIN_PATTERN = r"^[0-9A-Z]{20}$"
 _STREAM_CODE_PATTERN = r"^[A-Z0-9]{1,8}$"
 _CERTIFICATE_RE = re.compile(r"(secretsmanager:[A-Za-z0-9/_+=.@-]{1,512}|file:\S.*)")
+
+
+def _https_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme != "https" or not parts.hostname:
+        raise ValueError("must be an https:// URL with a host")
+    return value
+
+
+def _secret_reference(value: str) -> str:
+    if not _CERTIFICATE_RE.fullmatch(value):
+        raise ValueError("must be a reference 'secretsmanager:<secret name>' or 'file:<path>'")
+    return value
+
+
+# An endpoint bbconnect calls: https only, with a host.
+HttpsUrl = Annotated[str, AfterValidator(_https_url)]
+# Where a certificate, key or credential is kept: `secretsmanager:<secret name>` or `file:<path>`.
+SecretReference = Annotated[str, AfterValidator(_secret_reference)]
 
 _CONFIG = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
 # A stream's `digital_deadline` when its configuration sets none.
@@ -284,11 +303,11 @@ class Connection(BaseModel):
     model_config = _CONFIG
 
     id: str = Field(pattern=_ID_PATTERN)
-    endpoint: str
-    wus_endpoint: str
+    endpoint: HttpsUrl
+    wus_endpoint: HttpsUrl
     cpa_id: str = Field(min_length=1, max_length=255, pattern=r"^\S+$")
     oin: str = Field(pattern=_OIN_PATTERN)
-    certificate: str
+    certificate: SecretReference
     logius_oin: str = Field(default=DEFAULT_LOGIUS_OIN, pattern=_OIN_PATTERN)
     max_send_rate: float = Field(gt=0, le=1000)
     # GLOBE batches of this connection in flight at once (posted, not yet acknowledged or ended).
@@ -303,23 +322,8 @@ class Connection(BaseModel):
     # 2W-be-S (requests signed with the connection's key, answers signed by Logius and checked
     # against `logius_signing_certificate`, a reference to its PEM certificate).
     wus_profile: Literal["2W-be", "2W-be-S"] = "2W-be"
-    logius_signing_certificate: str | None = None
+    logius_signing_certificate: SecretReference | None = None
     adapter: EbmsAdapterSettings | None = None
-
-    @field_validator("endpoint", "wus_endpoint")
-    @classmethod
-    def _https(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme != "https" or not parts.hostname:
-            raise ValueError("must be an https:// URL with a host")
-        return value
-
-    @field_validator("certificate", "logius_signing_certificate")
-    @classmethod
-    def _certificate_reference(cls, value: str | None) -> str | None:
-        if value is not None and not _CERTIFICATE_RE.fullmatch(value):
-            raise ValueError("must be a reference 'secretsmanager:<secret name>' or 'file:<path>'")
-        return value
 
     @model_validator(mode="after")
     def _signed_wus_needs_logius_certificate(self) -> Connection:
@@ -355,27 +359,11 @@ class WebhookAuth(BaseModel):
     model_config = _CONFIG
 
     type: Literal["api_key", "oauth_client_credentials"]
-    secret: str  # secretsmanager:<prefix>/<tenant>/<name> (file:<path> for the operator's own machine)
+    secret: SecretReference  # secretsmanager:<prefix>/<tenant>/<name> (file:<path> for the operator's own machine)
     header: str | None = Field(default=None, pattern=_HEADER_NAME)
-    token_url: str | None = None
+    token_url: HttpsUrl | None = None
     client_id: str | None = Field(default=None, min_length=1, max_length=512)
     scope: str | None = Field(default=None, min_length=1, max_length=512)
-
-    @field_validator("secret")
-    @classmethod
-    def _secret_reference(cls, value: str) -> str:
-        if not _CERTIFICATE_RE.fullmatch(value):
-            raise ValueError("must be a reference 'secretsmanager:<secret name>' or 'file:<path>'")
-        return value
-
-    @field_validator("token_url")
-    @classmethod
-    def _https(cls, value: str | None) -> str | None:
-        if value is not None:
-            parts = urlsplit(value)
-            if parts.scheme != "https" or not parts.hostname:
-                raise ValueError("must be an https:// URL with a host")
-        return value
 
     @model_validator(mode="after")
     def _complete(self) -> WebhookAuth:
@@ -391,18 +379,10 @@ class Webhook(BaseModel):
 
     model_config = _CONFIG
 
-    url: str
+    url: HttpsUrl
     auth: WebhookAuth
     # EventBridge sends at most this many a second to the endpoint (it queues the rest, within its retry policy).
     max_per_second: int = Field(default=10, ge=1, le=300)
-
-    @field_validator("url")
-    @classmethod
-    def _https(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme != "https" or not parts.hostname:
-            raise ValueError("must be an https:// URL with a host")
-        return value
 
 
 class EventTargets(BaseModel):
