@@ -6,7 +6,6 @@ import json
 import os
 import shutil
 import tempfile
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,11 +13,12 @@ from secrets import token_hex
 from typing import Any
 
 from bbconnect.limits import API_GATEWAY_PAYLOAD_BYTES
-from bbconnect_local.deployment import LocalDeployment, api_gateway_event
+from bbconnect_local.deployment import ACCOUNT, LocalDeployment, api_gateway_event
 from bbconnect_local.iam.enforcer import PayloadTooLarge, Violation
 from bbconnect_local.mtls_server import HttpRequest, HttpResponse, MutualTlsServer
 from bbconnect_local.pki import TestPKI
 from bbconnect_local.simulator import LogiusSimulator, SimulatorConfig
+from bbconnect_local.subscribers import SubscriberInboxes
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LOGIUS_OIN = "00000004003214345001"
@@ -30,16 +30,10 @@ PROOF_SECRET = "bbconnect/proof-signing"
 # Locally: long enough to upload and validate a 1000-letter batch, short enough for fault tests.
 HTTP_TIMEOUT_SECONDS = 15
 SUBSCRIPTION_RETRY_SECONDS = 2
-# A tenant's status events go to an SQS queue in its own account; locally, to this queue of the
-# local account (`subscriber-<tenant>`), through the same rule `bbconnect ops subscribe` makes on AWS.
+# A tenant's status events go to an SQS queue in its own account; locally, the same rule
+# `bbconnect ops subscribe` makes on AWS names a queue of the local account (`subscriber-<tenant>`),
+# and what it delivers there lands in the tenant's inbox file (`bbconnect_local.subscribers`).
 SUBSCRIBER_QUEUE_PREFIX = "subscriber-"
-# The envelope fields EventBridge delivers (moto's SQS target leaves out `account`).
-EVENT_FIELDS = ("version", "id", "detail-type", "source", "account", "time", "region", "resources", "detail", "replay-name")
-# How often the subscribers' queues are emptied while a run goes. moto's SQS costs time in the
-# number of messages a queue holds for each message sent or received (it counts them for the
-# queue's attributes every time): a queue left to fill with a big run's events (three or so per
-# letter) grows quadratically slow, and a queue emptied as it goes stays cheap.
-SUBSCRIBER_DRAIN_SECONDS = 0.5
 
 
 def simulator_config_from_file(path: Path | None) -> SimulatorConfig:
@@ -83,14 +77,9 @@ class LocalEnvironment:
         self.simulator: LogiusSimulator | None = None
         self.inbound: MutualTlsServer | None = None
         self.deployment: LocalDeployment | None = None
-        # the tenants whose status events go to a (local) queue; what their queues received so far
+        # the tenants whose status events go to a (local) queue; what their rules delivered so far
         # waits in a file of the work folder each (a big run's events do not fit comfortably in memory)
-        self._subscribers: set[str] = set()
-        self._subscriber_lock = threading.Lock()
-        self._subscriber_stop = threading.Event()
-        self._subscriber_drain: threading.Thread | None = None
-        self._subscriber_queues: dict[str, str] = {}  # tenant -> its queue's URL
-        self._sqs = None  # one client for the draining (boto3's clients are thread-safe)
+        self._subscribers = SubscriberInboxes(self.workdir / "subscriber-events", ACCOUNT)
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> LocalEnvironment:
@@ -118,20 +107,17 @@ class LocalEnvironment:
                              # A chunk whose subscription check could not be made asks again soon.
                              "SUBSCRIPTION_RETRY_SECONDS": str(SUBSCRIPTION_RETRY_SECONDS)},
             ).start()
+            self._subscribers.install()
             self._publish(tenants)
             for config in tenants.values():
                 self._subscribe(config)
-            self._subscriber_drain = threading.Thread(target=self._drain_subscribers, name="subscriber-queues", daemon=True)
-            self._subscriber_drain.start()
         except Exception:
             self.stop()
             raise
         return self
 
     def stop(self) -> None:
-        self._subscriber_stop.set()
-        if self._subscriber_drain is not None:
-            self._subscriber_drain.join(timeout=30)
+        self._subscribers.uninstall()
         if self.simulator is not None:
             self.simulator.stop()
         if self.deployment is not None:
@@ -205,8 +191,6 @@ class LocalEnvironment:
         own account on AWS); its webhook's secret is put in Secrets Manager in the tenant's own folder
         (a `file:`'s content, else a local API key: the named secret exists only on AWS). The webhook
         itself is not called locally (moto calls no API destination)."""
-        from bbconnect_local.deployment import ACCOUNT
-
         targets = config.get("event_targets")
         if not targets:
             return
@@ -229,16 +213,12 @@ class LocalEnvironment:
         from bbconnect.tenants import load_tenant_config
 
         targets = config.get("event_targets")
-        if not (targets or {}).get("queue_arn"):
-            with self._subscriber_lock:
-                self._subscribers.discard(config["tenant"])
+        if (targets or {}).get("queue_arn"):
+            self._subscribers.add(config["tenant"], targets["queue_arn"].rsplit(":", 1)[1])
+        else:
+            self._subscribers.discard(config["tenant"])
         if not targets:
             return
-        if targets.get("queue_arn"):
-            url = boto3.client("sqs").create_queue(QueueName=targets["queue_arn"].rsplit(":", 1)[1])["QueueUrl"]
-            with self._subscriber_lock:
-                self._subscribers.add(config["tenant"])
-                self._subscriber_queues[config["tenant"]] = url
         outputs = self.outputs
         secretsmanager = boto3.client("secretsmanager")
         subscribe(boto3.client("events"), load_tenant_config(json.dumps(config).encode(), source=config["tenant"]),
@@ -251,84 +231,20 @@ class LocalEnvironment:
         """Whether the tenant's status events go to a queue (its configuration names one)."""
         return tenant in self._subscribers
 
+    def subscriber_tenants(self) -> list[str]:
+        """The tenants whose status events go to a queue."""
+        return self._subscribers.tenants()
+
     def subscriber_events(self, tenant: str) -> list[dict]:
-        """Every status event the tenant's queue received since the last call (or export), each as
-        EventBridge delivers it, in the order they arrived. For a run of a few letters: a big run's
-        go to a file (`export_subscriber_events`)."""
-        spool = self._drain_subscriber(tenant)
-        with self._subscriber_lock:
-            if not spool.exists():
-                return []
-            with open(spool, encoding="utf-8") as lines:
-                events = [json.loads(line) for line in lines if line.strip()]
-            spool.unlink()
-        return events
+        """Every status event the tenant's rule delivered to its queue since the last call (or
+        export), each as EventBridge delivers it, in the order they arrived. For a run of a few
+        letters: a big run's go to a file (`export_subscriber_events`)."""
+        return self._subscribers.take(tenant)
 
     def export_subscriber_events(self, tenant: str, path: Path) -> int:
-        """Move every status event the tenant's queue received since the last call to `path` (JSON
+        """Move every status event the tenant's rule delivered since the last call to `path` (JSON
         Lines, as EventBridge delivers them, in the order they arrived); how many."""
-        spool = self._drain_subscriber(tenant)
-        with self._subscriber_lock:
-            if not spool.exists():
-                spool.parent.mkdir(parents=True, exist_ok=True)
-                spool.touch()
-            shutil.move(spool, path)
-        with open(path, "rb") as lines:
-            return sum(1 for line in lines if line.strip())
-
-    def _drain_subscribers(self) -> None:
-        """Keep the subscribers' queues empty while the environment runs (SUBSCRIBER_DRAIN_SECONDS)."""
-        import logging
-
-        while not self._subscriber_stop.wait(SUBSCRIBER_DRAIN_SECONDS):
-            with self._subscriber_lock:
-                tenants = sorted(self._subscribers)
-            for tenant in tenants:
-                try:
-                    self._drain_subscriber(tenant)
-                except Exception:  # moto stopping under it, a disk hiccup: the next round tries again
-                    logging.getLogger(__name__).warning("the status-event queue of %s could not be emptied", tenant,
-                                                        exc_info=True)
-
-    def _drain_subscriber(self, tenant: str) -> Path:
-        """Take what the tenant's queue holds now off it, into the tenant's file; the file. What
-        arrives meanwhile (a run stopped with Ctrl-C goes on putting events) waits for the next time."""
-        import boto3
-
-        spool = self.workdir / "subscriber-events" / f"{tenant}.jsonl"
-        with self._subscriber_lock:
-            if tenant not in self._subscribers:
-                return spool
-            if self._sqs is None:
-                self._sqs = boto3.client("sqs")
-            url = self._subscriber_queues[tenant]
-        held = int(self._sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])
-                   ["Attributes"]["ApproximateNumberOfMessages"])
-        taken = 0
-        while taken < held and not self._subscriber_stop.is_set():
-            with self._subscriber_lock:  # one batch at a time: an export does not wait for a long drain
-                count = self._take_batch(url, spool)
-            if not count:
-                break
-            taken += count
-        return spool
-
-    def _take_batch(self, url: str, spool: Path) -> int:
-        """Up to 10 events off the queue, added to the file (held: the lock); how many."""
-        from bbconnect_local.deployment import ACCOUNT
-
-        messages = self._sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=60).get("Messages") or []
-        if not messages:
-            return 0
-        spool.parent.mkdir(parents=True, exist_ok=True)
-        with open(spool, "a", encoding="utf-8") as lines:
-            for message in messages:
-                body = json.loads(message["Body"])
-                body.setdefault("account", ACCOUNT)
-                lines.write(json.dumps({name: body[name] for name in EVENT_FIELDS if name in body}, ensure_ascii=False) + "\n")
-        self._sqs.delete_message_batch(QueueUrl=url, Entries=[{"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]}
-                                                              for n, m in enumerate(messages)])
-        return len(messages)
+        return self._subscribers.export(tenant, path)
 
     def _secret(self, name: str, value: bytes) -> str:
         """A secret the tenant's configuration names: kept for Secrets Manager, under the template's

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 
-from bbconnect_local.environment import SUBSCRIBER_QUEUE_PREFIX
 from bbconnect_local.event_check import check_events
 
 TENANT = "gemeente-lv"
@@ -40,13 +39,8 @@ def test_given_a_file_when_it_runs_then_the_tenants_queue_gets_each_status_chang
     assert local_env.outbox_keys(done["proof_of_dispatch"]) == [done["proof_of_dispatch"]]
 
     # And no other tenant's queue heard of this batch (each rule matches its own tenant only)
-    import boto3
-
-    sqs = boto3.client("sqs")
-    others = [url for url in sqs.list_queues(QueueNamePrefix=SUBSCRIBER_QUEUE_PREFIX).get("QueueUrls", [])
-              if not url.endswith(f"/{SUBSCRIBER_QUEUE_PREFIX}{TENANT}")]
+    others = [tenant for tenant in local_env.subscriber_tenants() if tenant != TENANT]
     assert others, "the other tenants of the e2e configuration subscribe too"
-    for url in others:
-        tenant = url.rsplit("/", 1)[1][len(SUBSCRIBER_QUEUE_PREFIX):]
+    for tenant in others:
         for event in local_env.subscriber_events(tenant):
             assert event["detail"]["tenant"] == tenant and event["detail"]["batch_id"] != run.batch_id
