@@ -1,20 +1,18 @@
 """Peak shaping end to end: a tenant's big run is paced per connection and does not hold up another
-tenant's small one; a stream can spread its letters' PublicatieDatum over the coming days."""
+tenant's small one. (A stream that spreads its letters' PublicatieDatum is decided in
+tests/service/test_intake_decisions.py.)"""
 from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, datetime, timedelta
 
 import boto3
 import pytest
-from lxml import etree
 
 from bbconnect.service import keys
 from bbconnect.service.context import StepFunctionsExecutions, services
 from bbconnect.service.send import Sender
 from bbconnect.shaping import Admit, BucketState, SendLimits, Wait
-from bbconnect.validation import AMSTERDAM, PUBLISH_MAX_AHEAD
 
 LV_OIN = "00000001899410741000"  # gemeente-lv's connection (the OIN Logius sees)
 
@@ -74,49 +72,6 @@ def test_given_a_big_run_of_one_tenant_when_another_drops_a_small_one_then_the_s
     table = boto3.resource("dynamodb").Table(local_env.outputs["BatchesTableName"])
     throttle = table.get_item(Key={"pk": f"throttle#{LV_OIN}"}, ConsistentRead=True)["Item"]
     assert throttle["slots"] == {}
-
-
-def test_given_a_stream_that_spreads_publication_when_a_file_is_dropped_then_logius_gets_one_day_per_letter_at_0800(
-        local_env, make_batch, bsn):
-    # Given a tenant whose tax stream spreads PublicatieDatum over 3 days (gemeente-lv's setup
-    # once more, on the same connection)
-    config = json.loads((local_env.config_dir / "gemeente-lv.json").read_text(encoding="utf-8"))
-    config["tenant"] = "gemeente-lv-spread"
-    config["streams"]["AANSLAG"]["spread_publication_days"] = 3
-    local_env.put_tenant_config(config)
-    # And a file of four letters, the last with its own publication date
-    letters = [(f"spread-{n}", bsn(5500 + n)) for n in range(4)]
-    local_env.simulator_config.subscribed.update(number for _, number in letters)
-    own = (datetime.now(UTC) + timedelta(days=5)).astimezone(AMSTERDAM).replace(hour=12, minute=0, second=0, microsecond=0)
-    path = make_batch("spread.jsonl", letters[:3])
-    with open(path, "a", encoding="utf-8") as handle:
-        row = json.loads(path.read_text(encoding="utf-8").splitlines()[0])
-        handle.write(json.dumps({**row, "reference": letters[3][0], "bsn": letters[3][1], "publish_at": own.isoformat()}) + "\n")
-
-    # When it is dropped
-    dropped_at = datetime.now(UTC)
-    run = local_env.wait_for_execution(local_env.drop(path, "gemeente-lv-spread"), timeout=300)
-
-    # Then every letter is delivered
-    assert run.status == "SUCCEEDED", local_env.deployment.handler_errors
-    report = _report(local_env, run)
-    assert report["counts"]["delivered"] == 4 and report["accounted"] is True
-    # And in the GLOBE batch, the three letters without a date publish at 08:00 Amsterdam time on
-    # three consecutive days in line order, the first within a day, all within Logius' 13 days
-    (batch,) = _globe_batches(local_env, report)
-    published = {}
-    for bericht in etree.fromstring(batch.payload).iter("{*}Bericht"):
-        bericht_id = bericht.findtext(".//{*}BerichtID")
-        when = bericht.findtext(".//{*}PublicatieDatum")
-        published[bericht_id] = datetime.fromisoformat(when).astimezone(AMSTERDAM) if when else None
-    by_reference = {letter["reference"]: published[letter["bericht_id"]] for letter in report["letters"]}
-    spread = [by_reference[reference] for reference, _ in letters[:3]]
-    assert all(moment is not None and (moment.hour, moment.minute) == (8, 0) for moment in spread)
-    assert [(moment.date() - spread[0].date()).days for moment in spread] == [0, 1, 2]
-    assert dropped_at < spread[0] <= dropped_at + timedelta(days=1)
-    assert spread[-1] <= dropped_at + PUBLISH_MAX_AHEAD
-    # And the letter with its own date keeps it
-    assert by_reference[letters[3][0]] == own
 
 
 class _Turns:
