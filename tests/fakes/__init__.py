@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from bbconnect import runtime
+from bbconnect.adapters.blobs import JsonBlobs
 from bbconnect.adapters.print_provider import FileDropPrintProvider
 from bbconnect.adapters.tenant_configs import TenantConfigStore
 from bbconnect.adapters.transport import HttpAnswer
@@ -29,7 +30,7 @@ CONFIG_DIR = REPO_ROOT / "config" / "tenants"
 LOGIUS_OIN = "00000004003214345001"
 
 
-class FakeBlobs:
+class FakeBlobs(JsonBlobs):
     def __init__(self, bucket: str) -> None:
         self.bucket = bucket
         self.objects: dict[str, bytes] = {}
@@ -68,16 +69,6 @@ class FakeBlobs:
 
     def list_keys(self, prefix: str) -> list[str]:
         return sorted(key for key in self.objects if key.startswith(prefix))
-
-    def get_json(self, key: str) -> Any:
-        return json.loads(self.get(key))
-
-    def get_json_or_none(self, key: str) -> Any | None:
-        data = self.get_or_none(key)
-        return None if data is None else json.loads(data)
-
-    def put_json(self, key: str, value: Any) -> None:
-        self.put(key, json.dumps(value, ensure_ascii=False, default=str).encode(), "application/json")
 
 
 def _now() -> str:

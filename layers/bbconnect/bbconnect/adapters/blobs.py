@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from abc import ABC, abstractmethod
 from datetime import datetime
 from typing import Any
 
@@ -15,7 +16,31 @@ def _version(version_id: str | None) -> dict[str, str]:
     return {"VersionId": version_id} if version_id else {}
 
 
-class BlobStore:
+class JsonBlobs(ABC):
+    """JSON on top of a store's bytes: one way to read and write it, for S3 and for the tests' fake."""
+
+    @abstractmethod
+    def get(self, key: str, *, version_id: str | None = None) -> bytes: ...
+
+    @abstractmethod
+    def get_or_none(self, key: str) -> bytes | None: ...
+
+    @abstractmethod
+    def put(self, key: str, data: bytes, content_type: str = "application/octet-stream", *, letter_content: bool = False,
+            locked_until: datetime | None = None) -> None: ...
+
+    def get_json(self, key: str) -> Any:
+        return json.loads(self.get(key))
+
+    def get_json_or_none(self, key: str) -> Any | None:
+        data = self.get_or_none(key)
+        return None if data is None else json.loads(data)
+
+    def put_json(self, key: str, value: Any) -> None:
+        self.put(key, json.dumps(value, ensure_ascii=False, default=str).encode(), "application/json")
+
+
+class BlobStore(JsonBlobs):
     def __init__(self, s3, bucket: str):
         self._s3 = s3
         self.bucket = bucket
@@ -72,16 +97,6 @@ class BlobStore:
         for page in self._s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
             keys.extend(item["Key"] for item in page.get("Contents", []))
         return keys
-
-    def get_json(self, key: str) -> Any:
-        return json.loads(self.get(key))
-
-    def get_json_or_none(self, key: str) -> Any | None:
-        data = self.get_or_none(key)
-        return None if data is None else json.loads(data)
-
-    def put_json(self, key: str, value: Any) -> None:
-        self.put(key, json.dumps(value, ensure_ascii=False, default=str).encode(), "application/json")
 
     def head(self, key: str, *, version_id: str | None = None) -> dict | None:
         try:
