@@ -67,3 +67,69 @@ def test_given_two_executions_of_one_chunk_when_one_is_acknowledged_while_the_ot
     assert len(memory.logius.posted) == 1
     assert second.sent is True
     assert {answer["token"]: answer["sent"] for answer in memory.executions.told} == {"first": True, "second": True}
+
+
+class _Adapter:
+    """A vendor's ebms-core adapter: refuses a MessageId it has, reports each it has as delivered."""
+
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+        self.while_sending = lambda: None
+
+    def send_batch(self, cpa_id, from_oin, to_oin, service, action, conversation_id, payload, content_type, *, message_id):
+        from bbconnect.adapters.ebms_adapter import EbmsAdapterRefused
+
+        if message_id in self.messages:
+            raise EbmsAdapterRefused(f"message {message_id} already exists", status=409)
+        self.messages.append(message_id)
+        self.while_sending, during = (lambda: None), self.while_sending
+        during()
+        return message_id
+
+    def status(self, message_id: str) -> str:
+        return "delivered" if message_id in self.messages else "unknown"
+
+
+def test_given_a_hand_over_to_the_adapter_when_a_second_execution_sees_it_delivered_before_the_first_records_it_then_it_stays_acknowledged(
+        tmp_path):
+    import json
+    import shutil
+    from dataclasses import replace
+
+    from fakes import CONFIG_DIR
+
+    from bbconnect.service.ingest import ingest
+    from bbconnect.service.render import render
+    from bbconnect.service.send import Sender
+    from bbconnect.service.subscriptions import check_subscriptions
+
+    # Given gemeente-lv sending through its own ebMS adapter, and a chunk ready to send
+    shutil.copytree(CONFIG_DIR, tmp_path / "tenants")
+    shutil.copytree(CONFIG_DIR.parent / "cpa", tmp_path / "cpa")
+    config = json.loads((CONFIG_DIR / "gemeente-lv.json").read_text(encoding="utf-8"))
+    config["connections"]["lv-logius"]["adapter"] = {"base_url": "https://adapter.example"}
+    (tmp_path / "tenants" / "gemeente-lv.json").write_text(json.dumps(config), encoding="utf-8")
+    citizen, adapter = bsn(5), _Adapter()
+    memory = world(config_dir=tmp_path / "tenants", logius=FakeLogius({citizen}))
+    services = replace(memory.services, ebms_adapter=lambda connection: adapter)
+    batch = ingest(drop(memory, "gemeente-lv", "adapter.jsonl", rows([("mem-adapter", citizen)])), services)
+    item = memory.work.get_json(batch["manifest"]["key"])[0]
+    state = {"tenant": batch["tenant"], "batch_id": batch["batch_id"], "timing": batch["timing"], "chunk": item}
+    state["subscriptions"] = {"routes": check_subscriptions(state, services, sleep=lambda seconds: None)}
+    state["render"] = {"rendered": render(state, services)}
+    request = {"tenant": batch["tenant"], "batch_id": batch["batch_id"], "chunk": item}
+
+    # When, while the first execution hands the batch over, a second one (a redelivered message) hands
+    # it over too, is refused as a MessageId the adapter has, asks, and hears it was delivered
+    def second_execution() -> None:
+        Sender(services).handle({**request, "task_token": "second"})
+        check, _ = memory.scheduled[-1]
+        Sender(services).handle(check)
+
+    adapter.while_sending = second_execution
+    first = Sender(services).handle({**request, "task_token": "first"})
+    # Then the batch stays acknowledged (the first's late hand-over record does not make it `sending`
+    # again), the adapter got one message, and both executions are told it was sent
+    assert memory.batches.globe(item["globe_batch_id"]).state == "acknowledged"
+    assert len(adapter.messages) == 1 and first.sent is True
+    assert {answer["token"]: answer["sent"] for answer in memory.executions.told} == {"first": True, "second": True}

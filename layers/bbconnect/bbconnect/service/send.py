@@ -320,7 +320,7 @@ class Sender:
         return self._adapter_status(request, record, status, now, retry_at)
 
     def _hand_over(self, request: SendRequest, record: GlobeRecord, adapter: EbmsAdapter, now: datetime,
-                   retry_at: datetime) -> SendProgress:
+                   retry_at: datetime) -> SendOutcome | SendProgress:
         services, globe_id = self.services, record.globe_batch_id
         if not record.message_id:  # this generation's MessageId, given to the adapter with the batch
             message_id = ebms.new_message_id("bbconnect")
@@ -331,8 +331,11 @@ class Sender:
         body = services.work.get(keys.chunk(record.batch_id, record.chunk, keys.BERICHTEN))
         adapter.send_batch(record.cpa_id, record.from_oin, record.to_oin, ebms.BERICHTENBOX_SERVICE,
                            ebms.ACTION_BV_REQUEST, globe_id, body, "application/xml", message_id=record.message_id)
-        services.batches.update_globe(globe_id, handed_over_at=now.isoformat(), attempts=1, state="sending",
-                                      first_attempt_at=now.isoformat(), last_attempt_at=now.isoformat())
+        if not services.batches.start_attempt(globe_id, handed_over_at=now.isoformat(), attempts=1,
+                                              first_attempt_at=now.isoformat(), last_attempt_at=now.isoformat()):
+            # A concurrent execution heard meanwhile how the batch ended (it handed it over too, was
+            # refused as a MessageId the adapter has, and asked): this execution is told the same.
+            return report(services, self._globe(globe_id))
         self._check_later(request, retry_at, now)
         return SendProgress(handed_over=record.message_id)
 
