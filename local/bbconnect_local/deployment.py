@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from bbconnect import runtime
+from bbconnect_local import jsonpaths
 from bbconnect_local.iam import enforcer
 from bbconnect_local.iam.enforcer import AwsRules, Violation
 from bbconnect_local.iam.roles import principals, translate
@@ -127,6 +128,7 @@ class LocalDeployment:
         self._threads: list[threading.Thread] = []
         self._mock = None
         self._saved_invoke = None
+        self._jsonpaths = False  # bbconnect_local.jsonpaths installed by this deployment
         self._saved_environ: dict[str, str | None] = {}
         self.rules: AwsRules | None = None
         self.container_environments: dict[str, dict[str, str]] = {}
@@ -203,6 +205,8 @@ class LocalDeployment:
             self._set_env(key, value)
         self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
         self._mock.start()
+        jsonpaths.install()  # moto compiles each JSONPath anew at every use: once is enough
+        self._jsonpaths = True
         self._saved_invoke = LambdaFunction.invoke
         deployment = self
 
@@ -229,6 +233,9 @@ class LocalDeployment:
 
             LambdaFunction.invoke = self._saved_invoke
             self._saved_invoke = None
+        if self._jsonpaths:
+            jsonpaths.uninstall()
+            self._jsonpaths = False
         if self._mock is not None:
             self._mock.stop()
             self._mock = None
