@@ -57,7 +57,8 @@ def test_given_a_run_stopped_with_ctrl_c_then_it_leaves_the_snapshot_and_a_repor
     import signal
     import time
 
-    process = subprocess.Popen([*BBCONNECT, "demo", "--letters", "1500", "--chunk-size", "50", "--out", str(tmp_path)],
+    # (big enough to be mid-way after 25 s on an idle machine: 20,000 letters take about 7 minutes)
+    process = subprocess.Popen([*BBCONNECT, "demo", "--letters", "4000", "--chunk-size", "50", "--out", str(tmp_path)],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines = []
     try:
