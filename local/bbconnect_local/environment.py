@@ -117,11 +117,12 @@ class LocalEnvironment:
         return self
 
     def stop(self) -> None:
-        self._subscribers.uninstall()
         if self.simulator is not None:
             self.simulator.stop()
         if self.deployment is not None:
             self.deployment.stop()
+        # after the functions stopped: an event put while they stop still goes to its tenant's inbox
+        self._subscribers.uninstall()
         if self.inbound is not None:
             self.inbound.stop()
         if self._own_workdir:
