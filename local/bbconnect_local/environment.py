@@ -108,6 +108,7 @@ class LocalEnvironment:
                              "SUBSCRIPTION_RETRY_SECONDS": str(SUBSCRIPTION_RETRY_SECONDS)},
             ).start()
             self._subscribers.install()
+            spill.spill_archives(ACCOUNT, self.deployment.region, self.workdir / "event-archives")
             self._publish(tenants)
             for config in tenants.values():
                 self._subscribe(config)

@@ -7,6 +7,10 @@ back to the system.
   gigabytes at 100,000 letters; with the threshold at `SPILL_ABOVE_BYTES` they are on disk, and the
   temporary files vanish with the process. Each such file is an open file descriptor (about ten per
   GLOBE batch), so the process's soft limit on open files is raised to its hard limit.
+- **EventBridge archives to disk.** moto keeps every archived event in a list; a run puts about
+  three status events a letter on the bus, all archived. `spill_archives` puts each archive's
+  events in a JSON Lines file of the work folder instead (`ArchivedEvents`: appended, counted and
+  read back in order, which is all moto does with them: describe and replay).
 - **Freed memory handed back.** Rendering, XML and ebMS messages allocate and free hundreds of MB per
   chunk, from many threads. glibc's malloc gives each thread an arena of its own and keeps what is
   freed in it; `install` limits the arenas to two and a daemon thread calls `malloc_trim` every few
@@ -18,8 +22,12 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import json
 import os
 import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 SPILL_ABOVE_BYTES = 64 * 1024
 TRIM_EVERY_SECONDS = 5.0
@@ -75,3 +83,48 @@ def _trim(libc, every: float) -> None:
     stop = threading.Event()
     while not stop.wait(every):
         libc.malloc_trim(0)
+
+
+class ArchivedEvents:
+    """An EventBridge archive's events in a file, in place of moto's list: `append`, `len` and
+    iteration in the order they came. An iteration reads those that were there when it began, so a
+    replay that archives as it goes ends."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._count = 0
+        self._lock = threading.Lock()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"")
+
+    def append(self, event: dict[str, Any]) -> None:
+        line = json.dumps(event, ensure_ascii=False, default=str) + "\n"
+        with self._lock, open(self.path, "a", encoding="utf-8") as archive:
+            archive.write(line)
+            self._count += 1
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        with self._lock:
+            count = self._count
+        with open(self.path, encoding="utf-8") as archive:
+            for _, line in zip(range(count), archive):
+                yield json.loads(line)
+
+
+def spill_archives(account: str, region: str, folder: Path) -> int:
+    """Give each EventBridge archive moto holds for the account and region an `ArchivedEvents` in
+    `folder` (what it held already is kept); how many archives."""
+    from moto.events.models import events_backends
+
+    archives = events_backends[account][region].archives
+    for name, archive in archives.items():
+        if isinstance(archive.events, ArchivedEvents):
+            continue
+        spilled = ArchivedEvents(folder / f"{name}.jsonl")
+        for event in archive.events:
+            spilled.append(event)
+        archive.events = spilled  # type: ignore[assignment]
+    return len(archives)

@@ -122,3 +122,33 @@ def test_given_a_tenant_discarded_then_its_rule_delivers_to_moto_again_and_unins
     bus["inboxes"].uninstall()
     assert Rule._send_to_sqs_queue is not patched
     assert Rule._send_to_sqs_queue.__module__ == "moto.events.models"
+
+
+def test_given_an_archive_spilled_to_disk_when_events_are_put_and_replayed_then_it_counts_and_replays_them_as_moto_would(
+        bus, tmp_path):
+    from bbconnect_local.spill import ArchivedEvents, spill_archives
+
+    # Given the bus's archive, its events in a file, and gemeente-lv's inbox
+    events = bus["events"]
+    archive_arn = events.create_archive(ArchiveName="status", EventSourceArn=events.describe_event_bus(Name=BUS)["Arn"],
+                                        EventPattern=json.dumps({"source": ["bbconnect"]}))["ArchiveArn"]
+    assert spill_archives(ACCOUNT, REGION, tmp_path / "archives") == 1
+    bus["inboxes"].add("gemeente-lv", "subscriber-gemeente-lv")
+    bus["subscribe"]("gemeente-lv", "subscriber-gemeente-lv")
+    # When 12 events are put
+    _publish(events, "gemeente-lv", range(1, 13))
+    # Then the archive counts them, from its file
+    from moto.events.models import events_backends
+
+    archived = events_backends[ACCOUNT][REGION].archives["status"].events
+    assert isinstance(archived, ArchivedEvents) and len(archived) == 12
+    assert events.describe_archive(ArchiveName="status")["EventCount"] == 12
+    assert len((tmp_path / "archives" / "status.jsonl").read_text().splitlines()) == 12
+    # And a replay sends each again to the tenant's rule, marked as a replay
+    bus["inboxes"].take("gemeente-lv")
+    events.start_replay(ReplayName="again", EventSourceArn=archive_arn, EventStartTime=datetime(2000, 1, 1, tzinfo=UTC),
+                        EventEndTime=datetime(2100, 1, 1, tzinfo=UTC),
+                        Destination={"Arn": events.describe_event_bus(Name=BUS)["Arn"]})
+    replayed = bus["inboxes"].take("gemeente-lv")
+    assert sorted(e["detail"]["line"] for e in replayed) == list(range(1, 13))
+    assert {e["replay-name"] for e in replayed} == {"again"}
