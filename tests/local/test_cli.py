@@ -58,8 +58,14 @@ def test_given_a_run_stopped_with_ctrl_c_then_it_leaves_the_snapshot_and_a_repor
     import time
 
     # (big enough to be mid-way after 25 s on an idle machine: 20,000 letters take about 7 minutes)
+    # A shell starts a command with Ctrl-C at its default, whatever the test worker inherited (a
+    # blocked or ignored SIGINT passes on through fork and exec, and Python leaves an ignored one so).
+    def as_a_shell_starts_it() -> None:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+
     process = subprocess.Popen([*BBCONNECT, "demo", "--letters", "4000", "--chunk-size", "50", "--out", str(tmp_path)],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, preexec_fn=as_a_shell_starts_it)
     lines = []
     try:
         for line in process.stdout:
@@ -68,6 +74,8 @@ def test_given_a_run_stopped_with_ctrl_c_then_it_leaves_the_snapshot_and_a_repor
                 break
         # When the run is interrupted while its chunks are going through
         time.sleep(25)
+        with open(f"/proc/{process.pid}/status", encoding="ascii") as status:  # for the message, should it fail
+            masks = [line.strip() for line in status if line.startswith(("SigBlk", "SigIgn", "SigCgt"))]
         process.send_signal(signal.SIGINT)
         rest, _ = process.communicate(timeout=300)
     finally:
@@ -75,7 +83,7 @@ def test_given_a_run_stopped_with_ctrl_c_then_it_leaves_the_snapshot_and_a_repor
             process.kill()
     output = "".join(lines) + rest
     # Then it exits 130, saying where the partial report is
-    assert process.returncode == 130, output
+    assert process.returncode == 130, f"{masks}\n{output}"
     assert "partial report" in output
     # And the report says it is partial, with every row it knows and its status so far
     report = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))
