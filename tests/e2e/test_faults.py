@@ -324,7 +324,7 @@ def test_given_refresh_subscriptions_crashing_when_it_runs_again_then_the_lists_
     batch = make_scenario("bulk-routed")
     # (the simulator's answers of this test only, with no fault an earlier test left configured)
     saved_faults, local_env.simulator_config.faults = local_env.simulator_config.faults, {}
-    answered_before = len(local_env.simulator.bulk_results)
+    answered_before, asked_before = len(local_env.simulator.bulk_results), len(local_env.simulator.received_bulk_requests)
     try:
         for when in ("before", "mid", "after"):
             # When the daily refresh crashes (mid: after its first write, before it asked Logius),
@@ -337,8 +337,11 @@ def test_given_refresh_subscriptions_crashing_when_it_runs_again_then_the_lists_
             assert answer["requests"] and all(r["state"].startswith("HTTP 2") for r in answer["requests"]), answer
             # Then every answer arrives and is taken, and every digital sender has its list
             assert local_env.simulator.wait_idle(30)
-            ours = local_env.simulator.bulk_results[answered_before:]
-            assert ours and all(record.acknowledged for record in ours), [(r.message_id, r.error) for r in ours if not r.acknowledged]
+            # (the answers to this test's requests: an earlier test's late answer is not this one's)
+            asked = {request.verzoek_id for request in local_env.simulator.received_bulk_requests[asked_before:]}
+            ours = [record for record in local_env.simulator.bulk_results[answered_before:] if record.verzoek_id in asked]
+            assert ours and all(record.acknowledged for record in ours), [(r.message_id, r.verzoek_id, r.kind, r.error_code, r.error)
+                                                                          for r in ours if not r.acknowledged]
             lists = _bulk_lists(local_env)
             assert all(bulk_list_key(r["sender_oin"]) in lists for r in answer["requests"]), answer
         # And a batch routed by those lists ends as it would by the WUS check

@@ -968,9 +968,11 @@ class LogiusSimulator:
             ref = text_of(child(message.acknowledgment, EB_NS, "RefToMessageId")) or ref
             outcome = "ack"
         else:
-            codes = [ebms.eb_attr(e, "errorCode") or "?" for e in (message.error_list if message.error_list is not None else [])
-                     if isinstance(e.tag, str)]
-            outcome = "error: " + (", ".join(codes) or "MessageError")
+            errors = [e for e in (message.error_list if message.error_list is not None else []) if isinstance(e.tag, str)]
+            # each error's code and what it says (its eb:Description), so a refusal shows its reason
+            said = [(ebms.eb_attr(e, "errorCode") or "?") + ("".join(f" ({text.strip()})" for text in e.itertext() if text.strip())[:300])
+                    for e in errors]
+            outcome = "error: " + ("; ".join(said) or "MessageError")
         with self._lock:
             waiter = self._awaiting.get(ref or "")
             self._signals_in.append(SignalIn(ref or "", header.action or "", header.message_id or "", message.soap))
