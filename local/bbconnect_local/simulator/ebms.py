@@ -737,9 +737,10 @@ def read_signal(content_type: str | None, body: bytes, message_id: str, *, signe
     if message.error_list is not None:
         if header is not None and header.ref_to_message_id not in (None, message_id):
             return SignalOutcome("other", "MessageError for another MessageId")
-        codes = [
-            eb_attr(e, "errorCode") or "?" for e in element_children(message.error_list)
-            if e.tag == q(EB_NS, "Error")
+        # each error's code and what it says (its eb:Description), so a refusal shows its reason
+        said = [
+            (eb_attr(e, "errorCode") or "?") + "".join(f" ({text.strip()})" for text in e.itertext() if text.strip())[:300]
+            for e in element_children(message.error_list) if e.tag == q(EB_NS, "Error")
         ]
-        return SignalOutcome("error", ", ".join(codes))
+        return SignalOutcome("error", "; ".join(said))
     return SignalOutcome("other", "neither Acknowledgment nor MessageError")
