@@ -7,6 +7,7 @@ back to the system.
   gigabytes at 100,000 letters; with the threshold at `SPILL_ABOVE_BYTES` they are on disk, and the
   temporary files vanish with the process. Each such file is an open file descriptor (about ten per
   GLOBE batch), so the process's soft limit on open files is raised to its hard limit.
+- **A replaced S3 object closed once no read can still be using it** (`_close_replaced_objects_when_unread`).
 - **EventBridge archives to disk.** moto keeps every archived event in a list; a run puts about
   three status events a letter on the bus, all archived. `spill_archives` puts each archive's
   events in a JSON Lines file of the work folder instead (`ArchivedEvents`: appended, counted and
@@ -31,6 +32,7 @@ from typing import Any
 
 SPILL_ABOVE_BYTES = 64 * 1024
 TRIM_EVERY_SECONDS = 5.0
+CLOSE_REPLACED_AFTER_SECONDS = 30.0  # far longer than any read of one object takes
 _M_ARENA_MAX = -8  # mallopt parameter (glibc malloc.h)
 
 _installed = False
@@ -46,11 +48,45 @@ def install(*, spill_above: int = SPILL_ABOVE_BYTES, trim_every: float = TRIM_EV
     # read by moto for every object it creates (moto.settings.get_s3_default_key_buffer_size)
     os.environ["MOTO_S3_DEFAULT_KEY_BUFFER_SIZE"] = str(spill_above)
     _raise_open_files_limit()
+    _close_replaced_objects_when_unread()
     libc = _glibc()
     if libc is None:
         return
     libc.mallopt(_M_ARENA_MAX, 2)
     threading.Thread(target=_trim, args=(libc, trim_every), name="malloc-trim", daemon=True).start()
+
+
+def _close_replaced_objects_when_unread() -> None:
+    """moto closes an S3 object's buffer the moment a PUT replaces it, while a GET that already has
+    the object may still be reading it: that GET fails with "I/O operation on closed file" (a
+    ValueError), which S3 never does. Seen as two answers for one sender's subscription list at once,
+    one read refused as unreadable. A replaced object's buffer is closed `CLOSE_REPLACED_AFTER_SECONDS`
+    later instead, by one daemon thread, when a read that had it has long finished."""
+    import queue
+    import time
+
+    from moto.s3.models import FakeKey
+
+    if getattr(FakeKey.dispose, "_closes_later", False):
+        return
+    close = FakeKey.dispose
+    later: queue.Queue[tuple[float, Any]] = queue.Queue()
+
+    def dispose(key: Any, garbage: bool = False) -> None:
+        if garbage:  # from __del__: nothing holds it
+            close(key)
+        else:
+            later.put((time.monotonic() + CLOSE_REPLACED_AFTER_SECONDS, key))
+
+    def closer() -> None:
+        while True:
+            due, key = later.get()
+            time.sleep(max(0.0, due - time.monotonic()))
+            close(key)
+
+    dispose._closes_later = True  # type: ignore[attr-defined]
+    FakeKey.dispose = dispose  # type: ignore[method-assign]
+    threading.Thread(target=closer, name="s3-close-replaced", daemon=True).start()
 
 
 def _raise_open_files_limit() -> None:
